@@ -1,0 +1,399 @@
+"""EventBatch: n events travelling together through a flow, field by field.
+
+Every step receives and emits batches. A batch of n events behaves exactly as n events each
+passed through the whole flow before the next. Its fields are converted lazily and at most once:
+
+- bodies: a list of Python objects (rows), or `Columns` (named NumPy arrays), or both while the
+  rows are still unseen by user code;
+- times: the time objects users see (`time_values`) and/or int64 epoch nanoseconds (`times`);
+- keys, ids, awaitable results and request metadata (headers, method, path, content type).
+"""
+
+import copy
+import uuid
+
+import numpy as np
+
+from .columns import Columns
+from .event import Event
+from .times import to_ns_array
+
+_DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
+
+
+class IdSequence:
+    """Event ids `<uuid hex>-<4-digit counter>`, generated only when someone looks at them."""
+
+    __slots__ = ("prefix", "counter")
+
+    def __init__(self):
+        self.prefix = uuid.uuid4().hex
+        self.counter = 0
+
+    def reserve(self, n):
+        """Ids for the next n events, generated when first looked at."""
+        if self.counter + n > 10000:
+            self.prefix = uuid.uuid4().hex
+            self.counter = 0
+        start = self.counter
+        self.counter += n
+        return LazyIds(self.prefix, range(start, start + n))
+
+    def next_id(self):
+        if self.counter >= 10000:
+            self.prefix = uuid.uuid4().hex
+            self.counter = 0
+        value = f"{self.prefix}-{self.counter:04}"
+        self.counter += 1
+        return value
+
+
+class LazyIds:
+    __slots__ = ("prefix", "counters")
+
+    def __init__(self, prefix, counters):
+        self.prefix = prefix
+        self.counters = counters
+
+    def to_list(self):
+        prefix = self.prefix
+        return [f"{prefix}-{c:04}" for c in self.counters]
+
+    def take(self, indices):
+        counters = self.counters
+        return LazyIds(self.prefix, [counters[i] for i in indices])
+
+
+def _take_list(values, indices):
+    return [values[i] for i in indices]
+
+
+class EventBatch:
+    """n events: bodies, keys, times, ids and per-event extras, each held as one sequence."""
+
+    __slots__ = (
+        "n",
+        "_bodies",
+        "_columns",
+        "_keys",
+        "_times",
+        "_time_values",
+        "_time_style",
+        "_ids",
+        "awaitables",
+        "meta",
+    )
+
+    def __init__(
+        self,
+        n,
+        bodies=None,
+        columns=None,
+        keys=None,
+        times=None,
+        time_values=None,
+        time_style=None,
+        ids=None,
+        awaitables=None,
+        meta=None,
+    ):
+        self.n = n
+        self._bodies = bodies
+        self._columns = columns
+        self._keys = keys
+        self._times = times
+        self._time_values = time_values
+        self._time_style = time_style
+        self._ids = ids
+        self.awaitables = awaitables
+        self.meta = meta
+
+    # ---- construction
+    @staticmethod
+    def from_events(events):
+        """A batch holding the fields of these `Event` objects (their current values)."""
+        n = len(events)
+        awaitables = [e._awaitable_result for e in events]
+        if not any(a is not None for a in awaitables):
+            awaitables = None
+        meta = None
+        for i, e in enumerate(events):
+            if (
+                e.headers is not None
+                or e.method is not None
+                or e.path != "/"
+                or e.content_type is not None
+                or e.error is not None
+            ):
+                if meta is None:
+                    meta = [None] * n
+                meta[i] = {
+                    "headers": e.headers,
+                    "method": e.method,
+                    "path": e.path,
+                    "content_type": e.content_type,
+                    "error": e.error,
+                }
+        return EventBatch(
+            n,
+            bodies=[e.body for e in events],
+            keys=[e.key for e in events],
+            time_values=[e.time for e in events],
+            ids=[e.id for e in events],
+            awaitables=awaitables,
+            meta=meta,
+        )
+
+    @staticmethod
+    def empty():
+        return EventBatch(0, bodies=[], keys=[], time_values=[], ids=[])
+
+    # ---- fields
+    @property
+    def bodies(self):
+        """The bodies as Python objects (dicts, lists, ...); built once from columns if needed.
+
+        Once handed out, rows are the truth: user code may change them, so the columns are dropped.
+        """
+        if self._bodies is None:
+            self._bodies = self._columns.to_rows() if self._columns is not None else [None] * self.n
+        self._columns = None
+        return self._bodies
+
+    @property
+    def columns(self):
+        """The bodies as `Columns`, or None when they are held as rows only."""
+        return self._columns
+
+    def peek_bodies(self):
+        """The bodies for reading only (the caller promises not to change them): columns stay valid."""
+        if self._bodies is None:
+            self._bodies = self._columns.to_rows() if self._columns is not None else [None] * self.n
+        return self._bodies
+
+    def field(self, name):
+        """The values of body field `name` as a 1-D NumPy array (object dtype when built from rows);
+        None where a body lacks it. Bodies stay as they are."""
+        if self._columns is not None and self._bodies is None:
+            if name in self._columns:
+                col = self._columns[name]
+                absent = self._columns.absent.get(name)
+                if absent is not None and absent.any():
+                    col = col.astype(object)
+                    col[absent] = None
+                return col
+            return np.full(self.n, None, dtype=object)
+        out = np.empty(self.n, dtype=object)
+        for i, body in enumerate(self._bodies):
+            out[i] = _get_field(body, name)
+        return out
+
+    @property
+    def keys(self):
+        if self._keys is None:
+            self._keys = [None] * self.n
+        return self._keys
+
+    @property
+    def times(self):
+        """Event times as int64 epoch nanoseconds (UTC)."""
+        if self._times is None:
+            self._times = to_ns_array(self._time_values)
+        return self._times
+
+    @property
+    def time_values(self):
+        """Event times as the objects users see."""
+        if self._time_values is None:
+            self._time_values = self._time_style.values(self._times)
+        return self._time_values
+
+    @property
+    def ids(self):
+        ids = self._ids
+        if ids is None:
+            self._ids = ids = [None] * self.n
+        elif isinstance(ids, LazyIds):
+            self._ids = ids = ids.to_list()
+        return ids
+
+    def event(self, i):
+        """An `Event` view of event i (a new object each call)."""
+        ev = Event.__new__(Event)
+        ev.body = self.bodies[i]
+        ev.key = self.keys[i]
+        ev.time = self.time_values[i]
+        ev.id = self.ids[i]
+        meta = self.meta[i] if self.meta is not None else None
+        m = meta or _DEFAULT_META
+        ev.headers = m["headers"]
+        ev.method = m["method"]
+        ev.path = m["path"]
+        ev.content_type = m["content_type"]
+        ev.error = m["error"]
+        ev._awaitable_result = self.awaitables[i] if self.awaitables is not None else None
+        return ev
+
+    def events(self):
+        """`Event` views of all events."""
+        return [self.event(i) for i in range(self.n)]
+
+    # ---- derived batches
+    def _derive(self, n, indices, bodies=None, columns=None):
+        """A batch of the events at `indices` (a list of ints), with the given bodies."""
+        time_values = None if self._time_values is None else _take_list(self._time_values, indices)
+        times = None
+        if self._times is not None and (time_values is None or n > 1):
+            times = self._times[np.asarray(indices, dtype=np.int64)] if n else self._times[:0]
+        ids = self._ids
+        if isinstance(ids, LazyIds):
+            ids = ids.take(indices)
+        elif ids is not None:
+            ids = _take_list(ids, indices)
+        return EventBatch(
+            n,
+            bodies=bodies,
+            columns=columns,
+            keys=None if self._keys is None else _take_list(self._keys, indices),
+            times=times,
+            time_values=time_values,
+            time_style=self._time_style,
+            ids=ids,
+            awaitables=None if self.awaitables is None else _take_list(self.awaitables, indices),
+            meta=None if self.meta is None else _take_list(self.meta, indices),
+        )
+
+    def take(self, indices):
+        """The events at `indices` (a list of ints, in any order, repeats allowed)."""
+        if len(indices) == self.n and (self.n == 0 or indices == list(range(self.n))):
+            return self
+        bodies = None if self._bodies is None else _take_list(self._bodies, indices)
+        columns = None
+        if self._columns is not None and self._bodies is None:
+            columns = self._columns.take(np.asarray(indices, dtype=np.int64))
+        return self._derive(len(indices), indices, bodies, columns)
+
+    def slice(self, start, stop):
+        return self.take(list(range(start, min(stop, self.n))))
+
+    def with_bodies(self, bodies, indices=None):
+        """The same events (or those at `indices`) with new row bodies."""
+        if indices is None:
+            return EventBatch(
+                self.n,
+                bodies=bodies,
+                keys=self._keys,
+                times=self._times,
+                time_values=self._time_values,
+                time_style=self._time_style,
+                ids=self._ids,
+                awaitables=self.awaitables,
+                meta=self.meta,
+            )
+        return self._derive(len(indices), indices, bodies=bodies)
+
+    def with_columns(self, columns):
+        """The same events with new column bodies."""
+        return EventBatch(
+            self.n,
+            columns=columns,
+            keys=self._keys,
+            times=self._times,
+            time_values=self._time_values,
+            time_style=self._time_style,
+            ids=self._ids,
+            awaitables=self.awaitables,
+            meta=self.meta,
+        )
+
+    def with_keys(self, keys):
+        b = self.shallow_copy()
+        b._keys = keys
+        return b
+
+    def with_times(self, times=None, time_values=None, time_style=None):
+        b = self.shallow_copy()
+        b._times = times
+        b._time_values = time_values
+        b._time_style = time_style if time_style is not None else self._time_style
+        return b
+
+    def shallow_copy(self):
+        return EventBatch(
+            self.n,
+            bodies=self._bodies,
+            columns=self._columns,
+            keys=self._keys,
+            times=self._times,
+            time_values=self._time_values,
+            time_style=self._time_style,
+            ids=self._ids,
+            awaitables=self.awaitables,
+            meta=self.meta,
+        )
+
+    def branch_copy(self):
+        """A copy for a further branch of the flow: bodies, keys and metadata are deep-copied (the
+        branch may change them); awaitable results are shared."""
+        b = self.shallow_copy()
+        if self._bodies is not None:
+            b._bodies = copy.deepcopy(self._bodies)
+            b._columns = None
+        if self._keys is not None and any(isinstance(k, list | dict) for k in self._keys):
+            b._keys = copy.deepcopy(self._keys)
+        if self.meta is not None:
+            b.meta = copy.deepcopy(self.meta)
+        return b
+
+    @staticmethod
+    def concat(batches):
+        batches = [b for b in batches if b.n]
+        if not batches:
+            return EventBatch.empty()
+        if len(batches) == 1:
+            return batches[0]
+        n = sum(b.n for b in batches)
+        columns = None
+        bodies = None
+        if all(b._columns is not None and b._bodies is None for b in batches):
+            columns = Columns.concat([b._columns for b in batches])
+        if columns is None:
+            bodies = [body for b in batches for body in b.bodies]
+        if all(b._time_values is None for b in batches) and len({id(b._time_style) for b in batches}) == 1:
+            times, time_values = np.concatenate([b._times for b in batches]), None
+        else:
+            times, time_values = None, [t for b in batches for t in b.time_values]
+        if all(isinstance(b._ids, LazyIds) for b in batches) and len({b._ids.prefix for b in batches}) == 1:
+            ids = LazyIds(batches[0]._ids.prefix, [c for b in batches for c in b._ids.counters])
+        else:
+            ids = [i for b in batches for i in b.ids]
+        awaitables = None
+        if any(b.awaitables is not None for b in batches):
+            awaitables = [a for b in batches for a in (b.awaitables or [None] * b.n)]
+        meta = None
+        if any(b.meta is not None for b in batches):
+            meta = [m for b in batches for m in (b.meta or [None] * b.n)]
+        return EventBatch(
+            n,
+            bodies=bodies,
+            columns=columns,
+            keys=[k for b in batches for k in b.keys],
+            times=times,
+            time_values=time_values,
+            time_style=batches[0]._time_style,
+            ids=ids,
+            awaitables=awaitables,
+            meta=meta,
+        )
+
+    def __len__(self):
+        return self.n
+
+    def __repr__(self):
+        return f"EventBatch(n={self.n}, rows={self._bodies is not None}, columns={self._columns is not None})"
+
+
+def _get_field(body, name):
+    if isinstance(body, dict):
+        return body.get(name)
+    return None

@@ -1,0 +1,106 @@
+"""Event bodies held as columns: named NumPy arrays of equal length.
+
+Sources that read tables (Parquet, CSV, DataFrames) and steps that add computed fields
+(aggregations) keep bodies in this form; the dict bodies user functions see are built from it
+once, on demand.
+"""
+
+import numpy as np
+
+
+class Columns:
+    """Bodies of n events as named columns.
+
+    Each column is a 1-D NumPy array. A missing field of an event (one its dict body would not
+    have) is marked in `absent[name]`, a boolean array, when the column has any; the value at
+    such a position is meaningless. `to_rows` turns the columns into one dict per event, with
+    Python scalars, leaving out absent fields.
+    """
+
+    __slots__ = ("data", "absent", "n", "converters")
+
+    def __init__(self, data, n=None, absent=None, converters=None):
+        self.data = data
+        self.absent = absent or {}
+        if n is None:
+            n = len(next(iter(data.values()))) if data else 0
+        self.n = n
+        # name -> function turning the column into a list of row values (default: ndarray.tolist)
+        self.converters = converters or {}
+
+    @property
+    def names(self):
+        return list(self.data)
+
+    def __len__(self):
+        return self.n
+
+    def __contains__(self, name):
+        return name in self.data
+
+    def __getitem__(self, name):
+        return self.data[name]
+
+    def column_list(self, name):
+        """The column as a list of row values (Python scalars)."""
+        convert = self.converters.get(name)
+        if convert is not None:
+            return convert(self.data[name])
+        return self.data[name].tolist()
+
+    def to_rows(self):
+        names = list(self.data)
+        if not names:
+            return [{} for _ in range(self.n)]
+        values = [self.column_list(name) for name in names]
+        rows = [dict(zip(names, row)) for row in zip(*values, strict=True)]
+        for name, absent in self.absent.items():
+            if absent is None:
+                continue
+            for i in np.flatnonzero(absent).tolist():
+                del rows[i][name]
+        return rows
+
+    def take(self, indices):
+        data = {name: col[indices] for name, col in self.data.items()}
+        absent = {name: mask[indices] for name, mask in self.absent.items() if mask is not None}
+        n = (
+            len(indices)
+            if not (isinstance(indices, np.ndarray) and indices.dtype == bool)
+            else int(indices.sum())
+        )
+        return Columns(data, n, absent, self.converters)
+
+    def with_columns(self, extra, absent=None, converters=None):
+        """A new `Columns` with `extra` columns added (replacing same-named ones)."""
+        data = dict(self.data)
+        data.update(extra)
+        new_absent = {k: v for k, v in self.absent.items() if k not in extra}
+        if absent:
+            new_absent.update(absent)
+        new_converters = {k: v for k, v in self.converters.items() if k not in extra}
+        if converters:
+            new_converters.update(converters)
+        return Columns(data, self.n, new_absent, new_converters)
+
+    def select(self, names):
+        return Columns(
+            {name: self.data[name] for name in names},
+            self.n,
+            {k: v for k, v in self.absent.items() if k in names},
+            {k: v for k, v in self.converters.items() if k in names},
+        )
+
+    @staticmethod
+    def concat(parts):
+        """Columns of several batches one after the other; None if their columns differ."""
+        first = parts[0]
+        names = first.names
+        if any(p.names != names for p in parts[1:]):
+            return None
+        data = {name: np.concatenate([p.data[name] for p in parts]) for name in names}
+        absent = {}
+        for name in names:
+            if any(name in p.absent for p in parts):
+                absent[name] = np.concatenate([p.absent.get(name, np.zeros(p.n, dtype=bool)) for p in parts])
+        return Columns(data, sum(p.n for p in parts), absent, first.converters)

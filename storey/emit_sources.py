@@ -1,0 +1,402 @@
+"""Live entry points into a flow: `SyncEmitSource`/`FlowController` for threads,
+`AsyncEmitSource`/`AsyncFlowController` for coroutines, and the awaitable results of `Complete`."""
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+from .event import Event, parse_event_time
+from .flow import Complete, Flow
+from .runtime import GENERATE_ID, FlowRuntime, copy_error
+
+_TERMINATE = object()
+
+
+def _check_buffer_size(step, buffer_size):
+    if buffer_size is None:
+        return 8
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size <= 0:
+        raise ValueError(f"{step}: buffer_size must be a positive int, got {buffer_size!r}")
+    return buffer_size
+
+
+class AwaitableResult:
+    """Future result of a computation. Calling await_result() will return with the result once the
+    computation is completed."""
+
+    __slots__ = ("_on_error", "_expected", "_results", "_result", "_error", "_completed", "_lock")
+
+    def __init__(self, on_error=None, expected_number_of_results=1):
+        self._on_error = on_error
+        self._expected = expected_number_of_results or 1
+        self._results = None
+        self._result = None
+        self._error = None
+        self._completed = False
+        # held until the result is in: await_result() blocks on it
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def await_result(self):
+        """Returns the result, once the computation is completed"""
+        if not self._completed:
+            self._lock.acquire()
+            self._lock.release()
+        if self._error is not None:
+            raise copy_error(self._error)
+        return self._result
+
+    def _set_result(self, element):
+        if self._completed:
+            return
+        if self._expected == 1:
+            self._result = element
+        else:
+            if self._results is None:
+                self._results = []
+            self._results.append(element)
+            if len(self._results) < self._expected:
+                return
+            self._result = self._results
+        self._complete()
+
+    def _set_error(self, ex):
+        if self._completed:
+            return
+        self._error = ex
+        self._complete()
+        if self._on_error is not None:
+            self._on_error()
+
+    def _complete(self):
+        self._completed = True
+        self._lock.release()
+
+
+class AsyncAwaitableResult:
+    """Future result of a computation. Calling await_result() will return with the result once the
+    computation is completed. Same as AwaitableResult but for an async context."""
+
+    def __init__(self, on_error=None, expected_number_of_results=1):
+        self._on_error = on_error
+        self._expected = expected_number_of_results or 1
+        self._results = []
+        self._result = None
+        self._error = None
+        self._completed = False
+        self._event = None
+
+    async def await_result(self):
+        """returns the result of the computation, once the computation is complete"""
+        if not self._completed:
+            if self._event is None:
+                self._event = asyncio.Event()
+            await self._event.wait()
+        if self._error is not None:
+            raise copy_error(self._error)
+        return self._result
+
+    def _set_result(self, element):
+        if self._completed:
+            return
+        if self._expected == 1:
+            self._result = element
+        else:
+            self._results.append(element)
+            if len(self._results) < self._expected:
+                return
+            self._result = self._results
+        self._complete()
+
+    def _set_error(self, ex):
+        if self._completed:
+            return
+        self._error = ex
+        self._complete()
+        if self._on_error is not None:
+            result = self._on_error(ex)
+            if asyncio.iscoroutine(result):
+                asyncio.get_event_loop().create_task(result)
+
+    def _complete(self):
+        self._completed = True
+        if self._event is not None:
+            self._event.set()
+
+
+def convert_time(value, time_format=None):
+    """The event time for a time field value: strings are ISO-8601 (or `time_format`), numbers are
+    epoch seconds (UTC)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        if time_format:
+            return datetime.strptime(value, time_format)
+        return datetime.fromisoformat(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    raise ValueError(f"cannot use {value!r} ({type(value).__name__}) as an event time")
+
+
+class FlowControllerBase:
+    """Turns what is passed to `emit()` into an event, applying the source's key, time and id fields."""
+
+    def __init__(self, key_field=None, time_field=None, time_format=None, id_field=None):
+        self._key_field = key_field
+        self._time_field = time_field
+        self._time_format = time_format
+        self._id_field = id_field
+
+    def _record(self, element, key, event_time, awaitable):
+        meta = None
+        explicit_key = key is not None
+        if isinstance(element, Event):
+            body = element.body
+            if key is None:
+                key = element.key
+            time = element.time if event_time is None else parse_event_time(event_time)
+            id_ = element.id
+            if (
+                element.headers is not None
+                or element.method is not None
+                or element.path != "/"
+                or element.content_type is not None
+            ):
+                meta = {
+                    "headers": element.headers,
+                    "method": element.method,
+                    "path": element.path,
+                    "content_type": element.content_type,
+                    "error": None,
+                }
+        else:
+            body = element
+            time = parse_event_time(event_time)
+            id_ = GENERATE_ID
+        key_field = self._key_field
+        if key_field is not None and not explicit_key:
+            if isinstance(key_field, list):
+                key = [body[f] for f in key_field]
+            else:
+                key = body[key_field]
+        if self._time_field is not None and event_time is None:
+            time = convert_time(body[self._time_field], self._time_format)
+            body[self._time_field] = time
+        if self._id_field is not None:
+            id_ = body[self._id_field]
+        return (body, key, time, id_, meta, awaitable)
+
+
+class FlowController(FlowControllerBase):
+    """Used to emit events into the associated flow, terminate the flow, and await the flow's
+    termination. To be used from a synchronous context."""
+
+    def __init__(
+        self,
+        emit_fn,
+        await_termination_fn,
+        return_awaitable_result,
+        key_field=None,
+        time_field=None,
+        time_format=None,
+        id_field=None,
+    ):
+        super().__init__(key_field, time_field, time_format, id_field)
+        self._emit_fn = emit_fn
+        self._await_termination_fn = await_termination_fn
+        self._return_awaitable_result = return_awaitable_result
+
+    def emit(
+        self,
+        element,
+        key=None,
+        event_time=None,
+        return_awaitable_result=None,
+        expected_number_of_results=None,
+    ):
+        """Emits an event into the associated flow.
+
+        :param element: the event data, or payload. To set metadata as well, pass an Event object.
+        :param key: the event key(s) (optional)
+        :param event_time: the event time (default to current time, UTC)
+        :param return_awaitable_result: deprecated; an awaitable result object is returned whenever a
+            Complete step appears in the flow
+        :param expected_number_of_results: number of times the event will have to pass through a
+            Complete step to be completed (for graph flows)
+        :returns: an AwaitableResult if a Complete appears in the flow, None otherwise
+        """
+        awaitable = None
+        if self._return_awaitable_result:
+            awaitable = AwaitableResult(expected_number_of_results=expected_number_of_results or 1)
+        record = self._record(element, key, event_time, awaitable)
+        self._emit_fn(record, awaitable is not None)
+        return awaitable
+
+    def terminate(self):
+        """Terminates the associated flow."""
+        self._emit_fn(_TERMINATE, False)
+
+    def await_termination(self):
+        """Awaits the termination of the flow. To be called after terminate. Returns the termination
+        result of the flow (if any)."""
+        return self._await_termination_fn()
+
+
+class FlowAwaiter:
+    """Future termination result of a flow. Calling await_termination() will wait for the flow to
+    terminate and return its termination result."""
+
+    def __init__(self, await_termination_fn):
+        self._await_termination_fn = await_termination_fn
+
+    def await_termination(self):
+        """Waits for the flow to terminate and returns the result."""
+        return self._await_termination_fn()
+
+
+def _emit_fn(runtime):
+    def emit(record, wants_result):
+        if record is _TERMINATE:
+            runtime.terminate()
+        else:
+            runtime.submit(record, wants_result)
+
+    return emit
+
+
+def _has_complete(steps):
+    return any(isinstance(step, Complete) for step in steps)
+
+
+class SyncEmitSource(Flow):
+    """Synchronous entry point into a flow. Produces a FlowController when run, for use from inside a
+    synchronous context. See AsyncEmitSource for use from inside an async context.
+
+    :param buffer_size: size of the incoming event buffer: at most this many emitted events wait to
+        be processed, and they are processed together. Defaults to 8.
+    :param key_field: field (or list of fields) to extract and use as the key. Optional.
+    :param time_field: field to extract and use as the time. Optional.
+    :param time_format: format of the event time. Needed when a nonstandard string timestamp is used
+        (i.e. not ISO or epoch). Optional.
+    :param name: name of this step, as it should appear in logs. Defaults to class name
+        (SyncEmitSource).
+    """
+
+    _legal_first_step = True
+
+    def __init__(self, buffer_size=None, key_field=None, time_field=None, time_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self._buffer_size = _check_buffer_size(self.name, buffer_size)
+        self._key_field = key_field
+        self._time_field = time_field
+        self._time_format = time_format
+
+    def run(self):
+        """Starts the flow"""
+        runtime = FlowRuntime(self, self._buffer_size)
+        runtime.start_thread()
+        return FlowController(
+            _emit_fn(runtime),
+            runtime.await_termination,
+            _has_complete(runtime.steps),
+            self._key_field,
+            self._time_field,
+            self._time_format,
+        )
+
+
+class AsyncFlowController(FlowControllerBase):
+    """Used to emit events into the associated flow, terminate the flow, and await the flow's
+    termination. To be used from inside an async def."""
+
+    def __init__(
+        self,
+        emit_fn,
+        loop_task,
+        await_result,
+        key_field=None,
+        time_field=None,
+        time_format=None,
+        id_field=None,
+    ):
+        super().__init__(key_field, time_field, time_format, id_field)
+        self._emit_fn = emit_fn
+        self._loop_task = loop_task
+        self._await_result = await_result
+
+    async def emit(
+        self, element, key=None, event_time=None, await_result=None, expected_number_of_results=None
+    ):
+        """Emits an event into the associated flow.
+
+        :param element: the event data, or payload. To set metadata as well, pass an Event object.
+        :param key: the event key(s) (optional)
+        :param event_time: the event time (default to current time, UTC)
+        :param await_result: deprecated; a result is awaited whenever a Complete step appears in the flow
+        :param expected_number_of_results: number of times the event will have to pass through a
+            Complete step to be completed (for graph flows)
+        :returns: the result received from the flow if a Complete step appears in it, None otherwise
+        """
+        awaitable = None
+        if self._await_result:
+            awaitable = AsyncAwaitableResult(expected_number_of_results=expected_number_of_results or 1)
+        record = self._record(element, key, event_time, awaitable)
+        await self._emit_fn(record, awaitable is not None)
+        if awaitable is not None:
+            return await awaitable.await_result()
+        return None
+
+    async def terminate(self):
+        """Terminates the associated flow."""
+        await self._emit_fn(_TERMINATE, False)
+
+    async def await_termination(self):
+        """Awaits the termination of the flow. To be called after terminate. Returns the termination
+        result of the flow (if any)."""
+        return await self._loop_task()
+
+
+def _async_emit_fn(runtime):
+    async def emit(record, wants_result):
+        if record is _TERMINATE:
+            runtime.terminate()
+        else:
+            await runtime.submit_async(record, wants_result)
+
+    return emit
+
+
+class AsyncEmitSource(Flow):
+    """Asynchronous entry point into a flow. Produces an AsyncFlowController when run, for use from
+    inside an async def. See SyncEmitSource for use from inside a synchronous context.
+
+    :param buffer_size: size of the incoming event buffer. Defaults to 8.
+    :param key_field: field (or list of fields) to extract and use as the key. Optional.
+    :param time_field: field to extract and use as the time. Optional.
+    :param time_format: format of the event time. Needed when a nonstandard string timestamp is used
+        (i.e. not ISO or epoch). Optional.
+    :param name: name of this step, as it should appear in logs. Defaults to class name
+        (AsyncEmitSource).
+    """
+
+    _legal_first_step = True
+
+    def __init__(self, buffer_size=None, key_field=None, time_field=None, time_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self._buffer_size = _check_buffer_size(self.name, buffer_size)
+        self._key_field = key_field
+        self._time_field = time_field
+        self._time_format = time_format
+
+    def run(self):
+        """Starts the flow (call it from inside a running event loop)"""
+        runtime = FlowRuntime(self, self._buffer_size)
+        runtime.start_task()
+        return AsyncFlowController(
+            _async_emit_fn(runtime),
+            runtime.await_termination_async,
+            _has_complete(runtime.steps),
+            self._key_field,
+            self._time_field,
+            self._time_format,
+        )

@@ -1,0 +1,341 @@
+"""The flow graph: the `Flow` step base class, wiring (`to`, `build_flow`), termination, and the
+steps every flow uses (`Complete`, `Reduce`).
+
+A step processes one `EventBatch` per call (`_do`) and sends its output batch to its outlets
+(`_emit`). Steps are coroutines so that a step may wait on I/O, but most never do: a flow in
+which no step can suspend runs inline, in the thread that emits (see `storey.runtime`).
+"""
+
+
+def _first_not_none(result, outlet_result):
+    return result if result is not None else outlet_result
+
+
+class Context:
+    """Context object that holds global configurations, secrets and tables for a flow."""
+
+    def __init__(self, initial_secrets=None, initial_parameters=None, initial_tables=None):
+        self._secrets = dict(initial_secrets or {})
+        self._parameters = dict(initial_parameters or {})
+        self._tables = dict(initial_tables or {})
+
+    def get_param(self, key, default):
+        return self._parameters.get(key, default)
+
+    def set_param(self, key, value):
+        self._parameters[key] = value
+
+    def get_secret(self, key):
+        return self._secrets.get(key)
+
+    def set_secret(self, key, secret):
+        self._secrets[key] = secret
+
+    def get_table(self, key):
+        return self._tables[key]
+
+    def set_table(self, key, table):
+        self._tables[key] = table
+
+
+def drive(coro):
+    """Runs a step coroutine that does not suspend to completion, in the calling thread."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a step suspended while its flow ran inline; mark it _may_suspend")
+
+
+class Flow:
+    """Base class of all flow steps.
+
+    :param recovery_step: a step, or a dict from exception type to step, that receives the events
+        whose processing raised (with `event.error` set) instead of failing the flow. Optional.
+    :param termination_result_fn: combines the termination results of the step's outlets.
+    :param context: a `Context` holding parameters, secrets and tables.
+    :param name: name of this step, as it should appear in logs. Defaults to the class name.
+    :param full_event: whether user functions receive and return `Event` objects (True) or only
+        bodies (False, the default).
+    """
+
+    _legal_first_step = False
+    # True for steps that await I/O or executors: a flow holding one runs on its event loop.
+    _may_suspend = False
+
+    def __init__(
+        self,
+        recovery_step=None,
+        termination_result_fn=_first_not_none,
+        context=None,
+        name=None,
+        full_event=None,
+        **kwargs,
+    ):
+        self._outlets = []
+        self._inlets = []
+        self._recovery_step = recovery_step
+        self._termination_result_fn = termination_result_fn
+        self.context = context
+        self.name = name or type(self).__name__
+        self._full_event = bool(full_event)
+        self._kwargs = kwargs
+        self._runtime = None
+        self._graph_inlets = 0
+        self._terminations = 0
+        self._emit_per_event = False
+        self._fanout_per_event = False
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ---- wiring
+    def to(self, outlet):
+        """Adds `outlet` after this step and returns it, so that calls can be chained."""
+        if not isinstance(outlet, Flow):
+            raise TypeError(f"{self.name}.to(): expected a step (a Flow), got {type(outlet).__name__}")
+        self._outlets.append(outlet)
+        outlet._inlets.append(self)
+        return outlet
+
+    def set_recovery_step(self, recovery_step):
+        self._recovery_step = recovery_step
+        return self
+
+    def run(self):
+        raise ValueError("Flow must start with a source")
+
+    # ---- per-run life cycle, overridden by steps
+    def _init(self):
+        """Resets the step's state for a new run of its flow."""
+
+    def _state_objects(self):
+        """State this step shares with other steps (tables, dicts): steps that share state see
+        events one at a time, in the order the reference would process them."""
+        return ()
+
+    async def _do(self, batch):
+        await self._emit(batch)
+
+    async def _on_terminate(self):
+        """Flushes whatever the step holds (it may still `_emit`); returns its termination result."""
+        return None
+
+    def _close(self):
+        """Releases resources (files, connections) after termination or failure."""
+
+    # ---- engine
+    async def _process(self, batch):
+        if self._recovery_step is None:
+            await self._do(batch)
+            return
+        try:
+            await self._do(batch)
+        except Exception as ex:
+            step = self._recovery_for(ex)
+            if step is None:
+                raise
+            meta = [dict(m) if m else _default_meta() for m in (batch.meta or [None] * batch.n)]
+            for m in meta:
+                m["error"] = ex
+            failed = batch.shallow_copy()
+            failed.meta = meta
+            await step._process(failed)
+
+    def _recovery_for(self, ex):
+        rec = self._recovery_step
+        if isinstance(rec, dict):
+            for ex_type, step in rec.items():
+                if isinstance(ex, ex_type):
+                    return step
+            return None
+        return rec
+
+    async def _emit(self, batch):
+        outlets = self._outlets
+        if not outlets or batch.n == 0:
+            return
+        if self._emit_per_event and batch.n > 1:
+            for i in range(batch.n):
+                await self._emit_one(batch.take([i]))
+            return
+        await self._emit_one(batch)
+
+    async def _emit_one(self, batch):
+        outlets = self._outlets
+        if len(outlets) == 1:
+            await outlets[0]._process(batch)
+            return
+        if self._fanout_per_event and batch.n > 1:
+            for i in range(batch.n):
+                await self._fan_out(batch.take([i]))
+            return
+        await self._fan_out(batch)
+
+    async def _fan_out(self, batch):
+        outlets = self._outlets
+        copies = [batch.branch_copy() for _ in outlets[1:]]
+        await outlets[0]._process(batch)
+        for outlet, branch_batch in zip(outlets[1:], copies, strict=True):
+            await outlet._process(branch_batch)
+
+    async def _terminate(self):
+        self._terminations += 1
+        if self._terminations < self._graph_inlets:
+            return None
+        result = await self._on_terminate()
+        for outlet in self._downstream():
+            result = self._termination_result_fn(result, await outlet._terminate())
+        return result
+
+    def _downstream(self):
+        steps = list(self._outlets)
+        for rec in _recovery_steps(self):
+            if rec not in steps:
+                steps.append(rec)
+        return steps
+
+    def _get_event_or_body(self, event):
+        return event if self._full_event else event.body
+
+
+def _default_meta():
+    return {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
+
+
+def _recovery_steps(step):
+    rec = step._recovery_step
+    if rec is None:
+        return []
+    if isinstance(rec, dict):
+        return list(rec.values())
+    return [rec]
+
+
+def walk_graph(source):
+    """All steps reachable from `source` (recovery steps included), in depth-first order."""
+    seen = {}
+    stack = [source]
+    while stack:
+        step = stack.pop()
+        if id(step) in seen:
+            continue
+        seen[id(step)] = step
+        stack.extend(reversed(step._downstream()))
+    return list(seen.values())
+
+
+def init_graph(source, runtime):
+    """Prepares every step of the flow for a run; returns the steps."""
+    steps = walk_graph(source)
+    for step in steps:
+        step._runtime = runtime
+        step._graph_inlets = 0
+        step._terminations = 0
+    for step in steps:
+        for outlet in step._downstream():
+            outlet._graph_inlets += 1
+    closure = {}
+
+    def reach(step):
+        # steps and shared state objects at or after `step`
+        key = id(step)
+        if key not in closure:
+            closure[key] = set()  # guards against cycles
+            found = {key} | {id(obj) for obj in step._state_objects()}
+            for outlet in step._downstream():
+                found |= reach(outlet)
+            closure[key] = found
+        return closure[key]
+
+    for step in steps:
+        own = {id(obj) for obj in step._state_objects()}
+        below = set()
+        for outlet in step._downstream():
+            below |= reach(outlet)
+        step._emit_per_event = bool(own & below)
+        outlets = step._outlets
+        step._fanout_per_event = False
+        for i in range(len(outlets)):
+            for j in range(i + 1, len(outlets)):
+                if reach(outlets[i]) & reach(outlets[j]):
+                    step._fanout_per_event = True
+    for step in steps:
+        step._init()
+    return steps
+
+
+def build_flow(steps):
+    """Builds a flow from a list of steps and returns its first step.
+
+    Each step is connected to the one before it. A nested list is a branch off the step before it;
+    the chain then continues from that same step.
+    """
+    if not steps:
+        raise ValueError("build_flow(): steps must be a non-empty list")
+    first = steps[0]
+    if isinstance(first, list):
+        first = build_flow(first)
+    current = first
+    for step in steps[1:]:
+        if isinstance(step, list):
+            if step:
+                current.to(build_flow(step))
+        else:
+            current.to(step)
+            current = step
+    return first
+
+
+class Complete(Flow):
+    """Completes the `AwaitableResult` of each event that reaches it with the event body (or the
+    whole event with `full_event=True`), so that the emitter gets its result; passes events on."""
+
+    async def _do(self, batch):
+        awaitables = batch.awaitables
+        if awaitables is not None:
+            if self._full_event:
+                for i, aw in enumerate(awaitables):
+                    if aw is not None:
+                        aw._set_result(batch.event(i))
+            else:
+                bodies = batch.peek_bodies()
+                for aw, body in zip(awaitables, bodies, strict=True):
+                    if aw is not None:
+                        aw._set_result(body)
+        await self._emit(batch)
+
+
+class Reduce(Flow):
+    """Reduces all events into a single value, which is the flow's termination result.
+
+    :param initial_value: starting value; the first call to `fn` receives it as accumulator.
+    :param fn: function `(accumulator, element) -> accumulator`, called for every event.
+    :param full_event: whether `fn` receives `Event` objects (True) or bodies (False, the default).
+    """
+
+    def __init__(self, initial_value, fn, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(fn):
+            raise TypeError(f"Reduce: fn must be callable, got {type(fn).__name__}")
+        self._initial_value = initial_value
+        self._fn = fn
+        self._result = None
+
+    def to(self, outlet):
+        raise ValueError("Reduce is a terminal step. It cannot be piped further.")
+
+    def _init(self):
+        self._result = self._initial_value
+
+    async def _do(self, batch):
+        fn = self._fn
+        result = self._result
+        elements = batch.events() if self._full_event else batch.peek_bodies()
+        for element in elements:
+            result = fn(result, element)
+            self._result = result
+
+    async def _on_terminate(self):
+        return self._result

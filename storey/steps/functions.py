@@ -1,0 +1,204 @@
+"""Steps that apply a user function to each event: Map, Filter, FlatMap, Extend, ForEach, MapClass.
+
+They share one mechanism: ask the batch for bodies (or `Event` views with `full_event=True`),
+call the function once per event in order, and build the output batch from the results. When the
+function raises, the events before the failing one are still passed on, as if each event had gone
+through the whole flow before the next, and then the error fails the flow.
+"""
+
+import asyncio
+
+from ..batch import EventBatch
+from ..flow import Flow
+
+
+def check_callable(step_name, param, fn):
+    if not callable(fn):
+        raise TypeError(f"{step_name}: {param} must be callable. Expected a callable, got {type(fn)}")
+
+
+def _apply(fn, inputs):
+    """Results of fn for each input, stopping at the first exception (returned alongside)."""
+    results = []
+    append = results.append
+    try:
+        for x in inputs:
+            append(fn(x))
+    except Exception as ex:
+        return results, ex
+    return results, None
+
+
+class _UnaryFunctionFlow(Flow):
+    """A step that calls `fn` once per event (in an executor when `long_running`)."""
+
+    def __init__(self, fn, long_running=None, **kwargs):
+        super().__init__(**kwargs)
+        check_callable(self.name, "fn", fn)
+        self._fn = fn
+        self._long_running = bool(long_running)
+        if self._long_running:
+            self._may_suspend = True
+
+    async def _call_all(self, fn, inputs):
+        if self._long_running:
+            return await asyncio.get_running_loop().run_in_executor(None, _apply, fn, inputs)
+        return _apply(fn, inputs)
+
+    async def _do(self, batch):
+        inputs = batch.events() if self._full_event else batch.bodies
+        results, error = await self._call_all(self._fn, inputs)
+        out = self._output(batch, inputs, results)
+        if out is not None and out.n:
+            await self._emit(out)
+        if error is not None:
+            error.add_note(f"raised in step {self.name}")
+            raise error
+
+    def _output(self, batch, inputs, results):
+        """The batch to pass on, given the results for the first len(results) events."""
+        raise NotImplementedError
+
+
+def _kept(batch, inputs, indices, full_event):
+    """The events at `indices`, as the function left them (it may change `Event` views)."""
+    if full_event:
+        return EventBatch.from_events([inputs[i] for i in indices])
+    return batch.take(indices)
+
+
+class Map(_UnaryFunctionFlow):
+    """Maps, or transforms, incoming events using a user-provided function.
+
+    :param fn: function to apply to each event (body => body, or Event => Event with full_event)
+    :param long_running: whether fn is a long-running function, to be run in an executor to avoid
+        blocking other concurrent processing. Default is False.
+    :param name: name of this step, as it should appear in logs. Defaults to class name (Map).
+    :param full_event: whether user functions should receive and return Event objects (when True),
+        or only the payload (when False). Defaults to False.
+    """
+
+    def _output(self, batch, inputs, results):
+        if self._full_event:
+            return EventBatch.from_events(results)
+        if len(results) == batch.n:
+            return batch.with_bodies(results)
+        return batch.with_bodies(results, list(range(len(results))))
+
+
+class Filter(_UnaryFunctionFlow):
+    """Filters events based on a user-provided function.
+
+    :param fn: function to decide whether to keep each event (body => bool, or Event => bool with
+        full_event)
+    :param long_running: whether fn is a long-running function, run in an executor. Default False.
+    :param name: name of this step, as it should appear in logs. Defaults to class name (Filter).
+    :param full_event: whether fn receives Event objects (True) or only the payload (False).
+    """
+
+    def _output(self, batch, inputs, results):
+        return _kept(batch, inputs, [i for i, keep in enumerate(results) if keep], self._full_event)
+
+
+class ForEach(_UnaryFunctionFlow):
+    """Applies given function on each event in the stream, passes original event downstream."""
+
+    def _output(self, batch, inputs, results):
+        return _kept(batch, inputs, list(range(len(results))), self._full_event)
+
+
+class FlatMap(_UnaryFunctionFlow):
+    """Maps, or transforms, each incoming event into any number of events.
+
+    :param fn: function to transform each event to a list of events (bodies, or Event objects with
+        full_event)
+    :param long_running: whether fn is a long-running function, run in an executor. Default False.
+    :param name: name of this step, as it should appear in logs. Defaults to class name (FlatMap).
+    :param full_event: whether fn receives and returns Event objects (True) or only payloads (False).
+    """
+
+    def _output(self, batch, inputs, results):
+        if self._full_event:
+            return EventBatch.from_events([e for result in results for e in result])
+        indices = []
+        bodies = []
+        for i, result in enumerate(results):
+            for body in result:
+                indices.append(i)
+                bodies.append(body)
+        return batch.with_bodies(bodies, indices)
+
+
+def Flatten(**kwargs):
+    """Flatten is equivalent to FlatMap(lambda x: x)."""
+    kwargs.setdefault("name", "Flatten")
+    return FlatMap(lambda x: x, **kwargs)
+
+
+class Extend(_UnaryFunctionFlow):
+    """Adds fields to each incoming event.
+
+    :param fn: function to transform each event to a dictionary. The fields in the returned
+        dictionary are then added to the original event.
+    :param long_running: whether fn is a long-running function, run in an executor. Default False.
+    :param name: name of this step, as it should appear in logs. Defaults to class name (Extend).
+    :param full_event: whether fn receives Event objects (True) or only the payload (False).
+    """
+
+    def _output(self, batch, inputs, results):
+        if self._full_event:
+            for event, extra in zip(inputs, results, strict=False):
+                event.body.update(extra)
+            return EventBatch.from_events(inputs[: len(results)])
+        bodies = batch.bodies
+        for body, extra in zip(bodies, results, strict=False):
+            body.update(extra)
+        return batch.take(list(range(len(results))))
+
+
+class MapClass(Flow):
+    """Similar to Map, but instead of a function argument, this class should be extended and its do()
+    method overridden. Calling `self.filter()` inside `do()` drops the current event."""
+
+    def __init__(self, long_running=None, **kwargs):
+        super().__init__(**kwargs)
+        self._long_running = bool(long_running)
+        if self._long_running:
+            self._may_suspend = True
+        self._filter = False
+
+    def filter(self):
+        """Drops the event being processed by `do()`."""
+        self._filter = True
+
+    def do(self, element):
+        raise NotImplementedError(f"{type(self).__name__} must override do()")
+
+    def _apply(self, inputs):
+        results = []
+        kept = []
+        try:
+            for i, element in enumerate(inputs):
+                self._filter = False
+                result = self.do(element)
+                if not self._filter:
+                    kept.append(i)
+                    results.append(result)
+        except Exception as ex:
+            return kept, results, ex
+        finally:
+            self._filter = False
+        return kept, results, None
+
+    async def _do(self, batch):
+        inputs = batch.events() if self._full_event else batch.bodies
+        if self._long_running:
+            kept, results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, inputs)
+        else:
+            kept, results, error = self._apply(inputs)
+        out = EventBatch.from_events(results) if self._full_event else batch.with_bodies(results, kept)
+        if out.n:
+            await self._emit(out)
+        if error is not None:
+            error.add_note(f"raised in step {self.name}")
+            raise error
