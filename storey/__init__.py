@@ -1,28 +1,77 @@
-"""storey: streaming feature pipelines on columnar micro-batches and Numba window kernels."""
+"""storey: streaming feature pipelines on columnar micro-batches and Numba window kernels.
 
-from .dtypes import Event, FlowError, V3ioError
-from .flow import Complete, Context, Flow, Reduce, build_flow
-from .sources import AsyncEmitSource, SyncEmitSource
-from .transformations import Extend, Filter, FlatMap, Flatten, ForEach, Map, MapClass
+Every public name is importable from here; modules load on first use, so `import storey` stays
+fast and Numba is only imported by the flows that aggregate.
+"""
+
+import importlib
 
 __version__ = "1.0.6"
 
-__all__ = [
-    "AsyncEmitSource",
-    "Complete",
-    "Context",
-    "Event",
-    "Extend",
-    "Filter",
-    "FlatMap",
-    "Flatten",
-    "Flow",
-    "FlowError",
-    "ForEach",
-    "Map",
-    "MapClass",
-    "Reduce",
-    "SyncEmitSource",
-    "V3ioError",
-    "build_flow",
-]
+_EXPORTS = {
+    "storey.dtypes": [
+        "EmissionType",
+        "EmitAfterDelay",
+        "EmitAfterMaxEvent",
+        "EmitAfterPeriod",
+        "EmitAfterWindow",
+        "EmitEveryEvent",
+        "EmitPolicy",
+        "Event",
+        "FieldAggregator",
+        "FixedWindowType",
+        "FixedWindows",
+        "FlowError",
+        "LateDataHandling",
+        "SlidingWindows",
+        "V3ioError",
+    ],
+    "storey.flow": ["Complete", "Context", "Flow", "Reduce", "build_flow"],
+    "storey.sources": [
+        "AsyncEmitSource",
+        "CSVSource",
+        "DataframeSource",
+        "ParquetSource",
+        "SyncEmitSource",
+    ],
+    "storey.targets": ["CSVTarget", "NoSqlTarget", "ParquetTarget", "StreamTarget", "TSDBTarget"],
+    "storey.transformations": [
+        "Assert",
+        "Batch",
+        "Choice",
+        "Extend",
+        "Filter",
+        "FlatMap",
+        "Flatten",
+        "ForEach",
+        "JoinWithTable",
+        "Map",
+        "MapClass",
+        "MapWithState",
+        "Partition",
+        "ReifyMetadata",
+        "SampleWindow",
+        "SendToHttp",
+        "ToDataFrame",
+    ],
+    "storey.steps": ["HttpRequest", "HttpResponse", "Recover", "ReduceToDataFrame", "Rename"],
+    "storey.aggregations": ["AggregateByKey", "QueryByKey"],
+    "storey.table": ["Table"],
+    "storey.drivers": ["Driver", "NoopDriver", "V3ioDriver"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storey' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

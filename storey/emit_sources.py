@@ -9,6 +9,17 @@ from .event import Event, parse_event_time
 from .flow import Complete, Flow
 from .runtime import GENERATE_ID, FlowRuntime, copy_error
 
+__all__ = [
+    "AsyncAwaitableResult",
+    "AsyncEmitSource",
+    "AsyncFlowController",
+    "AwaitableResult",
+    "FlowAwaiter",
+    "FlowController",
+    "FlowControllerBase",
+    "SyncEmitSource",
+]
+
 _TERMINATE = object()
 
 

@@ -1,23 +1,8 @@
 """Sources: the entry points of a flow."""
 
-from .emit_sources import (
-    AsyncAwaitableResult,
-    AsyncEmitSource,
-    AsyncFlowController,
-    AwaitableResult,
-    FlowAwaiter,
-    FlowController,
-    FlowControllerBase,
-    SyncEmitSource,
-)
+from .emit_sources import *  # noqa: F403
+from .emit_sources import __all__ as _emit_all
+from .file_sources import *  # noqa: F403
+from .file_sources import __all__ as _file_all
 
-__all__ = [
-    "AsyncAwaitableResult",
-    "AsyncEmitSource",
-    "AsyncFlowController",
-    "AwaitableResult",
-    "FlowAwaiter",
-    "FlowController",
-    "FlowControllerBase",
-    "SyncEmitSource",
-]
+__all__ = _emit_all + _file_all

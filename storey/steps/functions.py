@@ -11,6 +11,8 @@ import asyncio
 from ..batch import EventBatch
 from ..flow import Flow
 
+__all__ = ["Extend", "Filter", "FlatMap", "Flatten", "ForEach", "Map", "MapClass"]
+
 
 def check_callable(step_name, param, fn):
     if not callable(fn):

@@ -1,0 +1,3 @@
+"""Window aggregation steps: AggregateByKey, QueryByKey."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Storage drivers for tables: Driver, NoopDriver, V3ioDriver."""
+
+__all__ = []

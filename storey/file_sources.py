@@ -1,0 +1,3 @@
+"""Sources that replay stored events: DataframeSource, ParquetSource, CSVSource."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Targets that write files: CSVTarget, ParquetTarget."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Steps that group events into lists: _Batching, Batch."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Steps that build pandas DataFrames: ToDataFrame, ReduceToDataFrame."""
+
+__all__ = []

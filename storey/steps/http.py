@@ -1,0 +1,3 @@
+"""SendToHttp and the concurrent-job machinery it runs on."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Steps that route events between branches: Choice, Partition."""
+
+__all__ = []

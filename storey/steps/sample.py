@@ -1,0 +1,3 @@
+"""SampleWindow: one event out of every window of events."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""MapWithState: a user function with state, global or per key."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Table: per-key state (aggregations and static attributes) over a storage driver."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Targets that write to a Table: NoSqlTarget."""
+
+__all__ = []

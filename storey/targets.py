@@ -1,0 +1,8 @@
+"""Targets: the steps that write events out."""
+
+from .file_targets import *  # noqa: F403
+from .file_targets import __all__ as _file_all
+from .table_targets import *  # noqa: F403
+from .table_targets import __all__ as _table_all
+
+__all__ = _file_all + _table_all
