@@ -14,6 +14,8 @@ from .join import *  # noqa: F403
 from .join import __all__ as _join_all
 from .metadata import *  # noqa: F403
 from .metadata import __all__ as _metadata_all
+from .recover import *  # noqa: F403
+from .recover import __all__ as _recover_all
 from .routing import *  # noqa: F403
 from .routing import __all__ as _routing_all
 from .sample import *  # noqa: F403
@@ -29,6 +31,7 @@ __all__ = (
     + _http_all
     + _join_all
     + _metadata_all
+    + _recover_all
     + _routing_all
     + _sample_all
     + _state_all
