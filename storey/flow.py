@@ -63,6 +63,8 @@ class Flow:
     _legal_first_step = False
     # True for steps that await I/O or executors: a flow holding one runs on its event loop.
     _may_suspend = False
+    # True for steps that take over events whose processing failed further down (Recover).
+    _handles_errors = False
 
     def __init__(
         self,
@@ -130,37 +132,43 @@ class Flow:
         if self._recovery_step is None:
             await self._do(batch)
             return
-        try:
-            await self._do(batch)
-        except Exception as ex:
-            step = self._recovery_for(ex)
-            if step is None:
-                raise
-            meta = [dict(m) if m else _default_meta() for m in (batch.meta or [None] * batch.n)]
-            for m in meta:
-                m["error"] = ex
-            failed = batch.shallow_copy()
-            failed.meta = meta
-            await step._process(failed)
+        # a recovery step takes over single events: the others go on as if nothing happened
+        for i in range(batch.n):
+            one = batch if batch.n == 1 else batch.take([i])
+            try:
+                await self._do(one)
+            except Exception as ex:
+                step = None if getattr(ex, "_storey_downstream", False) else self._recovery_for(ex)
+                if step is None:
+                    raise
+                meta = [dict(m) if m else _default_meta() for m in (one.meta or [None] * one.n)]
+                for m in meta:
+                    m["error"] = ex
+                failed = one.shallow_copy()
+                failed.meta = meta
+                await step._process(failed)
 
     def _recovery_for(self, ex):
+        """The recovery step for an exception this step raised itself (exact type for a dict)."""
         rec = self._recovery_step
         if isinstance(rec, dict):
-            for ex_type, step in rec.items():
-                if isinstance(ex, ex_type):
-                    return step
-            return None
+            return rec.get(type(ex))
         return rec
 
     async def _emit(self, batch):
         outlets = self._outlets
         if not outlets or batch.n == 0:
             return
-        if self._emit_per_event and batch.n > 1:
-            for i in range(batch.n):
-                await self._emit_one(batch.take([i]))
-            return
-        await self._emit_one(batch)
+        try:
+            if self._emit_per_event and batch.n > 1:
+                for i in range(batch.n):
+                    await self._emit_one(batch.take([i]))
+                return
+            await self._emit_one(batch)
+        except Exception as ex:
+            # raised further down the flow: this step's recovery step does not take it
+            _mark_downstream(ex)
+            raise
 
     async def _emit_one(self, batch):
         outlets = self._outlets
@@ -185,19 +193,36 @@ class Flow:
         if self._terminations < self._graph_inlets:
             return None
         result = await self._on_terminate()
-        for outlet in self._downstream():
+        outlets = self._outlets
+        # steps that only take over failed events are flushed too; like the reference, the flow's
+        # result comes from the outlets alone
+        for step in self._side_steps():
+            if step not in outlets:
+                await step._terminate()
+        for outlet in outlets:
             result = self._termination_result_fn(result, await outlet._terminate())
         return result
 
+    def _side_steps(self):
+        """Steps, besides the outlets, that may receive events from this step (recovery steps)."""
+        return _recovery_steps(self)
+
     def _downstream(self):
         steps = list(self._outlets)
-        for rec in _recovery_steps(self):
-            if rec not in steps:
-                steps.append(rec)
+        for step in self._side_steps():
+            if step not in steps:
+                steps.append(step)
         return steps
 
     def _get_event_or_body(self, event):
         return event if self._full_event else event.body
+
+
+def _mark_downstream(ex):
+    try:
+        ex._storey_downstream = True
+    except AttributeError:
+        pass
 
 
 def _default_meta():
@@ -209,7 +234,7 @@ def _recovery_steps(step):
     if rec is None:
         return []
     if isinstance(rec, dict):
-        return list(rec.values())
+        return list(dict.fromkeys(rec.values()))
     return [rec]
 
 

@@ -55,7 +55,7 @@ class FlowRuntime:
         self.steps = init_graph(source, self)
         self.inline = not any(step._may_suspend for step in self.steps)
         # Recovery steps take over the events whose processing raised: they need events one by one.
-        self.per_event = any(step._recovery_step is not None for step in self.steps)
+        self.per_event = any(step._recovery_step is not None or step._handles_errors for step in self.steps)
         self.ids = IdSequence()
         self.error = None
         self.result = None
