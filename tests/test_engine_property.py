@@ -1,0 +1,170 @@
+"""The engine property: a flow fed n events as one batch gives exactly what it gives when fed the
+same events as n batches of one, or in any other split: the output of processing each event
+through the whole flow before the next, as the reference does.
+
+Each case below is a flow (a factory of fresh steps, with `Capture` steps recording what passes);
+hypothesis draws the events and the batch sizes.
+"""
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storey import (
+    Complete,
+    Event,
+    Extend,
+    Filter,
+    FlatMap,
+    Flatten,
+    ForEach,
+    Map,
+    MapClass,
+    Reduce,
+)
+from storey.steps import Recover
+from tests.engine import T0, Capture, make_events, run_steps
+
+
+def _with_key(event, key):
+    event.key = key
+    return event
+
+
+def _shift_time(event):
+    event.time = event.time + dt.timedelta(minutes=event.body["v"])
+    return event
+
+
+def _raise_on_multiple_of_4(body):
+    if body["v"] % 4 == 0:
+        raise ValueError(f"bad {body['v']}")
+    return body
+
+
+class _KeepOdd(MapClass):
+    def do(self, body):
+        if body["v"] % 2 == 0:
+            self.filter()
+        return {**body, "odd": True}
+
+
+def _join_flow():
+    capture = Capture()
+    left = Map(lambda b: {**b, "side": "left"})
+    right = Map(lambda b: {**b, "side": "right"})
+    left.to(capture)
+    right.to(capture)
+    return [[left], right]
+
+
+def _mutating_branches():
+    return [
+        [Map(lambda b: (b.update(touched=True), b)[1]), Capture()],
+        Map(lambda b: {**b, "copy": 1}),
+        Capture(),
+    ]
+
+
+def _nested_branches():
+    return [
+        Map(lambda b: {**b, "a": 1}),
+        [Filter(lambda b: b["v"] > 0), [Capture()], Map(lambda b: {**b, "pos": True}), Capture()],
+        [FlatMap(lambda b: [b, b] if b["w"] % 2 else []), Capture()],
+        Capture(),
+    ]
+
+
+CASES = {
+    "map": lambda: [Map(lambda b: {**b, "s": b["v"] * 2}), Capture()],
+    "map_full_event": lambda: [
+        Map(lambda e: _with_key(e, f"k{e.body['v'] % 3}"), full_event=True),
+        Map(_shift_time, full_event=True),
+        Capture(),
+    ],
+    "filter": lambda: [Filter(lambda b: b["v"] % 3 != 0), Capture()],
+    "filter_full_event": lambda: [Filter(lambda e: e.key != "a", full_event=True), Capture()],
+    "flatmap": lambda: [FlatMap(lambda b: [{**b, "c": c} for c in range(b["v"] % 3)]), Capture()],
+    "flatmap_full_event": lambda: [
+        FlatMap(lambda e: [e, Event({"dup": e.body["v"]}, key=e.key, time=T0, id="x")], full_event=True),
+        Capture(),
+    ],
+    "flatten": lambda: [Map(lambda b: [b["v"], b["w"]][: b["w"] % 3]), Flatten(), Capture()],
+    "extend": lambda: [Extend(lambda b: {"e": b["v"] + b["w"], "v": 0}), Capture()],
+    "extend_full_event": lambda: [Extend(lambda e: {"k": str(e.key)}, full_event=True), Capture()],
+    "foreach": lambda: [ForEach(lambda b: b.update(seen=True)), Capture()],
+    "mapclass": lambda: [_KeepOdd(), Capture()],
+    "complete": lambda: [Complete(), Capture()],
+    "reduce": lambda: [Map(lambda b: b["v"]), Reduce([], lambda acc, v: acc + [v])],
+    "reduce_full_event": lambda: [Reduce(0, lambda acc, e: acc + len(str(e.key)), full_event=True)],
+    "branches_copy_events": _mutating_branches,
+    "nested_branches": _nested_branches,
+    "join": _join_flow,
+    "recovery_step": lambda: [Map(_raise_on_multiple_of_4, recovery_step=Capture()), Capture()],
+    "recover": lambda: [
+        Recover({ValueError: Capture()}),
+        Map(lambda b: {**b, "m": 1}),
+        Map(_raise_on_multiple_of_4),
+        Capture(),
+    ],
+    "long_running": lambda: [
+        Map(lambda b: {**b, "lr": True}, long_running=True),
+        Filter(lambda b: b["w"] != 0, long_running=True),
+        Capture(),
+    ],
+    "chain": lambda: [
+        Map(lambda b: {**b, "x": b["v"] - b["w"]}),
+        Filter(lambda b: b["x"] % 2 == 0),
+        FlatMap(lambda b: [b, {**b, "again": True}] if b["v"] > 5 else [b]),
+        Extend(lambda b: {"y": b["x"] * 10}),
+        Capture(),
+        Reduce(0, lambda acc, b: acc + b["y"]),
+    ],
+}
+
+_keys = st.sampled_from(["a", "b", "c", None, ["a", "b"]])
+_bodies = st.fixed_dictionaries({"v": st.integers(-20, 20), "w": st.integers(-5, 5)})
+
+
+@st.composite
+def _events_and_sizes(draw):
+    n = draw(st.integers(0, 12))
+    bodies = draw(st.lists(_bodies, min_size=n, max_size=n))
+    keys = draw(st.lists(_keys, min_size=n, max_size=n))
+    offsets = draw(st.lists(st.integers(-3600, 3600), min_size=n, max_size=n))
+    times = [T0 + dt.timedelta(seconds=o) for o in offsets]
+    sizes = draw(st.lists(st.integers(1, 5), max_size=n))
+    columns = draw(st.booleans())
+    return make_events(bodies, keys, times), sizes, columns
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_events_and_sizes())
+def test_any_batch_split_gives_the_output_of_one_event_at_a_time(case, data):
+    events, sizes, columns = data
+    make_steps = CASES[case]
+    one_at_a_time = run_steps(make_steps(), events, sizes=[1] * len(events))
+    assert run_steps(make_steps(), events, columns=columns) == one_at_a_time
+    assert run_steps(make_steps(), events, sizes=sizes, columns=columns) == one_at_a_time
+
+
+def test_capture_sees_events_in_depth_first_order_across_branches():
+    # the property must be able to fail: a join sees both branches' copies of an event in turn
+    events = make_events([{"v": 1, "w": 0}, {"v": 2, "w": 0}])
+    (seen,), _ = run_steps(_join_flow(), events)
+    assert [(body["v"], body["side"]) for body, *_ in seen] == [
+        (1, "left"),
+        (1, "right"),
+        (2, "left"),
+        (2, "right"),
+    ]
+
+
+def test_branches_get_copies_of_each_event():
+    events = make_events([{"v": 1, "w": 0}])
+    (touched, copied), _ = run_steps(_mutating_branches(), events)
+    assert touched[0][0] == {"v": 1, "w": 0, "touched": True}
+    assert copied[0][0] == {"v": 1, "w": 0, "copy": 1}
