@@ -129,6 +129,12 @@ class Flow:
 
     # ---- engine
     async def _process(self, batch):
+        if self._emit_per_event and batch.n > 1:
+            # a step further down shares this step's state (a Table): each event goes through both
+            # before the next, as per-event processing would
+            for i in range(batch.n):
+                await self._process(batch.take([i]))
+            return
         if self._recovery_step is None:
             await self._do(batch)
             return
