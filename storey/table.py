@@ -250,3 +250,25 @@ class Table:
         self._cancel_timer()
         await self._flush()
         await self._storage.close()
+
+
+def resolve_table(step_name, table, context):
+    """The `Table` a step was given: a Table, or the name of one held by the step's `context`."""
+    if isinstance(table, Table):
+        return table
+    if isinstance(table, str):
+        if context is None:
+            raise TypeError(
+                f"{step_name}: table {table!r} is a name, but no context was provided to the step "
+                "to look it up"
+            )
+        try:
+            found = context.get_table(table)
+        except KeyError:
+            raise ValueError(f"{step_name}: the context holds no table named {table!r}") from None
+        if not isinstance(found, Table):
+            raise TypeError(f"{step_name}: context table {table!r} is a {type(found).__name__}, not a Table")
+        return found
+    raise TypeError(
+        f"{step_name}: table must be a Table or a table name, got {type(table).__name__}: {table!r}"
+    )

@@ -1,3 +1,195 @@
 """JoinWithTable: joins events with the attributes a Table holds for their key."""
 
-__all__ = []
+import numpy as np
+
+from ..batch import EventBatch
+from ..flow import Flow
+from ..table import resolve_table
+from .functions import check_callable
+
+__all__ = ["JoinWithTable"]
+
+
+def _check_attributes(step_name, attributes):
+    if attributes is None:
+        return None
+    if isinstance(attributes, str):
+        return [name.strip() for name in attributes.split(",") if name.strip()]
+    if not isinstance(attributes, list | tuple) or not all(isinstance(a, str) for a in attributes):
+        raise TypeError(f"{step_name}: attributes must be a list of attribute names, got {attributes!r}")
+    return list(attributes)
+
+
+class JoinWithTable(Flow):
+    """Joins each event with data from the given table.
+
+    The key of each event (see `key_extractor`) selects the attributes the table holds for it;
+    the table loads the keys it does not hold yet from its storage, once per batch of events.
+
+    :param table: A Table object or name to join with. If a table name is provided, it will be
+        looked up in the context.
+    :param key_extractor: Key's column name or a function for extracting the key, for table access
+        from an event. The function receives the body, or the Event with full_event=True.
+    :param attributes: A list (or comma-separated string) of attributes to be queried for; only
+        these are joined. Defaults to all attributes.
+    :param inner_join: Whether to drop events when the table does not have a matching entry
+        (join_function won't be called in such a case). Defaults to False.
+    :param join_function: Joins the original event with relevant data received from the storage:
+        `join_function(body, attributes)` (the Event with full_event=True) returns the new body
+        (Event). Event is dropped when this function returns None. Defaults to assume the event's
+        body is a dict-like object and updating it.
+    :param name: Name of this step, as it should appear in logs. Defaults to class name
+        (JoinWithTable).
+    :param full_event: Whether user functions should receive and/or return Event objects (when
+        True), or only the payload (when False). Defaults to False.
+    :param context: Context object that holds global configurations and secrets.
+    """
+
+    def __init__(self, table, key_extractor, attributes=None, inner_join=False, join_function=None, **kwargs):
+        super().__init__(**kwargs)
+        self._table = resolve_table(self.name, table, self.context)
+        if isinstance(key_extractor, str):
+            self._key_field, self._key_fn = key_extractor, None
+        elif callable(key_extractor):
+            self._key_field, self._key_fn = None, key_extractor
+        else:
+            raise TypeError(
+                f"{self.name}: key_extractor must be a field name or a callable, got "
+                f"{type(key_extractor).__name__}: {key_extractor!r}"
+            )
+        self._attributes = _check_attributes(self.name, attributes)
+        self._inner_join = bool(inner_join)
+        if join_function is not None:
+            check_callable(self.name, "join_function", join_function)
+        self._join_function = join_function
+        # loading keys from a storage that does I/O awaits it
+        self._may_suspend = self._table._storage._may_suspend
+
+    def _state_objects(self):
+        return (self._table,)
+
+    def _init(self):
+        self._table._bind(self._runtime)
+
+    def _close(self):
+        self._table._unbind(self._runtime)
+
+    def _attributes_of(self, key):
+        """The attributes to join for `key`; None when it has none."""
+        attributes = self._table._get_static(key)
+        if not attributes:
+            return None
+        wanted = self._attributes
+        if wanted is not None and isinstance(attributes, dict):
+            attributes = {name: attributes[name] for name in wanted if name in attributes}
+            if not attributes:
+                return None
+        return attributes
+
+    async def _do(self, batch):
+        columns = batch.columns
+        if (
+            columns is not None
+            and not self._full_event
+            and self._join_function is None
+            and self._key_field is not None
+        ):
+            out = await self._join_columns(batch, columns)
+            if out is not None:
+                if out.n:
+                    await self._emit(out)
+                return
+        await self._join_rows(batch)
+
+    def _extract_keys(self, inputs):
+        """The key of each input, stopping at the first that fails (its error is returned)."""
+        keys = []
+        try:
+            if self._key_fn is not None:
+                fn = self._key_fn
+                for x in inputs:
+                    keys.append(fn(x))
+            else:
+                field = self._key_field
+                bodies = [e.body for e in inputs] if self._full_event else inputs
+                for body in bodies:
+                    keys.append(body[field])
+        except Exception as ex:
+            return keys, ex
+        return keys, None
+
+    async def _join_rows(self, batch):
+        full_event = self._full_event
+        inputs = batch.events() if full_event else batch.bodies
+        keys, error = self._extract_keys(inputs)
+        await self._table._ensure_loaded(keys)
+        join_function = self._join_function
+        inner_join = self._inner_join
+        kept = []
+        results = []
+        try:
+            for i, key in enumerate(keys):
+                attributes = self._attributes_of(key)
+                if attributes is None:
+                    if inner_join:
+                        continue
+                    attributes = {}
+                x = inputs[i]
+                if join_function is None:
+                    (x.body if full_event else x).update(attributes)
+                    result = x
+                else:
+                    result = join_function(x, attributes)
+                    if result is None:
+                        continue
+                kept.append(i)
+                results.append(result)
+        except Exception as ex:
+            error = ex
+        if results:
+            out = EventBatch.from_events(results) if full_event else batch.with_bodies(results, kept)
+            await self._emit(out)
+        if error is not None:
+            error.add_note(f"raised in step {self.name}")
+            raise error
+
+    async def _join_columns(self, batch, columns):
+        """The default join of column bodies, kept as columns: the joined attributes become new
+        columns. None when the batch needs the row path (a missing key field, or attributes that
+        would replace existing fields)."""
+        field = self._key_field
+        absent = columns.absent.get(field)
+        if field not in columns or (absent is not None and absent.any()):
+            return None
+        keys = columns.column_list(field)
+        await self._table._ensure_loaded(keys)
+        found = [self._attributes_of(key) for key in keys]
+        names = {}
+        for attributes in found:
+            if attributes is None:
+                continue
+            if not isinstance(attributes, dict):
+                return None
+            for name in attributes:
+                names[name] = None
+        if any(name in columns for name in names):
+            return None
+        n = batch.n
+        extra = {}
+        extra_absent = {}
+        for name in names:
+            values = np.empty(n, dtype=object)
+            missing = np.zeros(n, dtype=bool)
+            for i, attributes in enumerate(found):
+                if attributes is not None and name in attributes:
+                    values[i] = attributes[name]
+                else:
+                    missing[i] = True
+            extra[name] = values
+            if missing.any():
+                extra_absent[name] = missing
+        out = batch.with_columns(columns.with_columns(extra, extra_absent)) if extra else batch
+        if self._inner_join:
+            kept = [i for i, attributes in enumerate(found) if attributes is not None]
+            out = out.take(kept)
+        return out
