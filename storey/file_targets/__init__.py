@@ -1,3 +1,5 @@
 """Targets that write files: CSVTarget, ParquetTarget."""
 
-__all__ = []
+from .parquet_target import ParquetTarget
+
+__all__ = ["ParquetTarget"]

@@ -1,0 +1,189 @@
+"""Output columns as arrow arrays, typed as the reference's files are.
+
+The reference builds a pandas DataFrame from the event bodies and writes it with pyarrow. Its
+files therefore hold: int64 for ints (double once a null appears), double for floats, null for a
+column with no value, microsecond timestamps for naive datetimes and nanosecond timestamps for
+aware ones. `finalize` applies those rules to each column of a chunk group about to be written;
+explicitly typed columns keep their type.
+"""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .values import arrow_tz, column_sample, field_values, time_info, time_ns
+
+
+def spec_array(batch, rows, spec):
+    """The arrow array of one output column (a `ColumnSpec`) for the whole batch."""
+    if spec.meta == "key":
+        arr = _from_values(batch.keys)
+    elif spec.meta == "time":
+        arr = time_array(batch)
+    elif spec.meta == "id":
+        arr = pa.array(batch.ids, pa.string())
+    elif rows is None:
+        arr = column_array(batch.columns, spec.field)
+    else:
+        if spec.type_name == "datetime":
+            return _to_naive_utc(field_values(batch, rows, spec.field))
+        arr = _from_values(field_values(batch, rows, spec.field))
+    if spec.type_name is not None:
+        return cast_to(arr, spec)
+    return arr
+
+
+def list_spec_arrays(batch, rows, specs):
+    """Arrow arrays of the output columns when bodies are lists: metadata columns come from the
+    event, the other columns take the list's elements in order."""
+    values = [[] for _ in specs]
+    keys, ids = batch.keys, batch.ids
+    times = batch.time_values
+    for i, body in enumerate(rows):
+        pos = 0
+        for j, spec in enumerate(specs):
+            if spec.meta == "key":
+                values[j].append(keys[i])
+            elif spec.meta == "time":
+                values[j].append(times[i])
+            elif spec.meta == "id":
+                values[j].append(ids[i])
+            elif isinstance(body, dict):
+                values[j].append(body.get(spec.field))
+            else:
+                values[j].append(body[pos])
+                pos += 1
+    out = []
+    for spec, vals in zip(specs, values, strict=True):
+        if spec.type_name == "datetime":
+            out.append(_to_naive_utc(vals))
+        else:
+            arr = _from_values(vals)
+            out.append(arr if spec.type_name is None else cast_to(arr, spec))
+    return out
+
+
+def _from_values(values):
+    if isinstance(values, np.ndarray) and values.dtype.kind != "O":
+        return pa.array(values)
+    return pa.array(values, from_pandas=True)
+
+
+def time_array(batch):
+    """Event times: naive ones as wall-clock timestamps, aware ones in their own zone."""
+    tz, _ = time_info(batch)
+    ns = time_ns(batch)
+    if tz is None:
+        return pa.array(ns, pa.timestamp("ns"))
+    return pa.array(ns, pa.timestamp("ns", tz=arrow_tz(tz)))
+
+
+def column_array(cols, name):
+    """A body field held as a NumPy column, as an arrow array (absent entries are null)."""
+    if name not in cols:
+        return pa.nulls(cols.n)
+    arr = cols.data[name]
+    absent = cols.absent.get(name)
+    if absent is not None and not absent.any():
+        absent = None
+    kind = arr.dtype.kind
+    convert = cols.converters.get(name)
+    if convert is not None and not _converter_is_plain(cols, name, kind):
+        values = cols.column_list(name)
+        if absent is not None:
+            values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
+        return _from_values(values)
+    if kind == "f":
+        mask = np.isnan(arr)
+        if absent is not None:
+            mask |= absent
+        return pa.array(arr, mask=mask if mask.any() else None)
+    if kind in "iub":
+        return pa.array(arr, mask=absent)
+    if kind == "M":
+        ns = arr.astype("datetime64[ns]").view(np.int64)
+        mask = np.isnat(arr)
+        if absent is not None:
+            mask |= absent
+        sample = column_sample(cols, name)
+        tzinfo = getattr(sample, "tzinfo", None)
+        typ = pa.timestamp("ns", tz=None if tzinfo is None else arrow_tz(tzinfo))
+        return pa.array(ns, typ, mask=mask if mask.any() else None)
+    if kind in "OU":
+        return pa.array(arr, mask=absent, from_pandas=True)
+    values = cols.column_list(name)
+    if absent is not None:
+        values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
+    return _from_values(values)
+
+
+def _converter_is_plain(cols, name, kind):
+    """Whether a column's converter only turns NumPy scalars into the matching Python ones (or
+    datetimes), so that the array itself can be written."""
+    sample = column_sample(cols, name)
+    if sample is None:
+        return True
+    if kind == "M":
+        return hasattr(sample, "tzinfo")
+    if kind == "b":
+        return isinstance(sample, bool | np.bool_)
+    if kind in "iu":
+        return isinstance(sample, int | np.integer) and not isinstance(sample, bool)
+    if kind == "f":
+        return isinstance(sample, float | np.floating)
+    return kind in "OU"
+
+
+def _to_naive_utc(values):
+    """A 'datetime' typed column: ISO strings and datetimes as naive UTC nanosecond timestamps."""
+    try:
+        index = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+    except (ValueError, TypeError):
+        index = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="mixed")
+    naive = index.dt.tz_localize(None).astype("datetime64[ns]")
+    return pa.array(naive.to_numpy(), pa.timestamp("ns"), from_pandas=True)
+
+
+def cast_to(arr, spec):
+    """An array converted to its column's declared type."""
+    typ = spec.arrow_type
+    if arr.type == typ:
+        return arr
+    if pa.types.is_timestamp(typ):
+        if pa.types.is_timestamp(arr.type):
+            if arr.type.tz is not None:
+                arr = pc.cast(arr, pa.timestamp(arr.type.unit, tz="UTC"))
+                arr = pa.array(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), pa.int64()).cast(
+                    pa.timestamp(arr.type.unit)
+                )
+            return pc.cast(arr, typ)
+        return _to_naive_utc(arr.to_pylist())
+    try:
+        return pc.cast(arr, typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as ex:
+        raise TypeError(
+            f"column {spec.name!r}: cannot convert {arr.type} values to {spec.type_name}: {ex}"
+        ) from ex
+
+
+def finalize(arr):
+    """An untyped column as the reference's files hold it (see the module docstring)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    typ = arr.type
+    if pa.types.is_integer(typ):
+        if arr.null_count:
+            return pc.cast(arr, pa.float64())
+        if typ == pa.uint64() and len(arr) and pc.max(arr).as_py() > np.iinfo(np.int64).max:
+            return arr
+        return pc.cast(arr, pa.int64()) if typ != pa.int64() else arr
+    if pa.types.is_floating(typ):
+        return pc.cast(arr, pa.float64()) if typ != pa.float64() else arr
+    if pa.types.is_timestamp(typ):
+        if typ.tz is None:
+            return arr if typ.unit == "us" else arr.cast(pa.timestamp("us"), safe=False)
+        return arr if typ.unit == "ns" else arr.cast(pa.timestamp("ns", tz=typ.tz))
+    if pa.types.is_large_string(typ):
+        return pc.cast(arr, pa.string())
+    return arr

@@ -1,0 +1,190 @@
+"""ParquetTarget: events written as Parquet files, one file or a partitioned directory."""
+
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..storage import AtomicFile, get_filesystem, join
+from .arrow_columns import finalize, list_spec_arrays, spec_array
+from .buffering import BufferedFileTarget
+from .pandas_metadata import with_pandas_metadata
+from .partitions import partition_groups
+from .spec import DEFAULT_PARTITIONS, check_positive, merge_inferred, parse_columns, parse_partition_cols
+from .values import body_rows, first_body_fields
+
+# Events per file when writing to a directory and max_events is not given (as the reference).
+DEFAULT_MAX_EVENTS = 10000
+
+
+class ParquetTarget(BufferedFileTarget):
+    """Writes incoming events to parquet files.
+
+    :param path: Output path. Can be either a file or directory. A path ending in .parquet or .pq
+        is written as a single file at termination; any other path is a directory of files, one per
+        partition and write.
+    :param index_cols: Index columns for writing the data. Use = notation for renaming fields (e.g.
+        write_this=event_field). Use $ notation to refer to metadata ($key, event_time=$time). If
+        None (default), no index is set.
+    :param columns: Fields to be written to parquet. Will be extracted from events when an event is a
+        dictionary (lists will be written as is). Use = notation for renaming fields (e.g.
+        write_this=event_field). Use $ notation to refer to metadata ($key, event_time=$time). Can
+        be a list of (name, type) tuples in order to set the schema explicitly, e.g.
+        ('my_field', 'str'). Supported types: str, int32, int, float32, float, bool, datetime.
+        Optional. Defaults to None (will be inferred if event is dictionary).
+    :param partition_cols: Columns by which to partition the data into directories. The following
+        metadata columns are also supported: $key, $date (e.g. 2020-02-09), $year, $month, $day,
+        $hour, $minute, $second. A column may be specified as a tuple, such as ('$key', 64), which
+        means partitioning by the event key hashed into 64 partitions. If None (the default), the
+        data will only be partitioned if the path does not end in .parquet or .pq: then it is
+        partitioned by key/year/month/day/hour, where the key is hashed into 256 buckets.
+    :param infer_columns_from_data: Whether to infer columns from the first event, when events are
+        dictionaries. If True, columns will be inferred from data and used in place of explicit
+        columns list if none was provided, or appended to the provided list. Optional. Defaults to
+        False if columns is provided, True otherwise.
+    :param max_events: Maximum number of events to write at a time (per partition). If None, a
+        directory gets a file every 10000 events of a partition and a single file is written at
+        termination.
+    :param flush_after_seconds: Maximum number of seconds to hold events before they are written.
+        `timeout_secs` is accepted as another name for it.
+    :param storage_options: Extra options for an fsspec URL (e.g. "s3://..."). Optional.
+    :param name: Name of this step, as it should appear in logs. Defaults to class name
+        (ParquetTarget).
+    """
+
+    def __init__(
+        self,
+        path,
+        index_cols=None,
+        columns=None,
+        partition_cols=None,
+        infer_columns_from_data=None,
+        max_events=None,
+        flush_after_seconds=None,
+        **kwargs,
+    ):
+        timeout_secs = kwargs.pop("timeout_secs", None)
+        storage_options = kwargs.pop("storage_options", None)
+        kwargs.setdefault("name", "ParquetTarget")
+        step = kwargs["name"]
+        if flush_after_seconds is None:
+            flush_after_seconds = timeout_secs
+        elif timeout_secs is not None and timeout_secs != flush_after_seconds:
+            raise ValueError(
+                f"{step}: flush_after_seconds={flush_after_seconds!r} and timeout_secs={timeout_secs!r} "
+                "are the same setting: give one"
+            )
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"{step}: path must be a non-empty string, got {path!r}")
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        check_positive(step, "max_events", max_events)
+        if max_events is not None and not isinstance(max_events, int):
+            raise ValueError(f"{step}: max_events must be an int, got {max_events!r}")
+        check_positive(step, "flush_after_seconds", flush_after_seconds)
+        self._columns_param = parse_columns(step, "columns", columns, allow_types=True)
+        self._index_param = parse_columns(step, "index_cols", index_cols, allow_types=True)
+        partitions = parse_partition_cols(step, partition_cols)
+        self._single_file = partitions is None and path.endswith((".parquet", ".pq"))
+        if partitions is None and not self._single_file:
+            partitions = DEFAULT_PARTITIONS
+        if max_events is None and not self._single_file:
+            max_events = DEFAULT_MAX_EVENTS
+        if infer_columns_from_data is None:
+            infer_columns_from_data = self._columns_param is None
+        super().__init__(max_events=max_events, flush_after_seconds=flush_after_seconds, **kwargs)
+        self._path = path
+        self._storage_options = storage_options
+        self._partitions = partitions or []
+        self._infer = bool(infer_columns_from_data)
+        self._fs, self._fs_path = get_filesystem(path, storage_options)
+        self._data_specs = None
+        self._index_specs = None
+        self._single_chunks = []
+
+    def _init(self):
+        super()._init()
+        self._data_specs = None
+        self._index_specs = None
+        self._single_chunks = []
+
+    # ---- columns
+    def _resolve_columns(self, batch):
+        index = list(self._index_param or [])
+        data = list(self._columns_param or [])
+        if self._infer:
+            data = merge_inferred(self._columns_param, first_body_fields(self.name, batch))
+        elif not data:
+            raise ValueError(
+                f"{self.name}: no columns to write: give columns or infer_columns_from_data=True"
+            )
+        excluded = {spec.name for spec in index}
+        excluded |= {p.field for p in self._partitions if p.field is not None and p.buckets is None}
+        self._data_specs = [s for s in data if s.name not in excluded]
+        self._index_specs = index
+
+    def _prepare(self, batch):
+        if self._data_specs is None:
+            self._resolve_columns(batch)
+        specs = self._data_specs + self._index_specs
+        rows = body_rows(batch)
+        if rows is not None and any(type(b) is not dict for b in rows):
+            _check_bodies(self.name, rows)
+            arrays = list_spec_arrays(batch, rows, specs)
+        else:
+            try:
+                arrays = [spec_array(batch, rows, spec) for spec in specs]
+            except (TypeError, ValueError, pa.ArrowException) as ex:
+                ex.add_note(f"raised in step {self.name} while converting event bodies to columns")
+                raise
+        return pa.Table.from_arrays(arrays, names=[s.name for s in specs])
+
+    def _groups(self, batch):
+        if not self._partitions:
+            return None
+        return partition_groups(batch, self._partitions)
+
+    # ---- writing
+    def _table(self, chunks):
+        table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks, promote_options="permissive")
+        specs = self._data_specs + self._index_specs
+        columns = [
+            finalize(column) if spec.type_name is None else column.combine_chunks()
+            for spec, column in zip(specs, table.columns, strict=True)
+        ]
+        table = pa.Table.from_arrays(columns, names=table.column_names)
+        return with_pandas_metadata(table, [s.name for s in self._index_specs])
+
+    def _write(self, group, chunks):
+        if self._single_file:
+            self._single_chunks.extend(chunks)
+            return
+        table = self._table(chunks)
+        path = join(self._fs, self._fs_path, group, f"{uuid.uuid4()}.parquet")
+        _write_file(self._fs, path, table)
+
+    def _finish(self):
+        if self._single_file and self._single_chunks:
+            chunks, self._single_chunks = self._single_chunks, []
+            _write_file(self._fs, self._fs_path, self._table(chunks))
+
+
+def _write_file(fs, path, table):
+    out = AtomicFile(fs, path)
+    try:
+        pq.write_table(table, out.target)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+
+
+def _check_bodies(step, rows):
+    for body in rows:
+        if not isinstance(body, dict | list):
+            raise TypeError(
+                f"{step}: Writer supports only events of type dict or list, got {type(body).__name__}"
+            )
+
+
+__all__ = ["ParquetTarget"]

@@ -1,0 +1,84 @@
+"""Reading what a target writes out of an `EventBatch`: body fields, keys, times and ids.
+
+Column bodies (from file sources and aggregations) are read as arrays, without building rows;
+row bodies (from emit and user functions) are read once per field. Values follow the rows the
+reference would see: a missing field is None, a float column's NaN stays NaN.
+"""
+
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+
+def body_rows(batch):
+    """The row bodies when the batch holds rows only, else None (the columns are valid)."""
+    return None if batch.columns is not None else batch.peek_bodies()
+
+
+def first_body_fields(step, batch):
+    """The field names of the batch's first body, sorted (columns inferred from data)."""
+    cols = batch.columns
+    if cols is not None:
+        return sorted(name for name in cols.names if not _absent_at(cols, name, 0))
+    body = batch.peek_bodies()[0]
+    if isinstance(body, dict):
+        return sorted(body)
+    if isinstance(body, list):
+        raise TypeError(
+            f"{step}: Cannot infer_columns_from_data when event type is list. "
+            "Inference is only possible from dict."
+        )
+    raise TypeError(f"{step}: cannot infer columns from an event body of type {type(body).__name__}")
+
+
+def _absent_at(cols, name, i):
+    absent = cols.absent.get(name)
+    return absent is not None and bool(absent[i])
+
+
+def time_info(batch):
+    """(tz, pandas) of the batch's event times: tz is None for naive times; pandas is True when
+    the times are `pandas.Timestamp`s. Read without building the time objects."""
+    values = batch._time_values
+    if values is not None:
+        first = values[0]
+        return first.tzinfo, type(first).__name__ == "Timestamp"
+    style = batch._time_style
+    return style.tz, style.pandas
+
+
+def arrow_tz(tz):
+    """The arrow name of a time zone ('UTC', '+02:00', 'Europe/Paris', ...)."""
+    sample = datetime(2000, 1, 1, tzinfo=tz)
+    return pa.array([sample]).type.tz
+
+
+def time_ns(batch):
+    """Event times as int64 epoch nanoseconds; for naive times, their wall clock as UTC."""
+    return np.asarray(batch.times, dtype=np.int64)
+
+
+def field_values(batch, rows, name):
+    """The values of field `name` in row bodies (None where missing or not a dict)."""
+    return [b.get(name) if type(b) is dict else _get(b, name) for b in rows]
+
+
+def _get(body, name):
+    return body.get(name) if isinstance(body, dict) else None
+
+
+def column_sample(cols, name):
+    """The row value of the first non-null entry of a column (through its converter), or None."""
+    arr = cols.data[name]
+    absent = cols.absent.get(name)
+    candidates = np.arange(len(arr))
+    if absent is not None:
+        candidates = candidates[~absent]
+    if arr.dtype.kind == "M":
+        candidates = candidates[~np.isnat(arr[candidates])]
+    if len(candidates) == 0:
+        return None
+    i = int(candidates[0])
+    convert = cols.converters.get(name)
+    return convert(arr[i : i + 1])[0] if convert is not None else arr[i : i + 1].tolist()[0]
