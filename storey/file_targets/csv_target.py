@@ -1,0 +1,210 @@
+"""CSVTarget: events written as lines of one CSV file."""
+
+import pyarrow as pa
+
+from ..storage import AtomicFile, get_filesystem
+from .buffering import BufferedFileTarget
+from .csv_lines import Lines, column_texts, join_lines, line_text, quoted, time_texts
+from .partitions import _factorize, _key_texts
+from .spec import check_positive, merge_inferred, parse_columns
+from .values import body_rows, field_values, first_body_fields
+
+
+class CSVTarget(BufferedFileTarget):
+    """Writes events to a CSV file.
+
+    :param path: path where CSV file will be written (a local path or an fsspec URL). The file
+        appears under this name when the flow terminates (or fails), complete.
+    :param columns: Fields to be written to CSV. Will be written as the file header if header is
+        True. Will be extracted from events when an event is a dictionary (lists will be written as
+        is). Use = notation for renaming fields (e.g. write_this=event_field). Use $ notation to
+        refer to metadata ($key, event_time=$time). Optional. Defaults to None (will be inferred if
+        event is dictionary).
+    :param header: Whether to write the columns as a CSV header.
+    :param infer_columns_from_data: Whether to infer columns from the first event, when events are
+        dictionaries. If True, columns will be inferred from data and used in place of explicit
+        columns list if none was provided, or appended to the provided list. If header is True and
+        columns is not provided, infer_columns_from_data=True is implied. Optional. Default to False
+        if columns is provided, True otherwise.
+    :param max_lines_before_flush: Number of lines to write before flushing data to the output
+        file. Defaults to 128. `max_events` is accepted as another name for it.
+    :param max_seconds_before_flush: Maximum delay in seconds before flushing lines. Defaults to 3.
+        `timeout_secs` is accepted as another name for it.
+    :param key: batch lines by key ('$key' or a body field name): a key's lines are written
+        together once it holds max_lines_before_flush of them.
+    :param storage_options: Extra options for an fsspec URL (e.g. "s3://..."). Optional.
+    :param name: Name of this step, as it should appear in logs. Defaults to class name (CSVTarget).
+    """
+
+    def __init__(
+        self,
+        path,
+        columns=None,
+        header=False,
+        infer_columns_from_data=None,
+        max_lines_before_flush=128,
+        max_seconds_before_flush=3,
+        **kwargs,
+    ):
+        storage_options = kwargs.pop("storage_options", None)
+        max_events = kwargs.pop("max_events", None)
+        timeout_secs = kwargs.pop("timeout_secs", None)
+        key = kwargs.pop("key", None)
+        kwargs.setdefault("name", "CSVTarget")
+        step = kwargs["name"]
+        if max_events is not None:
+            max_lines_before_flush = max_events
+        if timeout_secs is not None:
+            max_seconds_before_flush = timeout_secs
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"{step}: path must be a non-empty string, got {path!r}")
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        if not isinstance(max_lines_before_flush, int) or isinstance(max_lines_before_flush, bool):
+            raise ValueError(
+                f"{step}: max_lines_before_flush must be a positive int, got {max_lines_before_flush!r}"
+            )
+        check_positive(step, "max_lines_before_flush", max_lines_before_flush, allow_none=False)
+        check_positive(step, "max_seconds_before_flush", max_seconds_before_flush)
+        if (
+            key is not None
+            and key != "$key"
+            and not (isinstance(key, str) and key and not key.startswith("$"))
+        ):
+            raise ValueError(f"{step}: key must be '$key' or a body field name, got {key!r}")
+        self._columns_param = parse_columns(step, "columns", columns)
+        if infer_columns_from_data is None:
+            infer_columns_from_data = self._columns_param is None
+        super().__init__(
+            max_events=max_lines_before_flush, flush_after_seconds=max_seconds_before_flush, **kwargs
+        )
+        self._path = path
+        self._header = bool(header)
+        self._infer = bool(infer_columns_from_data)
+        self._key = key
+        self._fs, self._fs_path = get_filesystem(path, storage_options)
+        self._specs = None
+        self._resolved = False
+        self._file = None
+
+    def _init(self):
+        super()._init()
+        self._specs = None
+        self._resolved = False
+        self._file = None
+
+    # ---- columns
+    def _resolve_columns(self, batch):
+        self._resolved = True
+        rows = body_rows(batch)
+        first = rows[0] if rows is not None else {}
+        if not isinstance(first, dict | list):
+            if self._columns_param is None and not self._infer:
+                raise TypeError(f"{self.name}: CSV writer does not support event body of type {type(first)}.")
+            raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
+        if self._infer:
+            self._specs = merge_inferred(self._columns_param, first_body_fields(self.name, batch))
+        else:
+            self._specs = self._columns_param
+        if self._header and self._specs is None:
+            raise ValueError(
+                f"{self.name}: columns must be defined when header is True and events type is not dictionary"
+            )
+
+    def _prepare(self, batch):
+        if not self._resolved:
+            self._resolve_columns(batch)
+        rows = body_rows(batch)
+        specs = self._specs
+        if rows is None:
+            cells = [quoted(self._spec_texts(batch, spec)) for spec in specs or []]
+            return Lines(join_lines(cells, batch.n))
+        return Lines(self._row_lines(batch, rows))
+
+    def _spec_texts(self, batch, spec):
+        if spec.meta == "key":
+            keys = batch.keys
+            if all(type(k) is str for k in keys):
+                return pa.array(keys, pa.string())
+            return pa.array(["" if k is None else str(k) for k in keys], pa.string())
+        if spec.meta == "time":
+            return time_texts(batch)
+        if spec.meta == "id":
+            return pa.array(batch.ids, pa.string())
+        return column_texts(batch.columns, spec.field)
+
+    def _row_lines(self, batch, rows):
+        specs = self._specs
+        if specs is None:
+            return [self._as_is(body) for body in rows]
+        keys, ids = batch.keys, batch.ids
+        times = batch.time_values if any(s.meta == "time" for s in specs) else None
+        with_meta = any(s.meta is not None for s in specs)
+        lines = []
+        for i, body in enumerate(rows):
+            if isinstance(body, dict):
+                values = [
+                    body.get(s.field)
+                    if s.meta is None
+                    else (keys[i] if s.meta == "key" else times[i] if s.meta == "time" else ids[i])
+                    for s in specs
+                ]
+            elif isinstance(body, list):
+                if not with_meta:
+                    values = body
+                else:
+                    values = []
+                    pos = 0
+                    for s in specs:
+                        if s.meta is None:
+                            values.append(body[pos])
+                            pos += 1
+                        else:
+                            values.append(
+                                keys[i] if s.meta == "key" else times[i] if s.meta == "time" else ids[i]
+                            )
+            else:
+                raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
+            lines.append(line_text(values))
+        return lines
+
+    def _as_is(self, body):
+        if isinstance(body, list):
+            return line_text(body)
+        if isinstance(body, dict):
+            return "\n"
+        raise TypeError(f"{self.name}: CSV writer does not support event body of type {type(body)}.")
+
+    def _groups(self, batch):
+        if self._key is None:
+            return None
+        if self._key == "$key":
+            values = batch.keys
+        else:
+            rows = body_rows(batch)
+            if rows is None:
+                values = batch.field(self._key)
+            else:
+                values = field_values(batch, rows, self._key)
+        codes, distinct = _factorize(values)
+        return [("key", t) for t in _key_texts(distinct)], codes
+
+    # ---- writing
+    def _write(self, group, chunks):
+        if self._file is None:
+            self._file = AtomicFile(self._fs, self._fs_path)
+            out = self._file.open_binary() if isinstance(self._file.target, str) else self._file.target
+            if self._header:
+                out.write(line_text([s.name for s in self._specs]).encode("utf-8"))
+        out = self._file.open_binary() if isinstance(self._file.target, str) else self._file.target
+        for chunk in chunks:
+            out.write(chunk.payload())
+        out.flush()
+
+    def _finish(self):
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.commit()
+
+
+__all__ = ["CSVTarget"]
