@@ -1,3 +1,284 @@
-"""Steps that build pandas DataFrames: ToDataFrame, ReduceToDataFrame."""
+"""Steps that build pandas DataFrames: ToDataFrame (one per event, from a list body) and
+ReduceToDataFrame (one from all events, as the flow's termination result).
 
-__all__ = []
+Column types are those storey 1.0.6 produced with pandas < 2.1, whatever pandas is installed:
+strings stay `object` columns (pandas 3 would infer its `str` dtype and turn None into NaN), and
+datetimes are nanosecond columns.
+"""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..flow import Flow
+
+__all__ = ["ReduceToDataFrame", "ToDataFrame"]
+
+
+def column_series(values):
+    """A DataFrame column of `values` (a list) with the dtype pandas < 2.1 inferred for it."""
+    if not len(values):
+        return pd.Series(values, dtype=object)
+    series = pd.Series(values)
+    dtype = series.dtype
+    if isinstance(dtype, pd.StringDtype):
+        series = pd.Series(values, dtype=object)
+    elif dtype.kind == "M":
+        series = series.dt.as_unit("ns")
+    return series
+
+
+def _fix_dtypes(frame):
+    """`frame` with `str` columns turned back into `object` and datetimes in nanoseconds."""
+    for i, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pd.StringDtype):
+            frame.isetitem(i, frame.iloc[:, i].astype(object))
+        elif dtype.kind == "M":
+            frame.isetitem(i, frame.iloc[:, i].dt.as_unit("ns"))
+    return frame
+
+
+def frame_from_dicts(bodies, columns=None):
+    """A DataFrame with a row per dict body: a column per field (in order of first appearance, or
+    `columns`), NaN where a body lacks the field."""
+    if columns is None:
+        names = {}
+        for body in bodies:
+            for name in body:
+                names[name] = None
+        columns = list(names)
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(len(bodies)))
+    return pd.DataFrame(
+        {name: column_series([body.get(name, math.nan) for body in bodies]) for name in columns}
+    )
+
+
+def frame_from_lists(rows, columns=None):
+    """A DataFrame with a row per list (all of one length), columns 0.. or `columns`."""
+    width = len(rows[0]) if rows else len(columns or ())
+    if any(len(row) != width for row in rows):
+        return _fix_dtypes(pd.DataFrame(rows, columns=columns))
+    if columns is not None and len(columns) != width:
+        raise ValueError(f"{len(columns)} columns passed, passed data had {width} columns")
+    names = list(columns) if columns is not None else list(range(width))
+    return pd.DataFrame({name: column_series([row[j] for row in rows]) for j, name in enumerate(names)})
+
+
+def frame_of(body, columns=None):
+    """The DataFrame `pandas.DataFrame(body, columns=columns)` gave with pandas < 2.1."""
+    if isinstance(body, list | tuple) and body:
+        if all(isinstance(item, Mapping) for item in body):
+            return frame_from_dicts(body, columns)
+        if all(isinstance(item, list | tuple) for item in body):
+            return frame_from_lists(body, columns)
+    return _fix_dtypes(pd.DataFrame(body, columns=columns))
+
+
+def _check_columns(step, columns):
+    if columns is not None and (isinstance(columns, str) or not hasattr(columns, "__iter__")):
+        raise TypeError(
+            f"{step}: columns must be a list of column names, got {type(columns).__name__}: {columns!r}"
+        )
+    return list(columns) if columns is not None else None
+
+
+def _check_name(step, param, value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"{step}: {param} must be a column name (a string), got {type(value).__name__}: {value!r}"
+        )
+
+
+class ToDataFrame(Flow):
+    """Create pandas data frame from events. Can appear in the middle of the flow, as opposed to
+    ReduceToDataFrame.
+
+    Each event's body (typically a list of dicts or lists, as `Batch` emits) is replaced by a
+    DataFrame built from it; key, time and id are kept.
+
+    :param index: name of the column to be used as index. Optional. If not set, DataFrame will be
+        range indexed.
+    :param columns: list of column names to be passed as-is to the DataFrame constructor. Optional.
+    """
+
+    def __init__(self, index=None, columns=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_name(self.name, "index", index)
+        self._index = index
+        self._columns = _check_columns(self.name, columns)
+
+    async def _do(self, batch):
+        frames = []
+        error = None
+        try:
+            for body in batch.peek_bodies():
+                frame = frame_of(body, self._columns)
+                if self._index is not None:
+                    frame = frame.set_index(self._index)
+                frames.append(frame)
+        except Exception as ex:
+            error = ex
+        if frames:
+            indices = None if len(frames) == batch.n else list(range(len(frames)))
+            await self._emit(batch.with_bodies(frames, indices))
+        if error is not None:
+            error.add_note(f"raised in step {self.name}")
+            raise error
+
+
+class ReduceToDataFrame(Flow):
+    """Builds a pandas DataFrame from all the events of the flow, which is the flow's termination
+    result. It is a terminal step: nothing can follow it.
+
+    Bodies must be all dicts (a column per field) or all lists (a column per position).
+
+    :param index: name of the column to be used as index. Optional. If not set, DataFrame will be
+        range indexed.
+    :param columns: list of column names to be passed as-is to the DataFrame constructor. Optional.
+    :param insert_key_column_as: name of a column to hold the event key. Optional.
+    :param insert_time_column_as: name of a column to hold the event time. Optional.
+    :param insert_id_column_as: name of a column to hold the event id. Optional.
+    """
+
+    def __init__(
+        self,
+        index=None,
+        columns=None,
+        insert_key_column_as=None,
+        insert_time_column_as=None,
+        insert_id_column_as=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_name(self.name, "index", index)
+        _check_name(self.name, "insert_key_column_as", insert_key_column_as)
+        _check_name(self.name, "insert_time_column_as", insert_time_column_as)
+        _check_name(self.name, "insert_id_column_as", insert_id_column_as)
+        self._index = index
+        self._columns = _check_columns(self.name, columns)
+        self._meta_columns = [
+            (name, attribute)
+            for name, attribute in (
+                (insert_key_column_as, "keys"),
+                (insert_time_column_as, "time_values"),
+                (insert_id_column_as, "ids"),
+            )
+            if name is not None
+        ]
+        self._init()
+
+    def to(self, outlet):
+        raise ValueError(f"{self.name} is a terminal step. It cannot be piped further.")
+
+    def _init(self):
+        # what the events held: ('columns', Columns) or ('rows', [bodies]), in arrival order
+        self._parts = []
+        self._n = 0
+        self._mode = None  # dict or list, set by the first body
+        self._meta = {name: [] for name, _ in self._meta_columns}
+
+    async def _do(self, batch):
+        columns = batch.columns
+        error = None
+        if columns is not None and self._mode in (None, dict):
+            self._mode = dict
+            self._parts.append(("columns", columns))
+            kept = batch.n
+        else:
+            bodies = batch.peek_bodies()
+            kept, error = self._check_bodies(bodies)
+            if kept:
+                self._parts.append(("rows", bodies[:kept] if kept < batch.n else bodies))
+        self._n += kept
+        for name, attribute in self._meta_columns:
+            values = getattr(batch, attribute)
+            self._meta[name].extend(values[:kept] if kept < batch.n else values)
+        if error is not None:
+            raise error
+
+    def _check_bodies(self, bodies):
+        """How many bodies, from the first, have the type of the first body, and the error for the
+        first that does not."""
+        for i, body in enumerate(bodies):
+            kind = dict if isinstance(body, dict) else list if isinstance(body, list) else None
+            if kind is None:
+                return i, ValueError(
+                    f"{self.name} only supports bodies of type dict or list, not {type(body)}: {body!r}"
+                )
+            if self._mode is None:
+                self._mode = kind
+            elif kind is not self._mode:
+                return i, ValueError(
+                    f"{self.name}: bodies must be all dicts or all lists; got a {kind.__name__} body "
+                    f"after {self._mode.__name__} bodies: {body!r}"
+                )
+        return len(bodies), None
+
+    async def _on_terminate(self):
+        frame = self._frame()
+        self._init()
+        return frame
+
+    def _frame(self):
+        if self._n == 0:
+            return frame_from_dicts([], self._columns)
+        if self._mode is list:
+            frame = frame_from_lists([row for _, rows in self._parts for row in rows], self._columns)
+        else:
+            frame = self._frame_from_parts()
+        for name, _ in self._meta_columns:
+            frame[name] = column_series(self._meta[name])
+        if self._index is not None:
+            frame = frame.set_index(self._index)
+        return frame
+
+    def _frame_from_parts(self):
+        parts = self._parts
+        if all(kind == "columns" for kind, _ in parts) and len({tuple(c.names) for _, c in parts}) == 1:
+            names = parts[0][1].names
+            wanted = self._columns if self._columns is not None else names
+            if not wanted:
+                return pd.DataFrame(index=pd.RangeIndex(self._n))
+            data = {}
+            for name in wanted:
+                if name in names:
+                    data[name] = _concat_column([c for _, c in parts], name)
+                else:
+                    data[name] = column_series([math.nan] * self._n)
+            return pd.DataFrame(data)
+        bodies = []
+        for kind, part in parts:
+            bodies.extend(part.to_rows() if kind == "columns" else part)
+        return frame_from_dicts(bodies, self._columns)
+
+
+def _concat_column(parts, name):
+    """One body field of every event, as the column dict bodies would have given."""
+    arrays = [c[name] for c in parts]
+    plain = all(name not in c.converters and not _any_absent(c, name) for c in parts)
+    if plain:
+        kind = arrays[0].dtype.kind
+        if all(a.dtype.kind == kind for a in arrays):
+            if kind in "iu":
+                return pd.Series(np.concatenate(arrays).astype(np.int64))
+            if kind == "f":
+                return pd.Series(np.concatenate(arrays).astype(np.float64))
+            if kind == "b":
+                return pd.Series(np.concatenate(arrays))
+    values = []
+    for c in parts:
+        part = c.column_list(name)
+        absent = c.absent.get(name)
+        if absent is not None:
+            for i in np.flatnonzero(absent).tolist():
+                part[i] = math.nan
+        values.extend(part)
+    return column_series(values)
+
+
+def _any_absent(columns, name):
+    absent = columns.absent.get(name)
+    return absent is not None and bool(absent.any())
