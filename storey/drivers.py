@@ -47,6 +47,9 @@ class Driver:
     async def close(self):
         """Closes the connection, if any."""
 
+    async def _end_flow(self):
+        """Called when a flow using the driver terminates: releases what belongs to its event loop."""
+
 
 class NoopDriver(Driver):
     """A driver that stores nothing: tables using it keep their state in memory only."""
@@ -152,6 +155,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         self._parallel_ops = bool(use_parallel_operations)
         self._v3io_client_kwargs = dict(v3io_client_kwargs or {})
         self._v3io_client = None
+        self._client_loop = None
 
     def _create_client(self):
         import v3io.aio.dataplane
@@ -161,8 +165,12 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         )
 
     def _client(self):
-        if self._v3io_client is None:
+        """The client for the running event loop (each flow run may have its own loop, and the
+        client's connections belong to the loop they were opened on)."""
+        loop = asyncio.get_running_loop()
+        if self._v3io_client is None or self._client_loop is not loop:
             self._v3io_client = self._create_client()
+            self._client_loop = loop
         return self._v3io_client
 
     async def _run_all(self, table, make_requests):
@@ -259,6 +267,10 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         client, self._v3io_client = self._v3io_client, None
         if client is not None:
             await client.close()
+
+    async def _end_flow(self):
+        # the connections belong to the flow's event loop: a later flow opens its own
+        await self.close()
 
 
 def _body_text(response):

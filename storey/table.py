@@ -8,8 +8,8 @@ Steps use a table through a small internal interface:
   (replace) per event, then `await table._written()` once per batch (writes through at once when
   `flush_interval_secs` is None);
 - life cycle: `table._bind(runtime)` in `_init` (periodic flushes use the flow's timers),
-  `await table._flush()` in `_on_terminate` of steps that write, `table._unbind(runtime)` in
-  `_close`.
+  `await table._end_flow(flush)` in `_on_terminate` (flush=True for steps that write),
+  `table._unbind(runtime)` in `_close`.
 
 Window-aggregation state lives in `table._aggregation_state`, an object owned by
 storey.aggregations; when it defines `async _flush(table)`, `table._flush()` calls it after saving
@@ -244,6 +244,13 @@ class Table:
         flush_aggregations = getattr(self._aggregation_state, "_flush", None)
         if flush_aggregations is not None:
             await flush_aggregations(self)
+
+    async def _end_flow(self, flush):
+        """Called by each step using the table when its flow terminates (`flush` for steps that
+        write): saves what has changed and releases the storage's connections of that flow."""
+        if flush:
+            await self._flush()
+        await self._storage._end_flow()
 
     async def close(self):
         """Flushes what has changed and closes the storage connection."""

@@ -96,7 +96,7 @@ class NoSqlTarget(Flow):
             raise error
 
     async def _on_terminate(self):
-        await self._table._flush()
+        await self._table._end_flow(flush=True)
 
     def _close(self):
         self._table._unbind(self._runtime)

@@ -71,6 +71,9 @@ class JoinWithTable(Flow):
     def _init(self):
         self._table._bind(self._runtime)
 
+    async def _on_terminate(self):
+        await self._table._end_flow(flush=False)
+
     def _close(self):
         self._table._unbind(self._runtime)
 
