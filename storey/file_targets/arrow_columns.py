@@ -12,34 +12,40 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import arrow_tz, column_sample, field_values, time_info, time_ns
+from .values import arrow_tz, column_sample, time_info, time_ns
 
 
-def spec_array(batch, rows, spec):
-    """The arrow array of one output column (a `ColumnSpec`) for the whole batch."""
+def spec_array(batch, spec):
+    """The arrow array of one output column (a `ColumnSpec`) of a batch with column bodies."""
     if spec.meta == "key":
         arr = _from_values(batch.keys)
     elif spec.meta == "time":
         arr = time_array(batch)
     elif spec.meta == "id":
         arr = pa.array(batch.ids, pa.string())
-    elif rows is None:
-        arr = column_array(batch.columns, spec.field)
     else:
-        if spec.type_name == "datetime":
-            return _to_naive_utc(field_values(batch, rows, spec.field))
-        arr = _from_values(field_values(batch, rows, spec.field))
-    if spec.type_name is not None:
-        return cast_to(arr, spec)
-    return arr
+        arr = column_array(batch.columns, spec.field)
+    return arr if spec.type_name is None else cast_to(arr, spec)
 
 
-def list_spec_arrays(batch, rows, specs):
-    """Arrow arrays of the output columns when bodies are lists: metadata columns come from the
-    event, the other columns take the list's elements in order."""
+def row_values(batch, rows, specs):
+    """The values of each output column, as lists, from row bodies: dict bodies by field; list
+    bodies give their elements, in order, to the columns that are not metadata."""
+    keys = batch.keys if any(s.meta == "key" for s in specs) else None
+    times = batch.time_values if any(s.meta == "time" for s in specs) else None
+    ids = batch.ids if any(s.meta == "id" for s in specs) else None
+    if all(type(b) is dict for b in rows):
+        return [
+            list(keys)
+            if s.meta == "key"
+            else list(times)
+            if s.meta == "time"
+            else list(ids)
+            if s.meta == "id"
+            else [b.get(s.field) for b in rows]
+            for s in specs
+        ]
     values = [[] for _ in specs]
-    keys, ids = batch.keys, batch.ids
-    times = batch.time_values
     for i, body in enumerate(rows):
         pos = 0
         for j, spec in enumerate(specs):
@@ -54,14 +60,15 @@ def list_spec_arrays(batch, rows, specs):
             else:
                 values[j].append(body[pos])
                 pos += 1
-    out = []
-    for spec, vals in zip(specs, values, strict=True):
-        if spec.type_name == "datetime":
-            out.append(_to_naive_utc(vals))
-        else:
-            arr = _from_values(vals)
-            out.append(arr if spec.type_name is None else cast_to(arr, spec))
-    return out
+    return values
+
+
+def values_array(values, spec):
+    """The arrow array of one output column from its values (a list)."""
+    if spec.type_name == "datetime":
+        return _to_naive_utc(values)
+    arr = _from_values(values)
+    return arr if spec.type_name is None else cast_to(arr, spec)
 
 
 def _from_values(values):
@@ -172,6 +179,8 @@ def finalize(arr):
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     typ = arr.type
+    if arr.null_count == len(arr) and len(arr) and not pa.types.is_floating(typ):
+        return pa.nulls(len(arr))
     if pa.types.is_integer(typ):
         if arr.null_count:
             return pc.cast(arr, pa.float64())

@@ -99,7 +99,7 @@ class CSVTarget(BufferedFileTarget):
         rows = body_rows(batch)
         first = rows[0] if rows is not None else {}
         if not isinstance(first, dict | list):
-            if self._columns_param is None and not self._infer:
+            if self._columns_param is None:
                 raise TypeError(f"{self.name}: CSV writer does not support event body of type {type(first)}.")
             raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
         if self._infer:

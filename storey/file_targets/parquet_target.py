@@ -1,12 +1,13 @@
 """ParquetTarget: events written as Parquet files, one file or a partitioned directory."""
 
 import uuid
+from itertools import chain
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..storage import AtomicFile, get_filesystem, join
-from .arrow_columns import finalize, list_spec_arrays, spec_array
+from .arrow_columns import finalize, row_values, spec_array, values_array
 from .buffering import BufferedFileTarget
 from .pandas_metadata import with_pandas_metadata
 from .partitions import partition_groups
@@ -113,7 +114,7 @@ class ParquetTarget(BufferedFileTarget):
         index = list(self._index_param or [])
         data = list(self._columns_param or [])
         if self._infer:
-            data = merge_inferred(self._columns_param, first_body_fields(self.name, batch))
+            data = merge_inferred(self._columns_param, first_body_fields(self.name, batch), unique=True)
         elif not data:
             raise ValueError(
                 f"{self.name}: no columns to write: give columns or infer_columns_from_data=True"
@@ -128,15 +129,15 @@ class ParquetTarget(BufferedFileTarget):
             self._resolve_columns(batch)
         specs = self._data_specs + self._index_specs
         rows = body_rows(batch)
-        if rows is not None and any(type(b) is not dict for b in rows):
+        if rows is not None:
             _check_bodies(self.name, rows)
-            arrays = list_spec_arrays(batch, rows, specs)
-        else:
-            try:
-                arrays = [spec_array(batch, rows, spec) for spec in specs]
-            except (TypeError, ValueError, pa.ArrowException) as ex:
-                ex.add_note(f"raised in step {self.name} while converting event bodies to columns")
-                raise
+            # typed per written file, as the reference infers each file's types from its events
+            return RowChunk(row_values(batch, rows, specs))
+        try:
+            arrays = [spec_array(batch, spec) for spec in specs]
+        except (TypeError, ValueError, pa.ArrowException) as ex:
+            ex.add_note(f"raised in step {self.name} while converting event bodies to columns")
+            raise
         return pa.Table.from_arrays(arrays, names=[s.name for s in specs])
 
     def _groups(self, batch):
@@ -146,8 +147,9 @@ class ParquetTarget(BufferedFileTarget):
 
     # ---- writing
     def _table(self, chunks):
-        table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks, promote_options="permissive")
         specs = self._data_specs + self._index_specs
+        tables = _merge_row_chunks(chunks, specs)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         columns = [
             finalize(column) if spec.type_name is None else column.combine_chunks()
             for spec, column in zip(specs, table.columns, strict=True)
@@ -177,6 +179,45 @@ def _write_file(fs, path, table):
         out.discard()
         raise
     out.commit()
+
+
+class RowChunk:
+    """Output column values of some events with row bodies, as lists (converted when written)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def __len__(self):
+        return len(self.columns[0]) if self.columns else 0
+
+    def take(self, positions):
+        positions = positions.tolist()
+        return RowChunk([[values[i] for i in positions] for values in self.columns])
+
+
+def _merge_row_chunks(chunks, specs):
+    """The chunks as arrow tables, consecutive row chunks converted together."""
+    names = [s.name for s in specs]
+    tables = []
+    pending = []
+
+    def convert():
+        if pending:
+            columns = [list(chain.from_iterable(c.columns[j] for c in pending)) for j in range(len(specs))]
+            arrays = [values_array(values, spec) for values, spec in zip(columns, specs, strict=True)]
+            tables.append(pa.Table.from_arrays(arrays, names=names))
+            pending.clear()
+
+    for chunk in chunks:
+        if isinstance(chunk, RowChunk):
+            pending.append(chunk)
+        else:
+            convert()
+            tables.append(chunk)
+    convert()
+    return tables
 
 
 def _check_bodies(step, rows):

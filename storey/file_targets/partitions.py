@@ -87,12 +87,24 @@ def _factorize(values):
         codes, uniques = pd.factorize(values)
         return codes, uniques.tolist()
     try:
-        codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-        return codes, list(uniques)
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object))
     except TypeError:  # unhashable values (lists): group by their text
         texts = [_text(v) for v in values]
         codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
         return codes, [_Text(t) for t in uniques]
+    uniques = list(uniques)
+    missing = np.flatnonzero(codes < 0)
+    if len(missing):
+        # None and NaN are both missing to pandas, but the reference writes them apart
+        extra = {}
+        for i in missing.tolist():
+            value = values[i]
+            label = "None" if value is None else _text(value)
+            if label not in extra:
+                extra[label] = len(uniques)
+                uniques.append(_Text(label))
+            codes[i] = extra[label]
+    return codes, uniques
 
 
 class _Text(str):

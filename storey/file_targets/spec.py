@@ -109,9 +109,14 @@ def inferred_columns(names):
     return [ColumnSpec(name, field=name) for name in names]
 
 
-def merge_inferred(explicit, names):
-    """Explicit columns plus those inferred from data, sorted together by output name."""
-    return sorted(list(explicit or []) + inferred_columns(names), key=lambda s: s.name)
+def merge_inferred(explicit, names, unique=False):
+    """Explicit columns plus those inferred from data, sorted together by output name. With
+    `unique`, an inferred column named like an explicit one is left out."""
+    explicit = list(explicit or [])
+    if unique:
+        taken = {s.name for s in explicit}
+        names = [n for n in names if n not in taken]
+    return sorted(explicit + inferred_columns(names), key=lambda s: s.name)
 
 
 def parse_partition_cols(step, value):
