@@ -6,10 +6,12 @@ import time
 
 import pytest
 
-from storey import JoinWithTable, Map, NoopDriver, Table
+from storey import JoinWithTable, Map, NoopDriver, Reduce, Table
+from storey.batch import EventBatch
 from storey.drivers import Driver
+from storey.dtypes import Event
 from storey.targets import NoSqlTarget
-from tests.table_flows import SOURCES, run_flow
+from tests.table_flows import SOURCES, T0, run_batches, run_flow
 
 
 class RecordingDriver(Driver):
@@ -234,3 +236,20 @@ def test_table_outlives_its_flows():
     run_flow("sync", [NoSqlTarget(table, columns=["a"])], [({"a": 1}, "k")])
     run_flow("async", [NoSqlTarget(table, columns=["b"])], [({"b": 2}, "k")])
     assert run_flow("sync", [JoinWithTable(table, "id")], [{"id": "k"}]) == [{"id": "k", "a": 1, "b": 2}]
+
+
+@pytest.mark.parametrize("source", [*SOURCES, "one batch"])
+def test_join_before_write_on_one_table_loads_each_batch_at_once(source):
+    driver = RecordingDriver({"k1": {"v": -1}}, may_suspend=True)
+    table = Table("t", driver)
+    items = [({"v": i, "id": f"k{i % 3}"}, f"k{i % 3}") for i in range(6)]
+    join = JoinWithTable(table, "id", join_function=lambda body, attrs: {**body, "prev": attrs.get("v")})
+    steps = [join, NoSqlTarget(table, columns=["v"])]
+    if source == "one batch":
+        batch = EventBatch.from_events([Event(body, key=key, time=T0) for body, key in items])
+        out = run_batches([*steps, Reduce([], lambda acc, x: acc + [x])], [batch])
+        # the engine passes the events to the join one at a time, but the keys load at once
+        assert driver.loads == [["k0", "k1", "k2"]]
+    else:
+        out = run_flow(source, steps, items, buffer_size=6)
+    assert [body["prev"] for body in out] == [None, -1, None, 0, 1, 2]

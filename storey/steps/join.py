@@ -89,6 +89,15 @@ class JoinWithTable(Flow):
                 return None
         return attributes
 
+    async def _process(self, batch):
+        if self._emit_per_event and batch.n > 1 and self._table._persists:
+            # the engine hands this step one event at a time (a step further down writes to the
+            # table): load the keys of the whole batch in one driver call first
+            inputs = batch.events() if self._full_event else batch.peek_bodies()
+            keys, _ = self._extract_keys(inputs)
+            await self._table._ensure_loaded(keys)
+        await super()._process(batch)
+
     async def _do(self, batch):
         columns = batch.columns
         if (
