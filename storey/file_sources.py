@@ -1,3 +1,0 @@
-"""Sources that replay stored events: DataframeSource, ParquetSource, CSVSource."""
-
-__all__ = []

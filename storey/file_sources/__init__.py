@@ -1,0 +1,9 @@
+"""Sources that replay stored events: DataframeSource, ParquetSource, CSVSource.
+
+They read in bounded batches (pyarrow record batches for files) in a worker thread and hand the
+flow columnar `EventBatch`es: a flow with no user function in it never builds row dicts.
+"""
+
+from .dataframe_source import DataframeSource
+
+__all__ = ["DataframeSource"]

@@ -1,0 +1,137 @@
+"""From body columns to events: the key, time and id of each row, and the rows to skip.
+
+A replay source names body fields for the key (one field, or a list of them), the time and the
+id. Rows whose key is missing are skipped, as the reference skips them: a single key is missing
+when its value is None; a list key when any part is None (CSV) or also NaN/NaT/NA (DataFrames
+and Parquet). Event times come from the time field's column without building row values when the
+column holds instants (timestamps, parsed CSV times, epoch seconds); otherwise each value is
+read as the reference reads it (ISO-8601 strings, datetimes, epoch seconds, None for "now").
+"""
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from ..batch import EventBatch
+from ..times import NAIVE, UTC_DATETIME, to_ns
+from .arrow_columns import filter_columns
+from .value_kinds import PLAIN, DatetimeKind, TimestampKind
+
+
+class EventFields:
+    """Which body fields make each event's key, time and id.
+
+    :param key: a field name, a list of field names, or None.
+    :param time: a field name or None (events then get the time they are read, in
+        `now_style`: aware UTC datetimes, or naive ones as CSVSource gives).
+    :param id: a field name or None (ids are generated).
+    :param list_key_skips_nan: whether a list key with a NaN/NaT/NA part is skipped too.
+    :param where: names the data in error messages (a file name).
+    """
+
+    def __init__(self, key=None, time=None, id=None, list_key_skips_nan=True, now_style=UTC_DATETIME):
+        self.key = key
+        self.time = time
+        self.id = id
+        self.list_key_skips_nan = list_key_skips_nan
+        self.now_style = now_style
+
+    def check(self, columns, where):
+        """Raises KeyError naming the field and the data when a field is not among the columns."""
+        for param, names in (("key_field", self.key), ("time_field", self.time), ("id_field", self.id)):
+            if names is None:
+                continue
+            for name in names if isinstance(names, list) else [names]:
+                if name not in columns:
+                    raise KeyError(f"{param} {name!r} is not a field of {where} (fields: {columns.names})")
+
+    def batch(self, columns, ids, where):
+        """The events of `columns` (rows with a missing key left out); `ids` is an IdSequence."""
+        columns = self._keep_keyed(columns)
+        n = columns.n
+        keys = self._keys(columns)
+        times, time_values, style = self._times(columns, where)
+        if self.id is None:
+            event_ids = ids.reserve(n)
+        else:
+            event_ids = columns.column_list(self.id)
+        return EventBatch(
+            n,
+            columns=columns,
+            keys=keys,
+            times=times,
+            time_values=time_values,
+            time_style=style,
+            ids=event_ids,
+        )
+
+    def _keep_keyed(self, columns):
+        key = self.key
+        if key is None or columns.n == 0:
+            return columns
+        if isinstance(key, list):
+            skip = None
+            for name in key:
+                kind = columns.converters.get(name, PLAIN)
+                values = columns[name]
+                part = kind.missing_mask(values) if self.list_key_skips_nan else kind.none_mask(values)
+                skip = part if skip is None else skip | part
+        else:
+            skip = columns.converters.get(key, PLAIN).none_mask(columns[key])
+        if not skip.any():
+            return columns
+        return filter_columns(columns, ~skip)
+
+    def _keys(self, columns):
+        key = self.key
+        if key is None:
+            return None
+        if isinstance(key, list):
+            parts = [columns.column_list(name) for name in key]
+            return [list(values) for values in zip(*parts)] if parts else [[] for _ in range(columns.n)]
+        return columns.column_list(key)
+
+    def _times(self, columns, where):
+        n = columns.n
+        if self.time is None:
+            now = datetime.now(UTC)
+            return np.full(n, to_ns(now), dtype=np.int64), None, self.now_style
+        return column_times(columns, self.time, where)
+
+
+def column_times(columns, name, where):
+    """(int64 ns or None, time objects or None, TimeStyle or None) for the events' times taken
+    from body field `name`."""
+    values = columns[name]
+    kind = columns.converters.get(name, PLAIN)
+    if isinstance(kind, TimestampKind):
+        return values.view(np.int64), None, kind.style
+    if isinstance(kind, DatetimeKind):
+        nat = np.isnat(values)
+        ns = values.astype("datetime64[ns]").view(np.int64)
+        if not nat.any():
+            return ns, None, kind.style
+        now = datetime.now(UTC)
+        times = kind.style.values(ns)
+        return None, [now if missing else t for t, missing in zip(times, nat.tolist(), strict=True)], None
+    if kind is PLAIN and values.dtype.kind in "iu":
+        return values.astype(np.int64) * 1_000_000_000, None, NAIVE
+    return None, [_event_time(v, name, where) for v in kind(values)], None
+
+
+def _event_time(value, name, where):
+    if value is None:
+        return datetime.now(UTC)
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"time_field {name!r} of {where}: {value!r} is not an ISO-8601 time") from None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
+    raise TypeError(
+        f"time_field {name!r} of {where}: an event time must be a datetime, an ISO-8601 string "
+        f"or epoch seconds (int), got {type(value).__name__} {value!r}"
+    )
