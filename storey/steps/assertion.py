@@ -46,6 +46,10 @@ _CONTENT_CHECKS = {
 }
 
 
+# how a failed content check names itself in its message
+_CONTENT_WORDS = {"all": "all of", "any": "any of", "none": "none of", "exactly": "exactly"}
+
+
 class Assert(Flow):
     """Exposes an API for testing the flow between steps.
 
@@ -176,5 +180,5 @@ class Assert(Flow):
                 if not _COUNT_OPERATORS[op](count, expected):
                     raise AssertionError(f"Expected event count {op} {expected}, got {count} instead")
             elif not _CONTENT_CHECKS[op](received, expected):
-                raise AssertionError(f"Expected {op} of {received} in {expected}")
+                raise AssertionError(f"Expected {_CONTENT_WORDS[op]} {received} in {expected}")
         return None
