@@ -5,5 +5,6 @@ flow columnar `EventBatch`es: a flow with no user function in it never builds ro
 """
 
 from .dataframe_source import DataframeSource
+from .parquet_source import ParquetSource
 
-__all__ = ["DataframeSource"]
+__all__ = ["DataframeSource", "ParquetSource"]
