@@ -100,7 +100,7 @@ def format_times(ns, tz, pandas_style, offsets_ns=None):
     base = pc.strftime(pa.array(seconds, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
     micros, nanos = np.divmod(fraction, 1000)
     if pandas_style and (nanos != 0).any():
-        frac = _padded(fraction, 9)
+        frac = pc.binary_join_element_wise(".", _padded(fraction, 9), "")
         frac = pc.if_else(
             pa.array(nanos != 0), frac, pc.binary_join_element_wise(".", _padded(micros, 6), "")
         )
@@ -121,9 +121,7 @@ def format_times(ns, tz, pandas_style, offsets_ns=None):
 
 
 def _padded(values, width):
-    return pc.binary_join_element_wise(
-        ".", pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), width, "0"), ""
-    )
+    return pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), width, "0")
 
 
 def _offset_text(seconds):

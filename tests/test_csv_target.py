@@ -1,0 +1,322 @@
+import datetime as dt
+import decimal
+import os
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+
+from storey import Map, SyncEmitSource, build_flow
+from storey.batch import EventBatch
+from storey.columns import Columns
+from storey.file_targets.csv_lines import format_floats, format_times
+from storey.targets import CSVTarget
+from storey.times import UTC_DATETIME, TimeStyle
+from tests.conformance import input_events, load_case
+from tests.table_flows import SOURCES, run_batches, run_flow
+from tests.test_parquet_target import SeesColumns, emit_all
+
+T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
+
+
+def lines(path):
+    with open(path, newline="") as f:
+        return f.read().split("\n")
+
+
+# ---- the reference's recorded cases
+@pytest.mark.parametrize("source", SOURCES)
+def test_conformance_columns_metadata(tmp_path, source):
+    case = load_case("csv_target_columns_metadata")
+    path = str(tmp_path / "out" / "meta.csv")
+    target = CSVTarget(path, columns=["k=$key", "when=$time", "id", "value=v", "f", "nope"], header=True)
+    emit_all([target], input_events(case), source)
+    assert lines(path) == case["expected"]["lines"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_conformance_infer_header(tmp_path, source):
+    case = load_case("csv_target_infer_header")
+    path = str(tmp_path / "infer.csv")
+    emit_all([CSVTarget(path, header=True)], input_events(case), source)
+    assert lines(path) == case["expected"]["lines"]
+
+
+def test_conformance_batch_by_key(tmp_path):
+    case = load_case("csv_target_batch_by_key")
+    path = str(tmp_path / "bykey.csv")
+    target = CSVTarget(path, columns=["$key", "id", "v"], header=True, max_lines_before_flush=2, key="$key")
+    emit_all([target], input_events(case))
+    assert lines(path) == case["expected"]["lines"]
+
+
+def test_conformance_list_bodies(tmp_path):
+    case = load_case("csv_target_list_bodies")
+    p1, p2 = str(tmp_path / "l1.csv"), str(tmp_path / "l2.csv")
+    source = SyncEmitSource()
+    source.to(CSVTarget(p1, columns=["$key", "a", "b", "when=$time"], header=True))
+    source.to(CSVTarget(p2, infer_columns_from_data=False))
+    controller = source.run()
+    for body, key, time_ in input_events(case):
+        controller.emit(body, key=key, event_time=time_)
+    controller.terminate()
+    controller.await_termination()
+    assert lines(p1) == case["expected"]["with_columns"]
+    assert lines(p2) == case["expected"]["plain"]
+
+
+# ---- cells
+def test_cells_are_written_as_str_with_csv_quoting(tmp_path):
+    path = str(tmp_path / "c.csv")
+    body = {
+        "a_float": 0.1 + 0.2,
+        "b_big": 1e20,
+        "c_int": 10**20,
+        "d_nan": float("nan"),
+        "e_none": None,
+        "f_bool": False,
+        "g_dt": dt.datetime(2020, 1, 1, 1, 2, 3, 456789),
+        "h_ts": pd.Timestamp("2020-01-01 00:00:00.123456789"),
+        "i_list": [1, 2],
+        "j_dict": {"x": 1},
+        "k_quote": 'say "hi"',
+        "l_newline": "a\nb",
+        "m_cr": "a\rb",
+        "n_dec": decimal.Decimal("1.10"),
+        "o_empty": "",
+        "p_np": np.int64(5),
+    }
+    emit_all([CSVTarget(path, header=True)], [(body, "k", T0)])
+    with open(path, newline="") as f:
+        assert f.read() == (
+            ",".join(sorted(body)) + "\n"
+            "0.30000000000000004,1e+20,100000000000000000000,nan,,False,2020-01-01 01:02:03.456789,"
+            '2020-01-01 00:00:00.123456789,"[1, 2]",{\'x\': 1},"say ""hi""","a\nb",a\rb,1.10,,5\n'
+        )
+
+
+def test_a_line_with_one_empty_cell_is_quoted(tmp_path):
+    path = str(tmp_path / "c.csv")
+    emit_all([CSVTarget(path, columns=["a"])], [({"a": ""}, "k", T0), ({}, "k", T0), ({"a": 1}, "k", T0)])
+    assert lines(path) == ['""', '""', "1", ""]
+
+
+def test_inferred_and_explicit_columns_are_sorted_together(tmp_path):
+    path = str(tmp_path / "c.csv")
+    target = CSVTarget(path, columns=["x=$key", "a"], infer_columns_from_data=True, header=True)
+    emit_all([target], [({"b": 1, "a": 2}, "k", T0)])
+    assert lines(path) == ["a,a,b,x", "2,2,1,k", ""]
+
+
+def test_list_keys_and_times_in_other_zones(tmp_path):
+    path = str(tmp_path / "c.csv")
+    tz = dt.timezone(dt.timedelta(hours=2))
+    emit_all([CSVTarget(path, columns=["$key", "$time"])], [({}, ["k", 2], T0.astimezone(tz))])
+    assert lines(path) == ["\"['k', 2]\",2020-07-21 23:40:00+02:00", ""]
+
+
+def test_dict_bodies_without_columns_write_empty_lines(tmp_path):
+    path = str(tmp_path / "c.csv")
+    emit_all([CSVTarget(path, infer_columns_from_data=False)], [({"a": 1}, "k", T0), ([1, 2], "k", T0)])
+    assert lines(path) == ["", "1,2", ""]
+
+
+@pytest.mark.parametrize(
+    "kwargs, bodies, error",
+    [
+        ({}, [[1, 2]], TypeError),  # cannot infer columns from a list
+        ({}, ["text"], TypeError),
+        ({"columns": ["a"]}, [5], TypeError),
+        ({"infer_columns_from_data": False, "header": True}, [{"a": 1}], ValueError),
+        ({"columns": ["$key", "a", "b"]}, [[1]], IndexError),
+    ],
+)
+def test_bodies_that_cannot_be_written_fail_the_flow(tmp_path, kwargs, bodies, error):
+    with pytest.raises(error):
+        emit_all([CSVTarget(str(tmp_path / "c.csv"), **kwargs)], [(b, "k", T0) for b in bodies])
+
+
+# ---- column bodies
+def column_batch():
+    n = 5
+    ns = pd.Timestamp(T0).value + np.arange(n, dtype=np.int64) * 1_500_000
+    return EventBatch(
+        n,
+        columns=Columns(
+            {
+                "i": np.array([1, -2, 3, 4, 5], dtype=np.int32),
+                "f": np.array([1.5, np.nan, 1e-7, 3.0, -0.0]),
+                "b": np.array([True, False, True, False, True]),
+                "s": np.array(["x", None, "y,z", 'w"', "a\nb"], dtype=object),
+                "m": np.array([1, 0, 2, 0, 3], dtype=np.int64),
+                "t": np.array(
+                    [
+                        "2020-01-01T00:00:01.5",
+                        "NaT",
+                        "2020-01-02",
+                        "2020-01-03T00:00:00.000000001",
+                        "2020-01-04",
+                    ],
+                    dtype="datetime64[ns]",
+                ),
+            },
+            n,
+            absent={"m": np.array([False, True, False, True, False])},
+            converters={"t": lambda values: list(pd.DatetimeIndex(values))},
+        ),
+        keys=["a", "b", "a", None, "c"],
+        times=ns,
+        time_style=UTC_DATETIME,
+        ids=[f"id{i}" for i in range(n)],
+    )
+
+
+def test_column_bodies_are_written_without_building_rows(tmp_path):
+    path = str(tmp_path / "c.csv")
+    seen = SeesColumns()
+    run_batches(
+        [CSVTarget(path, columns=["$key", "$time", "i", "f", "b", "s", "m", "t"]), seen], [column_batch()]
+    )
+    assert seen.columnar == [True]
+    with open(path, newline="") as f:
+        assert f.read().split("\n") == [
+            "a,2020-07-21 21:40:00+00:00,1,1.5,True,x,1,2020-01-01 00:00:01.500000",
+            "b,2020-07-21 21:40:00.001500+00:00,-2,nan,False,,,NaT",
+            'a,2020-07-21 21:40:00.003000+00:00,3,1e-07,True,"y,z",2,2020-01-02 00:00:00',
+            ',2020-07-21 21:40:00.004500+00:00,4,3.0,False,"w""",,2020-01-03 00:00:00.000000001',
+            'c,2020-07-21 21:40:00.006000+00:00,5,-0.0,True,"a',
+            'b",3,2020-01-04 00:00:00',
+            "",
+        ]
+
+
+def test_column_and_row_bodies_write_the_same_file(tmp_path):
+    columns = ["$key", "$time", "$id", "i", "f", "b", "s", "m", "t", "nope"]
+    run_batches([CSVTarget(str(tmp_path / "c.csv"), columns=columns, header=True)], [column_batch()])
+    rows_batch = column_batch()
+    rows_batch.bodies  # noqa: B018 - hands the rows out: the columns are dropped
+    run_batches([CSVTarget(str(tmp_path / "r.csv"), columns=columns, header=True)], [rows_batch])
+    assert lines(tmp_path / "c.csv") == lines(tmp_path / "r.csv")
+
+
+def test_floats_are_formatted_as_repr():
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.standard_normal(2000) * 10.0 ** rng.integers(-12, 25, 2000),
+            np.round(rng.standard_normal(500) * 1000, 2),
+            rng.integers(-(10**12), 10**12, 500).astype(float),
+            [
+                0.0,
+                -0.0,
+                np.nan,
+                np.inf,
+                -np.inf,
+                1e16,
+                1e15,
+                9.999999e8,
+                1e9,
+                1e-4,
+                9.9e-5,
+                5e-324,
+                1.7976931348623157e308,
+            ],
+        ]
+    )
+    assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("tz", [None, dt.UTC, "America/New_York"])
+@pytest.mark.parametrize("pandas_style", [False, True])
+def test_times_are_formatted_as_str(tz, pandas_style):
+    rng = np.random.default_rng(3)
+    ns = rng.integers(-(10**18), 2 * 10**18, 300)
+    ns[::3] = ns[::3] // 1000 * 1000
+    ns[::5] = ns[::5] // 10**9 * 10**9
+    style = TimeStyle(
+        tz=None if tz is None else (tz if tz is dt.UTC else __import__("zoneinfo").ZoneInfo(tz)),
+        pandas=pandas_style,
+    )
+    expected = [str(v) for v in style.values(ns)]
+    assert format_times(ns, style.tz, pandas_style).to_pylist() == expected
+
+
+# ---- files, flushing, storage
+@pytest.mark.parametrize("source", SOURCES)
+def test_events_pass_downstream_unchanged(tmp_path, source):
+    bodies = [{"v": 1, "w": [1]}, {"v": 2}]
+    assert run_flow(source, [CSVTarget(str(tmp_path / "x.csv"))], bodies) == bodies
+
+
+def test_no_events_no_file(tmp_path):
+    emit_all([CSVTarget(str(tmp_path / "x.csv"), header=True, columns=["a"])], [])
+    assert os.listdir(tmp_path) == []
+
+
+def test_lines_are_flushed_in_order_across_flushes(tmp_path):
+    path = str(tmp_path / "x.csv")
+    emit_all(
+        [CSVTarget(path, columns=["v"], max_lines_before_flush=3)], [({"v": i}, "k", T0) for i in range(10)]
+    )
+    assert lines(path) == [str(i) for i in range(10)] + [""]
+
+
+def test_file_appears_only_complete(tmp_path):
+    path = str(tmp_path / "x.csv")
+    controller = build_flow(
+        [SyncEmitSource(), CSVTarget(path, columns=["v"], max_lines_before_flush=1)]
+    ).run()
+    controller.emit({"v": 1}, key="k", event_time=T0)
+    controller.emit({"v": 2}, key="k", event_time=T0)
+    assert not os.path.exists(path)
+    controller.terminate()
+    controller.await_termination()
+    assert lines(path) == ["1", "2", ""]
+    assert os.listdir(tmp_path) == ["x.csv"]
+
+
+def test_failure_downstream_keeps_the_lines_written(tmp_path):
+    path = str(tmp_path / "f.csv")
+
+    def boom(body):
+        if body["v"] == 1:
+            raise RuntimeError("boom")
+        return body
+
+    controller = build_flow([SyncEmitSource(), CSVTarget(path, columns=["v"]), Map(boom)]).run()
+    try:
+        controller.emit({"v": 0}, key="k", event_time=T0)
+        controller.emit({"v": 1}, key="k", event_time=T0)
+    except RuntimeError:
+        pass
+    controller.terminate()
+    with pytest.raises(RuntimeError):
+        controller.await_termination()
+    assert lines(path) == ["0", "1", ""]
+
+
+def test_memory_filesystem_url():
+    url = "memory://storey-tests/csv/out.csv"
+    emit_all([CSVTarget(url, header=True)], [({"v": 1}, "a", T0)])
+    fs = fsspec.filesystem("memory")
+    assert fs.cat("/storey-tests/csv/out.csv") == b"v\n1\n"
+    assert fs.ls("/storey-tests/csv", detail=False) == ["/storey-tests/csv/out.csv"]
+    fs.rm("/storey-tests", recursive=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"columns": ["$foo"]}, ValueError),
+        ({"columns": [("a", "int")]}, TypeError),
+        ({"columns": 5}, TypeError),
+        ({"max_lines_before_flush": 0}, ValueError),
+        ({"max_seconds_before_flush": -1}, ValueError),
+        ({"key": 5}, ValueError),
+        ({"storage_options": "x"}, TypeError),
+    ],
+)
+def test_bad_parameters_raise_at_construction(tmp_path, kwargs, error):
+    with pytest.raises(error, match="CSVTarget"):
+        CSVTarget(str(tmp_path / "x.csv"), **kwargs)
