@@ -26,6 +26,10 @@ class BufferedFileTarget(Flow):
     """Base of the file targets: subclasses turn a batch into a chunk (`_prepare`), say which
     group each event belongs to (`_groups`) and write a group's chunks (`_write`)."""
 
+    # Whether each write holds exactly max_events events (a file per write). When writes only
+    # append to one stream, a batch that overfills the buffer is written whole instead.
+    _split_writes = True
+
     def __init__(self, max_events=None, flush_after_seconds=None, **kwargs):
         super().__init__(**kwargs)
         self._max_events = max_events
@@ -94,7 +98,7 @@ class BufferedFileTarget(Flow):
             if buf is None:
                 buf = self._buffers[group] = _Buffer(self._seen + int(positions[start]))
                 self._arm_timer(group, buf)
-            room = total - start if max_events is None else max_events - buf.count
+            room = total - start if max_events is None or not self._split_writes else max_events - buf.count
             take = min(room, total - start)
             piece = chunk if whole and take == total else chunk.take(positions[start : start + take])
             buf.chunks.append(piece)

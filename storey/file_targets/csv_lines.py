@@ -97,7 +97,7 @@ def format_times(ns, tz, pandas_style, offsets_ns=None):
     wall = np.where(nat, 0, wall)
     seconds = np.floor_divide(wall, 1_000_000_000)
     fraction = wall - seconds * 1_000_000_000
-    base = pc.strftime(pa.array(seconds, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
+    base = pc.cast(pa.array(seconds, pa.timestamp("s")), pa.string())  # "YYYY-MM-DD HH:MM:SS"
     micros, nanos = np.divmod(fraction, 1000)
     if pandas_style and (nanos != 0).any():
         frac = pc.binary_join_element_wise(".", _padded(fraction, 9), "")

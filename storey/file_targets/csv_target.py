@@ -82,6 +82,8 @@ class CSVTarget(BufferedFileTarget):
         self._header = bool(header)
         self._infer = bool(infer_columns_from_data)
         self._key = key
+        # lines of one stream: where a write ends does not change the file
+        self._split_writes = key is not None
         self._fs, self._fs_path = get_filesystem(path, storage_options)
         self._specs = None
         self._resolved = False
