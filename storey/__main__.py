@@ -1,0 +1,5 @@
+"""`python -m storey`: the storey command line (see `storey.cli`)."""
+
+from storey.cli import main
+
+raise SystemExit(main())
