@@ -126,3 +126,22 @@ def run_steps(steps, events, sizes=None, columns=False):
         return captures, result
 
     return asyncio.run(main())
+
+
+def encoded(records, with_id=False):
+    """`Capture` records in the conformance cases' encoding ({'body', 'key', 'time'[, 'id']})."""
+    from tests.conformance import encode
+
+    out = []
+    for body, key, time, id_, *_ in records:
+        item = {"body": encode(body), "key": encode(key), "time": encode(time)}
+        if with_id:
+            item["id"] = encode(id_)
+        out.append(item)
+    return out
+
+
+def emit_all(controller, events):
+    """Emits (body, key, time) tuples (key/time may be None) with a `FlowController`."""
+    for body, key, time in events:
+        controller.emit(body, key=key, event_time=time)
