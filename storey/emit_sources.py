@@ -26,7 +26,11 @@ _TERMINATE = object()
 def _check_buffer_size(step, buffer_size):
     if buffer_size is None:
         return 8
-    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size <= 0:
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
+        raise TypeError(
+            f"{step}: buffer_size must be a positive int, got {type(buffer_size).__name__}: {buffer_size!r}"
+        )
+    if buffer_size <= 0:
         raise ValueError(f"{step}: buffer_size must be a positive int, got {buffer_size!r}")
     return buffer_size
 
