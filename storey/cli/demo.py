@@ -195,7 +195,7 @@ def _tail_features(path, names, n):
 def _same(a, b):
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    return type(a) is type(b) and a == b if not isinstance(a, int | float) else a == b
+    return a == b
 
 
 def _first_difference(bulk, live, names):
