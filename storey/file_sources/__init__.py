@@ -4,7 +4,8 @@ They read in bounded batches (pyarrow record batches for files) in a worker thre
 flow columnar `EventBatch`es: a flow with no user function in it never builds row dicts.
 """
 
+from .csv_source import CSVSource
 from .dataframe_source import DataframeSource
 from .parquet_source import ParquetSource
 
-__all__ = ["DataframeSource", "ParquetSource"]
+__all__ = ["CSVSource", "DataframeSource", "ParquetSource"]

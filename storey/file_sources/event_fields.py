@@ -36,18 +36,17 @@ class EventFields:
         self.list_key_skips_nan = list_key_skips_nan
         self.now_style = now_style
 
-    def check(self, columns, where):
-        """Raises KeyError naming the field and the data when a field is not among the columns."""
-        for param, names in (("key_field", self.key), ("time_field", self.time), ("id_field", self.id)):
-            if names is None:
-                continue
-            for name in names if isinstance(names, list) else [names]:
-                if name not in columns:
-                    raise KeyError(f"{param} {name!r} is not a field of {where} (fields: {columns.names})")
+    def batch(self, columns, ids, where, body=None, list_bodies=False):
+        """The events of the rows of `columns`, leaving out rows whose key is missing.
 
-    def batch(self, columns, ids, where):
-        """The events of `columns` (rows with a missing key left out); `ids` is an IdSequence."""
-        columns = self._keep_keyed(columns)
+        `ids` is the flow's IdSequence. The bodies are `body` (`Columns` of the same rows), or
+        `columns` themselves; with `list_bodies` each body is the list of the body columns' values.
+        """
+        keep = self._kept_rows(columns)
+        if keep is not None:
+            columns = filter_columns(columns, keep)
+            if body is not None:
+                body = filter_columns(body, keep)
         n = columns.n
         keys = self._keys(columns)
         times, time_values, style = self._times(columns, where)
@@ -55,9 +54,16 @@ class EventFields:
             event_ids = ids.reserve(n)
         else:
             event_ids = columns.column_list(self.id)
+        body = columns if body is None else body
+        bodies = None
+        if list_bodies:
+            values = [body.column_list(name) for name in body.names]
+            bodies = [list(row) for row in zip(*values)] if values else [[] for _ in range(n)]
+            body = None
         return EventBatch(
             n,
-            columns=columns,
+            bodies=bodies,
+            columns=body,
             keys=keys,
             times=times,
             time_values=time_values,
@@ -65,10 +71,11 @@ class EventFields:
             ids=event_ids,
         )
 
-    def _keep_keyed(self, columns):
+    def _kept_rows(self, columns):
+        """A mask of the rows to keep, or None to keep them all."""
         key = self.key
         if key is None or columns.n == 0:
-            return columns
+            return None
         if isinstance(key, list):
             skip = None
             for name in key:
@@ -79,8 +86,8 @@ class EventFields:
         else:
             skip = columns.converters.get(key, PLAIN).none_mask(columns[key])
         if not skip.any():
-            return columns
-        return filter_columns(columns, ~skip)
+            return None
+        return ~skip
 
     def _keys(self, columns):
         key = self.key

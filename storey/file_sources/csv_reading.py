@@ -1,0 +1,271 @@
+"""CSV files as arrow record batches, typed as the reference types fields, with clear errors.
+
+Each file is read twice at its start: once to learn its header and the column types pyarrow
+infers from the first block (ints, floats, bools written `true`/`false` in any case, strings;
+an empty field is a null), and once to stream it with those types fixed, so every later block
+is converted the same way. Columns pyarrow would read as dates or timestamps stay text (the
+reference only parses the time field and `parse_dates`). A column that is empty throughout the
+first block takes its type from the first block where it has a value.
+
+Errors name the file and the row: a row with the wrong number of fields, a value that does not
+fit its column's type. The row is found by scanning the file again with Python's csv module,
+which only happens on the way to raising.
+"""
+
+import csv
+import io
+import itertools
+import re
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ..storage import get_filesystem
+
+BLOCK_BYTES = 1 << 22
+
+
+def _spellings(word):
+    return ["".join(chars) for chars in itertools.product(*[(c.lower(), c.upper()) for c in word])]
+
+
+TRUE_WORDS = _spellings("true")
+FALSE_WORDS = _spellings("false")
+_CONVERSION_ERROR = re.compile(
+    r"In CSV column #(\d+): .*?CSV conversion error to (\S+): invalid value '(.*)'", re.S
+)
+
+
+class CsvError(ValueError):
+    """A CSV file whose content does not fit what was read before (names file, row and field)."""
+
+
+class CsvFile:
+    """One CSV file: its field names and its rows as record batches of typed arrow columns.
+
+    :param text_columns: indexes of the columns to keep as text (the time field, parse_dates).
+    """
+
+    def __init__(self, path, storage_options, header, type_inference, text_columns, step):
+        self.path = path
+        self.storage_options = storage_options
+        self.header = header
+        self.type_inference = type_inference
+        self.text_columns = text_columns
+        self.step = step
+        self.names = None
+        self.rows_read = 0
+        self._bad_row = None
+
+    # ---- opening
+    def _source(self):
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        if fs.isdir(inner):
+            raise IsADirectoryError(21, f"{self.step}: {self.path} is a directory, not a CSV file", self.path)
+        if not fs.exists(inner):
+            raise FileNotFoundError(2, f"{self.step}: no such file: {self.path}", self.path)
+        if "://" not in self.path:
+            return inner
+        return fs.open(inner, "rb", compression="infer")
+
+    def _convert_options(self, column_types=None):
+        if not self.type_inference and column_types is not None:
+            return pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False)
+        return pacsv.ConvertOptions(
+            column_types=column_types,
+            null_values=[""],
+            true_values=TRUE_WORDS,
+            false_values=FALSE_WORDS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+
+    def _parse_options(self):
+        def remember(row):
+            self._bad_row = row
+            return "error"
+
+        return pacsv.ParseOptions(invalid_row_handler=remember)
+
+    def inferred_schema(self):
+        """The schema pyarrow infers from the first block (None for an empty file); sets `names`."""
+        try:
+            reader = pacsv.open_csv(
+                self._source(),
+                read_options=pacsv.ReadOptions(
+                    block_size=BLOCK_BYTES, autogenerate_column_names=not self.header
+                ),
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options(),
+            )
+        except pa.ArrowInvalid as ex:
+            if "Empty CSV file" in str(ex):
+                return None
+            raise self._located(ex) from ex
+        schema = reader.schema
+        reader.close()
+        if self.header:
+            self.names = schema.names
+        return schema
+
+    # ---- reading
+    def batches(self, schema):
+        """The file's rows as record batches whose columns are named c0, c1, ..., typed after the
+        `inferred_schema()`."""
+        types = {}
+        deferred = {}
+        for i, field in enumerate(schema):
+            typ = field.type
+            if not self.type_inference or i in self.text_columns:
+                typ = pa.string()
+            elif pa.types.is_null(typ):
+                typ = pa.string()
+                deferred[i] = None
+            elif pa.types.is_temporal(typ):
+                typ = pa.string()
+            types[f"c{i}"] = typ
+        reader = pacsv.open_csv(
+            self._source(),
+            read_options=pacsv.ReadOptions(
+                block_size=BLOCK_BYTES, column_names=list(types), skip_rows=1 if self.header else 0
+            ),
+            parse_options=self._parse_options(),
+            convert_options=self._convert_options(types),
+        )
+        try:
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as ex:
+                    raise self._located(ex) from ex
+                if deferred:
+                    batch = self._type_deferred(batch, deferred)
+                yield batch
+                self.rows_read += batch.num_rows
+        finally:
+            reader.close()
+
+    def _type_deferred(self, batch, deferred):
+        columns = batch.columns
+        for i, typ in deferred.items():
+            strings = columns[i]
+            if typ is None:
+                if strings.null_count == len(strings):
+                    continue
+                typ = deferred[i] = _infer_type(strings.drop_null())
+            columns[i] = self._convert(strings, typ, i)
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+    def _convert(self, strings, typ, column):
+        if pa.types.is_string(typ):
+            return strings
+        if pa.types.is_boolean(typ):
+            lower = pc.utf8_lower(strings)
+            is_true = pc.equal(lower, "true")
+            bad = pc.and_(pc.invert(is_true), pc.not_equal(lower, "false"))
+            if pc.any(bad).as_py():
+                self._raise_bad_value(strings, column, typ, bad.to_pylist().index(True))
+            return is_true
+        try:
+            return pc.cast(strings, typ)
+        except pa.ArrowInvalid:
+            for index, value in enumerate(strings.to_pylist()):
+                if value is None:
+                    continue
+                try:
+                    pa.scalar(value).cast(typ)
+                except pa.ArrowInvalid:
+                    self._raise_bad_value(strings, column, typ, index)
+            raise
+
+    # ---- errors
+    def column_name(self, column):
+        return self.names[column] if self.names is not None else column
+
+    def where(self, row):
+        """'<file>, row <n>' for the n-th data row (1-based) of the file."""
+        return f"{self.path}, row {row}"
+
+    def _raise_bad_value(self, strings, column, typ, index):
+        position = self.where(self.rows_read + index + 1)
+        raise CsvError(self._bad_value_message(position, column, strings[index].as_py(), typ))
+
+    def _bad_value_message(self, position, column, value, typ):
+        return (
+            f"{self.step}: {position}, field {self.column_name(column)!r}: {value!r} is not "
+            f"{_type_words(typ)} like the values before it in the column (field types are inferred "
+            f"from the file's first rows; type_inference=False reads fields as text)"
+        )
+
+    def _located(self, ex):
+        """An error naming the file and row for a pyarrow CSV error."""
+        message = str(ex)
+        if "CSV parse error" in message and self._bad_row is not None:
+            bad = self._bad_row
+            row, line = self._find_row(lambda record: len(record) != bad.expected_columns)
+            position = f"row {row} (line {line})" if row is not None else "a row"
+            what = "the header" if self.header else "the first row"
+            return CsvError(
+                f"{self.step}: {self.path}, {position} has {bad.actual_columns} fields where {what} has "
+                f"{bad.expected_columns}: {bad.text!r}"
+            )
+        match = _CONVERSION_ERROR.search(message)
+        if match:
+            column, typ, value = int(match.group(1)), match.group(2), match.group(3)
+            start = self.rows_read
+            row, line = self._find_row(
+                lambda record: len(record) > column and record[column] == value, first_row=start + 1
+            )
+            position = f"row {row} (line {line})" if row is not None else f"a row after row {start}"
+            return CsvError(self._bad_value_message(f"{self.path}, {position}", column, value, typ))
+        try:
+            return type(ex)(f"{self.step}: cannot read {self.path}: {message}")
+        except Exception:
+            return ex
+
+    def _find_row(self, is_bad, first_row=1):
+        """(data row number, line number) of the first data row from `first_row` on where
+        `is_bad(fields)`, by reading the file again with the csv module; (None, None) if none."""
+        try:
+            with (
+                fsspec.open(self.path, "rb", compression="infer", **(self.storage_options or {})) as raw,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+            ):
+                reader = csv.reader(text)
+                if self.header:
+                    next(reader, None)
+                for row, record in enumerate(reader, start=1):
+                    if row >= first_row and record and is_bad(record):
+                        return row, reader.line_num
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass
+        return None, None
+
+
+def _infer_type(strings):
+    """The type of a column from its first values: int64, float64, bool or string."""
+    for typ in (pa.int64(), pa.float64()):
+        try:
+            pc.cast(strings, typ)
+            return typ
+        except pa.ArrowInvalid:
+            pass
+    lower = pc.utf8_lower(strings)
+    if pc.all(pc.is_in(lower, pa.array(["true", "false"]))).as_py():
+        return pa.bool_()
+    return pa.string()
+
+
+def _type_words(typ):
+    name = str(typ)
+    if name.startswith(("int", "uint")):
+        return "an integer"
+    if name in ("double", "float"):
+        return "a number"
+    if name in ("bool", "boolean"):
+        return "true or false"
+    return f"a {name} value"
