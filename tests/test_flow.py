@@ -1,0 +1,212 @@
+"""The flow graph: wiring with to() and build_flow, termination results, Complete, Reduce, Context."""
+
+import pytest
+
+from storey import (
+    Complete,
+    Context,
+    Filter,
+    Flow,
+    Map,
+    Reduce,
+    SyncEmitSource,
+    build_flow,
+)
+from tests.conformance import assert_matches, input_events, load_case
+from tests.engine import Capture, emit_all, encoded, make_events, run_steps
+
+
+def _run(source, events):
+    controller = source.run()
+    emit_all(controller, events)
+    controller.terminate()
+    return controller.await_termination()
+
+
+def test_conformance_graph_to_branches():
+    case = load_case("graph_to_branches")
+    events = input_events(case)
+    filtered, mapped, ids = Capture(), Capture(), Capture()
+    source = SyncEmitSource()
+    m = source.to(Map(lambda b: {**b, "m": 1}))
+    m.to(Filter(lambda b: b["v"] > 3)).to(filtered)
+    m.to(mapped)
+    source.to(Map(lambda b: b["i"])).to(ids)
+    _run(source, events)
+    expected = case["expected"]
+    assert_matches(expected["filtered"], encoded(filtered.seen))
+    assert_matches(expected["mapped"], encoded(mapped.seen))
+    assert_matches(expected["ids"], encoded(ids.seen))
+
+    nested_b, nested_main = Capture(), Capture()
+    source = build_flow(
+        [
+            SyncEmitSource(),
+            Map(lambda b: {**b, "a": 1}),
+            [Map(lambda b: {**b, "b1": 1}), nested_b],
+            Map(lambda b: {**b, "c": 1}),
+            nested_main,
+        ]
+    )
+    _run(source, events)
+    assert_matches(expected["nested_b"], encoded(nested_b.seen))
+    assert_matches(expected["nested_main"], encoded(nested_main.seen))
+
+
+def test_conformance_reduce_variants():
+    case = load_case("reduce_variants")
+    events = input_events(case)
+    expected = case["expected"]
+    assert (
+        _run(build_flow([SyncEmitSource(), Reduce(0, lambda acc, b: acc + b["v"])]), events)
+        == expected["sum"]
+    )
+    keys = _run(
+        build_flow(
+            [SyncEmitSource(), Reduce([], lambda acc, e: acc + [[e.key, e.body["i"]]], full_event=True)]
+        ),
+        events,
+    )
+    assert keys == expected["keys"]
+    two = build_flow(
+        [
+            SyncEmitSource(),
+            [Map(lambda b: b["v"]), Reduce(0, max)],
+            Reduce(None, lambda acc, b: b["i"]),
+        ]
+    )
+    assert _run(two, events) == expected["two_branches"]
+    assert _run(build_flow([SyncEmitSource(), Reduce(1000, lambda acc, b: acc + 1)]), []) == expected["empty"]
+
+
+def test_build_flow_returns_the_first_step_and_chains_the_rest():
+    source = SyncEmitSource()
+    a, b, c = Map(lambda x: x), Map(lambda x: x), Map(lambda x: x)
+    assert build_flow([source, a, [b], c]) is source
+    assert source._outlets == [a]
+    assert a._outlets == [b, c]
+    assert build_flow([[source]]) is source
+
+
+def test_build_flow_and_to_reject_bad_arguments():
+    with pytest.raises(ValueError, match="steps must be a non-empty list"):
+        build_flow([])
+    with pytest.raises(TypeError, match=r"Map.to\(\): expected a step"):
+        Map(lambda x: x).to(lambda x: x)
+
+
+def test_to_returns_the_outlet_for_chaining():
+    first = Map(lambda x: x)
+    second = Map(lambda x: x)
+    assert first.to(second) is second
+
+
+def test_reduce_is_terminal():
+    with pytest.raises(ValueError, match="Reduce is a terminal step"):
+        Reduce(0, lambda a, b: a).to(Map(lambda x: x))
+
+
+def test_reduce_fn_must_be_callable():
+    with pytest.raises(TypeError, match="Reduce: fn must be callable"):
+        Reduce(0, "sum")
+
+
+def test_a_flow_must_start_with_a_source():
+    with pytest.raises(ValueError, match="Flow must start with a source"):
+        build_flow([Map(lambda x: x), Reduce(0, lambda a, b: a)]).run()
+
+
+def test_reduce_starts_again_from_its_initial_value_on_each_run():
+    flow = build_flow([SyncEmitSource(), Reduce([], lambda acc, x: acc + [x])])
+    assert _run(flow, [(1, None, None)]) == [1]
+    assert _run(flow, [(2, None, None)]) == [2]
+
+
+def test_termination_result_fn_combines_branch_results():
+    flow = build_flow(
+        [
+            SyncEmitSource(termination_result_fn=lambda a, b: (a or 0) + b),
+            [Reduce(0, lambda acc, x: acc + x)],
+            Reduce(100, lambda acc, x: acc + x),
+        ]
+    )
+    assert _run(flow, [(1, None, None), (2, None, None)]) == 3 + 103
+
+
+def test_the_first_non_none_branch_result_is_the_default():
+    flow = build_flow([SyncEmitSource(), [Map(lambda x: x)], Reduce(0, lambda acc, x: acc + x)])
+    assert _run(flow, [(5, None, None)]) == 5
+
+
+def test_a_step_joined_by_two_branches_is_terminated_once_after_both():
+    terminations = []
+
+    class Counting(Flow):
+        async def _on_terminate(self):
+            terminations.append(self.name)
+            return "joined"
+
+    join = Counting(name="join")
+    left, right = Map(lambda x: x), Map(lambda x: -x)
+    left.to(join)
+    right.to(join)
+    captures, result = run_steps([[left], right], make_events([1]))
+    assert terminations == ["join"]
+    assert result == "joined"
+
+
+def test_complete_passes_events_on():
+    (seen,), _ = run_steps([Complete(), Capture()], make_events([1, 2]))
+    assert [body for body, *_ in seen] == [1, 2]
+
+
+def test_context_holds_parameters_secrets_and_tables():
+    context = Context(initial_secrets={"s": "x"}, initial_parameters={"p": 1}, initial_tables={"t": "table"})
+    assert context.get_param("p", None) == 1
+    assert context.get_param("missing", "default") == "default"
+    context.set_param("q", 2)
+    assert context.get_param("q", None) == 2
+    assert context.get_secret("s") == "x"
+    assert context.get_secret("missing") is None
+    context.set_secret("s2", "y")
+    assert context.get_secret("s2") == "y"
+    assert context.get_table("t") == "table"
+    context.set_table("u", "other")
+    assert context.get_table("u") == "other"
+    step = Map(lambda x: x, context=context)
+    assert step.context is context
+
+
+def test_step_names_default_to_the_class_name():
+    assert Map(lambda x: x).name == "Map"
+    assert Map(lambda x: x, name="double").name == "double"
+
+
+class _Shared:
+    """State two steps share: the engine must hand them events one at a time."""
+
+
+def test_steps_sharing_state_see_each_event_before_the_next():
+    shared = _Shared()
+    log = []
+
+    class Writer(Flow):
+        def _state_objects(self):
+            return (shared,)
+
+        async def _do(self, batch):
+            for body in batch.bodies:
+                log.append(("write", body))
+            await self._emit(batch)
+
+    class Reader(Flow):
+        def _state_objects(self):
+            return (shared,)
+
+        async def _do(self, batch):
+            for body in batch.bodies:
+                log.append(("read", body))
+            await self._emit(batch)
+
+    run_steps([Writer(), Map(lambda x: x), Reader()], make_events([1, 2]))
+    assert log == [("write", 1), ("read", 1), ("write", 2), ("read", 2)]
