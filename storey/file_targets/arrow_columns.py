@@ -32,19 +32,12 @@ def row_values(batch, rows, specs):
     """The values of each output column, as lists, from row bodies: dict bodies by field; list
     bodies give their elements, in order, to the columns that are not metadata."""
     keys = batch.keys if any(s.meta == "key" for s in specs) else None
-    times = batch.time_values if any(s.meta == "time" for s in specs) else None
     ids = batch.ids if any(s.meta == "id" for s in specs) else None
     if all(type(b) is dict for b in rows):
-        return [
-            list(keys)
-            if s.meta == "key"
-            else list(times)
-            if s.meta == "time"
-            else list(ids)
-            if s.meta == "id"
-            else [b.get(s.field) for b in rows]
-            for s in specs
-        ]
+        # event times straight from their int64 form: no time objects are built
+        meta = {"key": lambda: list(keys), "time": lambda: time_array(batch), "id": lambda: list(ids)}
+        return [meta[s.meta]() if s.meta is not None else [b.get(s.field) for b in rows] for s in specs]
+    times = batch.time_values if any(s.meta == "time" for s in specs) else None
     values = [[] for _ in specs]
     for i, body in enumerate(rows):
         pos = 0
@@ -64,7 +57,9 @@ def row_values(batch, rows, specs):
 
 
 def values_array(values, spec):
-    """The arrow array of one output column from its values (a list)."""
+    """The arrow array of one output column from its values (a list, or already an array)."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values if spec.type_name is None else cast_to(values, spec)
     if spec.type_name == "datetime":
         return _to_naive_utc(values)
     arr = _from_values(values)

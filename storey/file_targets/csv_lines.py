@@ -6,6 +6,9 @@ is written '""'. Column bodies are formatted column by column with arrow compute
 bodies cell by cell.
 """
 
+import csv
+import io
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -33,16 +36,25 @@ def line_text(values):
     return ",".join([cell_text(v) for v in values]) + "\n"
 
 
+def text_of_rows(rows):
+    """CSV text of many lines (lists of cell values) at once, through Python's csv writer."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 class Lines:
-    """CSV lines of some events: a list of strings or an arrow string array (one per event)."""
+    """CSV lines of some events: a list of strings or an arrow string array (one per event), or
+    the text of all of them (`n` lines; cannot be split)."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "n")
 
-    def __init__(self, lines):
+    def __init__(self, lines, n=None):
         self.lines = lines
+        self.n = len(lines) if n is None else n
 
     def __len__(self):
-        return len(self.lines)
+        return self.n
 
     def take(self, positions):
         if isinstance(self.lines, list):
@@ -53,6 +65,8 @@ class Lines:
     def payload(self):
         """The lines as UTF-8 bytes (a bytes-like object)."""
         lines = self.lines
+        if isinstance(lines, str):
+            return lines.encode("utf-8")
         if isinstance(lines, list):
             return "".join(lines).encode("utf-8")
         if len(lines) == 0:

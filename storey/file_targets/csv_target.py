@@ -4,7 +4,7 @@ import pyarrow as pa
 
 from ..storage import AtomicFile, get_filesystem
 from .buffering import BufferedFileTarget
-from .csv_lines import Lines, column_texts, join_lines, line_text, quoted, time_texts
+from .csv_lines import Lines, column_texts, join_lines, line_text, quoted, text_of_rows, time_texts
 from .partitions import _factorize, _key_texts
 from .spec import check_positive, merge_inferred, parse_columns
 from .values import body_rows, field_values, first_body_fields
@@ -121,7 +121,10 @@ class CSVTarget(BufferedFileTarget):
         if rows is None:
             cells = [quoted(self._spec_texts(batch, spec)) for spec in specs or []]
             return Lines(join_lines(cells, batch.n))
-        return Lines(self._row_lines(batch, rows))
+        lines = self._row_values(batch, rows)
+        if self._split_writes:
+            return Lines([line_text(values) for values in lines])
+        return Lines(text_of_rows(lines), len(lines))
 
     def _spec_texts(self, batch, spec):
         if spec.meta == "key":
@@ -135,12 +138,18 @@ class CSVTarget(BufferedFileTarget):
             return pa.array(batch.ids, pa.string())
         return column_texts(batch.columns, spec.field)
 
-    def _row_lines(self, batch, rows):
+    def _row_values(self, batch, rows):
+        """The cell values of each event's line."""
         specs = self._specs
         if specs is None:
             return [self._as_is(body) for body in rows]
         keys, ids = batch.keys, batch.ids
-        times = batch.time_values if any(s.meta == "time" for s in specs) else None
+        # times as text: str() of each, computed from the int64 times when no time object exists
+        times = time_texts(batch).to_pylist() if any(s.meta == "time" for s in specs) else None
+        if specs and all(type(b) is dict for b in rows):
+            meta = {"key": keys, "time": times, "id": ids}
+            columns = [meta[s.meta] if s.meta is not None else [b.get(s.field) for b in rows] for s in specs]
+            return list(zip(*columns))
         with_meta = any(s.meta is not None for s in specs)
         lines = []
         for i, body in enumerate(rows):
@@ -167,14 +176,14 @@ class CSVTarget(BufferedFileTarget):
                             )
             else:
                 raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
-            lines.append(line_text(values))
+            lines.append(values)
         return lines
 
     def _as_is(self, body):
         if isinstance(body, list):
-            return line_text(body)
+            return body
         if isinstance(body, dict):
-            return "\n"
+            return []
         raise TypeError(f"{self.name}: CSV writer does not support event body of type {type(body)}.")
 
     def _groups(self, batch):

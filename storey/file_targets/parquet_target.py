@@ -193,8 +193,15 @@ class RowChunk:
         return len(self.columns[0]) if self.columns else 0
 
     def take(self, positions):
-        positions = positions.tolist()
-        return RowChunk([[values[i] for i in positions] for values in self.columns])
+        indices = positions.tolist()
+        return RowChunk(
+            [
+                values.take(pa.array(positions))
+                if isinstance(values, pa.Array)
+                else [values[i] for i in indices]
+                for values in self.columns
+            ]
+        )
 
 
 def _merge_row_chunks(chunks, specs):
@@ -205,7 +212,7 @@ def _merge_row_chunks(chunks, specs):
 
     def convert():
         if pending:
-            columns = [list(chain.from_iterable(c.columns[j] for c in pending)) for j in range(len(specs))]
+            columns = [_concat([c.columns[j] for c in pending]) for j in range(len(specs))]
             arrays = [values_array(values, spec) for values, spec in zip(columns, specs, strict=True)]
             tables.append(pa.Table.from_arrays(arrays, names=names))
             pending.clear()
@@ -218,6 +225,12 @@ def _merge_row_chunks(chunks, specs):
             tables.append(chunk)
     convert()
     return tables
+
+
+def _concat(parts):
+    if isinstance(parts[0], pa.Array):
+        return parts[0] if len(parts) == 1 else pa.chunked_array(parts).combine_chunks()
+    return list(chain.from_iterable(parts))
 
 
 def _check_bodies(step, rows):
