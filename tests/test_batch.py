@@ -1,0 +1,253 @@
+"""EventBatch, Columns and TimeStyle: the internal currency of a flow."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from storey import Event
+from storey.batch import EventBatch, IdSequence
+from storey.columns import Columns
+from storey.times import NAIVE, UTC_DATETIME, TimeStyle, to_ns, to_ns_array
+
+T = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
+T_NS = 1595367600 * 10**9
+
+
+def _columns():
+    return Columns(
+        {
+            "v": np.array([1, 2, 3]),
+            "x": np.array([0.5, 1.5, 2.5]),
+            "s": np.array(["a", "b", "c"], dtype=object),
+        },
+        absent={"x": np.array([False, True, False])},
+    )
+
+
+def _batch(n=3):
+    return EventBatch(
+        n,
+        bodies=[{"v": i} for i in range(n)],
+        keys=[f"k{i}" for i in range(n)],
+        time_values=[T + dt.timedelta(seconds=i) for i in range(n)],
+        ids=[f"id{i}" for i in range(n)],
+    )
+
+
+# ---- times
+
+
+def test_naive_datetimes_are_utc_whatever_the_machine_zone():
+    # reference defect 5: the tests run in America/New_York (see conftest.py)
+    assert to_ns(dt.datetime(2020, 7, 21, 21, 40)) == T_NS
+    assert to_ns(T) == T_NS
+    assert to_ns(T.astimezone(ZoneInfo("Asia/Tokyo"))) == T_NS
+    assert to_ns(pd.Timestamp("2020-07-21 21:40")) == T_NS
+    assert to_ns(pd.Timestamp("2020-07-21 23:40", tz="Europe/Berlin")) == T_NS
+    assert to_ns(np.datetime64("2020-07-21T21:40")) == T_NS
+    assert list(to_ns_array([T, T + dt.timedelta(microseconds=1)])) == [T_NS, T_NS + 1000]
+
+
+def test_to_ns_rejects_what_is_not_a_time():
+    with pytest.raises(TypeError, match="event time must be a datetime"):
+        to_ns("2020-01-01")
+
+
+def test_time_styles_give_back_the_objects_a_source_handed_out():
+    ns = np.array([T_NS, T_NS + 1500], dtype=np.int64)
+    assert NAIVE.values(ns) == [dt.datetime(2020, 7, 21, 21, 40), dt.datetime(2020, 7, 21, 21, 40, 0, 1)]
+    assert UTC_DATETIME.values(ns)[0] == T and UTC_DATETIME.values(ns)[0].tzinfo is dt.UTC
+    tokyo = TimeStyle(ZoneInfo("Asia/Tokyo")).values(ns)[0]
+    assert tokyo == T and tokyo.utcoffset() == dt.timedelta(hours=9)
+    stamps = TimeStyle(dt.UTC, pandas=True).values(ns)
+    assert isinstance(stamps[0], pd.Timestamp) and stamps[1].value == T_NS + 1500
+
+
+def test_batch_times_and_time_values_convert_both_ways():
+    batch = EventBatch(1, bodies=[1], time_values=[T])
+    assert list(batch.times) == [T_NS]
+    batch = EventBatch(1, bodies=[1], times=np.array([T_NS]), time_style=UTC_DATETIME)
+    assert batch.time_values == [T]
+
+
+# ---- columns
+
+
+def test_columns_to_rows_leaves_out_absent_fields_and_gives_python_scalars():
+    rows = _columns().to_rows()
+    assert rows == [{"v": 1, "x": 0.5, "s": "a"}, {"v": 2, "s": "b"}, {"v": 3, "x": 2.5, "s": "c"}]
+    assert type(rows[0]["v"]) is int and type(rows[0]["x"]) is float
+    assert Columns({}, n=2).to_rows() == [{}, {}]
+
+
+def test_columns_take_select_with_columns_and_concat():
+    cols = _columns()
+    taken = cols.take(np.array([2, 1]))
+    assert taken.to_rows() == [{"v": 3, "x": 2.5, "s": "c"}, {"v": 2, "s": "b"}]
+    assert cols.take(np.array([True, False, True])).n == 2
+    assert cols.select(["s"]).to_rows() == [{"s": "a"}, {"s": "b"}, {"s": "c"}]
+    extended = cols.with_columns({"v": np.array([7, 8, 9]), "w": np.array([1, 1, 1])})
+    assert extended.to_rows()[1] == {"v": 8, "s": "b", "w": 1}
+    both = Columns.concat([cols, cols.take(np.array([0]))])
+    assert both.n == 4 and both.to_rows()[3] == {"v": 1, "x": 0.5, "s": "a"}
+    assert Columns.concat([cols, cols.select(["v"])]) is None
+
+
+def test_column_converters_decide_row_values():
+    cols = Columns({"t": np.array([T_NS])}, converters={"t": lambda col: UTC_DATETIME.values(col)})
+    assert cols.to_rows() == [{"t": T}]
+    assert cols.column_list("t") == [T]
+
+
+# ---- bodies
+
+
+def test_bodies_built_from_columns_once_and_then_rows_are_the_truth():
+    batch = EventBatch(3, columns=_columns())
+    peeked = batch.peek_bodies()
+    assert batch.columns is not None
+    assert batch.peek_bodies() is peeked
+    bodies = batch.bodies
+    assert bodies is peeked
+    assert batch.columns is None
+    bodies[0]["v"] = 100
+    assert batch.bodies[0]["v"] == 100
+
+
+def test_field_reads_one_body_field_from_columns_or_rows():
+    batch = EventBatch(3, columns=_columns())
+    assert list(batch.field("v")) == [1, 2, 3]
+    assert list(batch.field("x")) == [0.5, None, 2.5]
+    assert list(batch.field("missing")) == [None, None, None]
+    assert batch.columns is not None
+    rows = EventBatch(2, bodies=[{"a": 1}, "not a dict"])
+    assert list(rows.field("a")) == [1, None]
+
+
+def test_a_batch_without_bodies_or_keys_has_nones():
+    batch = EventBatch(2)
+    assert batch.bodies == [None, None]
+    assert batch.keys == [None, None]
+    assert batch.ids == [None, None]
+
+
+# ---- derived batches
+
+
+def test_take_and_slice_keep_every_field_in_step():
+    batch = _batch(4)
+    batch.awaitables = ["a0", None, "a2", None]
+    batch.meta = [None, {"path": "/x"}, None, None]
+    taken = batch.take([2, 0, 2])
+    assert taken.bodies == [{"v": 2}, {"v": 0}, {"v": 2}]
+    assert taken.keys == ["k2", "k0", "k2"]
+    assert taken.ids == ["id2", "id0", "id2"]
+    assert taken.time_values == [T + dt.timedelta(seconds=2), T, T + dt.timedelta(seconds=2)]
+    assert taken.awaitables == ["a2", "a0", "a2"]
+    assert taken.meta == [None, None, None]
+    assert batch.take([0, 1, 2, 3]) is batch
+    sliced = batch.slice(3, 10)
+    assert sliced.n == 1 and sliced.keys == ["k3"] and sliced.meta == [None]
+    columnar = EventBatch(3, columns=_columns(), times=np.array([1, 2, 3]), time_style=NAIVE)
+    part = columnar.take([1])
+    assert part.columns is not None and part.peek_bodies() == [{"v": 2, "s": "b"}]
+    assert list(part.times) == [2]
+
+
+def test_with_bodies_columns_keys_and_times():
+    batch = _batch(2)
+    assert batch.with_bodies(["a", "b"]).bodies == ["a", "b"]
+    picked = batch.with_bodies(["only"], indices=[1])
+    assert (picked.n, picked.keys, picked.ids) == (1, ["k1"], ["id1"])
+    cols = batch.with_columns(Columns({"c": np.array([1, 2])}))
+    assert cols.columns is not None and cols.keys == ["k0", "k1"] and cols.bodies == [{"c": 1}, {"c": 2}]
+    assert batch.with_keys(["x", "y"]).keys == ["x", "y"]
+    assert batch.keys == ["k0", "k1"]
+    retimed = batch.with_times(times=np.array([0, 10**9]), time_style=UTC_DATETIME)
+    assert retimed.time_values == [
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
+    ]
+
+
+def test_branch_copy_deep_copies_what_a_branch_may_change():
+    batch = _batch(1).with_keys([["a", "b"]])
+    batch.meta = [{"headers": {"h": 1}, "method": None, "path": "/", "content_type": None, "error": None}]
+    batch.awaitables = [object()]
+    copy = batch.branch_copy()
+    copy.bodies[0]["v"] = 99
+    copy.keys[0].append("c")
+    copy.meta[0]["headers"]["h"] = 2
+    assert batch.bodies == [{"v": 0}]
+    assert batch.keys == [["a", "b"]]
+    assert batch.meta[0]["headers"] == {"h": 1}
+    assert copy.awaitables[0] is batch.awaitables[0]
+
+
+def test_concat_of_row_and_column_batches():
+    rows = _batch(2)
+    cols = EventBatch(
+        3, columns=_columns(), keys=["c0", "c1", "c2"], time_values=[T] * 3, ids=["x", "y", "z"]
+    )
+    both = EventBatch.concat([rows, EventBatch.empty(), cols])
+    assert both.n == 5
+    assert both.bodies[1] == {"v": 1} and both.bodies[3] == {"v": 2, "s": "b"}
+    assert both.keys == ["k0", "k1", "c0", "c1", "c2"]
+    assert both.ids[2] == "x"
+    assert EventBatch.concat([]).n == 0
+    assert EventBatch.concat([rows]) is rows
+    fresh = EventBatch(
+        3, columns=_columns(), keys=["c0", "c1", "c2"], time_values=[T] * 3, ids=["x", "y", "z"]
+    )
+    columnar = EventBatch.concat([fresh, fresh.take([0])])
+    assert columnar.columns is not None and columnar.n == 4
+
+
+# ---- events and ids
+
+
+def test_event_views_and_from_events_round_trip():
+    batch = _batch(2)
+    batch.meta = [
+        None,
+        {"headers": {"h": 1}, "method": "POST", "path": "/p", "content_type": "t", "error": None},
+    ]
+    events = batch.events()
+    assert [(e.body, e.key, e.time, e.id) for e in events] == [
+        ({"v": 0}, "k0", T, "id0"),
+        ({"v": 1}, "k1", T + dt.timedelta(seconds=1), "id1"),
+    ]
+    assert (events[0].path, events[1].headers, events[1].method) == ("/", {"h": 1}, "POST")
+    events[1].key = "changed"
+    rebuilt = EventBatch.from_events(events)
+    assert rebuilt.keys == ["k0", "changed"]
+    assert rebuilt.meta[0] is None and rebuilt.meta[1]["path"] == "/p"
+    assert rebuilt.awaitables is None
+    event = Event("body", key="k", time=T, id="i")
+    assert EventBatch.from_events([event]).event(0) == event
+
+
+def test_generated_ids_are_unique_and_lazy():
+    ids = IdSequence()
+    lazy = ids.reserve(3)
+    batch = EventBatch(3, bodies=[1, 2, 3], ids=lazy)
+    listed = batch.ids
+    assert len(set(listed)) == 3
+    prefix = listed[0].rsplit("-", 1)[0]
+    assert listed == [f"{prefix}-0000", f"{prefix}-0001", f"{prefix}-0002"]
+    assert ids.next_id() == f"{prefix}-0003"
+    # a new prefix before the 4-digit counter runs out
+    big = ids.reserve(9999).to_list()
+    assert len(set(big)) == 9999 and not big[0].startswith(prefix)
+    pair = EventBatch(2, bodies=[1, 2], ids=ids.reserve(2))
+    second = pair.take([1]).ids[0]
+    assert pair.ids[1] == second
+
+
+def test_len_and_repr():
+    batch = _batch(2)
+    assert len(batch) == 2
+    assert repr(batch) == "EventBatch(n=2, rows=True, columns=False)"
