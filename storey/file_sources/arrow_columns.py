@@ -62,6 +62,23 @@ class ArrowColumnData(Mapping):
     def __contains__(self, name):
         return name in self._index
 
+    def arrow_column(self, name):
+        """The arrow array a field came from (as read: a target can write it unchanged)."""
+        return self.record_batch.column(self._index[name])
+
+    def none_mask(self, name):
+        """Where the row value of field `name` is None, read from arrow's validity bitmap; None
+        when that cannot tell (the caller then looks at the values)."""
+        if name in self._cache:
+            return None
+        nulls_are_none = self._plans[name].nulls_are_none
+        if nulls_are_none is None:
+            return None
+        column = self.arrow_column(name)
+        if not nulls_are_none or not column.null_count:
+            return np.zeros(len(column), dtype=bool)
+        return column.is_null().to_numpy(zero_copy_only=False)
+
     def filter(self, mask):
         """The rows where the boolean array `mask` is True."""
         cache = {name: values[mask] for name, values in self._cache.items()}
@@ -69,13 +86,16 @@ class ArrowColumnData(Mapping):
 
 
 class ColumnPlan:
-    """How one arrow column becomes a NumPy array (`to_numpy`) and row values (`kind`)."""
+    """How one arrow column becomes a NumPy array (`to_numpy`) and row values (`kind`);
+    `nulls_are_none` says whether a null's row value is None (True), never None (False: NaN,
+    NaT, NA), or unknown (None)."""
 
-    __slots__ = ("to_numpy", "kind")
+    __slots__ = ("to_numpy", "kind", "nulls_are_none")
 
-    def __init__(self, to_numpy, kind):
+    def __init__(self, to_numpy, kind, nulls_are_none=None):
         self.to_numpy = to_numpy
         self.kind = kind
+        self.nulls_are_none = nulls_are_none
 
 
 def columns_from_arrow(record_batch, plans):
@@ -174,29 +194,31 @@ def column_plan(typ, int_nulls=True, pandas_type=None):
             return plan
     if pa.types.is_dictionary(typ):
         value_plan = column_plan(typ.value_type, int_nulls=True)
-        return ColumnPlan(_dictionary_values(value_plan), PlainKind(typ))
+        return ColumnPlan(_dictionary_values(value_plan), PlainKind(typ), False)
     if pa.types.is_integer(typ):
         if int_nulls is None:
-            return ColumnPlan(_ints, PLAIN)
-        return ColumnPlan(_ints_as_floats if int_nulls else (lambda arr: arr.to_numpy()), PLAIN)
-    if pa.types.is_floating(typ) or pa.types.is_boolean(typ):
-        return ColumnPlan(_numpy, PLAIN)
+            return ColumnPlan(_ints, PLAIN, False)
+        return ColumnPlan(_ints_as_floats if int_nulls else (lambda arr: arr.to_numpy()), PLAIN, False)
+    if pa.types.is_floating(typ):
+        return ColumnPlan(_numpy, PLAIN, False)
+    if pa.types.is_boolean(typ):
+        return ColumnPlan(_numpy, PLAIN, True)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ):
-        return ColumnPlan(_numpy, PLAIN)
+        return ColumnPlan(_numpy, PLAIN, True)
     if pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ):
-        return ColumnPlan(_numpy, PLAIN)
+        return ColumnPlan(_numpy, PLAIN, True)
     if pa.types.is_timestamp(typ):
         tz = None if typ.tz is None else arrow_tz(typ.tz)
-        return ColumnPlan(_ns_instants, TimestampKind(tz, typ))
+        return ColumnPlan(_ns_instants, TimestampKind(tz, typ), False)
     if pa.types.is_date(typ):
-        return ColumnPlan(_dates, DateKind(typ))
+        return ColumnPlan(_dates, DateKind(typ), True)
     if pa.types.is_duration(typ):
-        return ColumnPlan(_durations, TimedeltaKind(typ))
+        return ColumnPlan(_durations, TimedeltaKind(typ), False)
     if pa.types.is_null(typ):
-        return ColumnPlan(_nones, PlainKind(typ))
+        return ColumnPlan(_nones, PlainKind(typ), True)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-        return ColumnPlan(_numpy, ObjectKind(typ))
-    return ColumnPlan(_objects, ObjectKind(typ))
+        return ColumnPlan(_numpy, ObjectKind(typ), True)
+    return ColumnPlan(_objects, ObjectKind(typ), True)
 
 
 _NULLABLE_INTS = {f"{p}Int{b}": getattr(np, f"{p.lower()}int{b}") for p in ("", "U") for b in (8, 16, 32, 64)}
@@ -204,9 +226,9 @@ _NULLABLE_INTS = {f"{p}Int{b}": getattr(np, f"{p.lower()}int{b}") for p in ("", 
 
 def _nullable_plan(typ, pandas_type):
     if pandas_type in _NULLABLE_INTS and pa.types.is_integer(typ):
-        return ColumnPlan(_ints_as_floats, NullableKind(_NULLABLE_INTS[pandas_type], typ))
+        return ColumnPlan(_ints_as_floats, NullableKind(_NULLABLE_INTS[pandas_type], typ), False)
     if pandas_type == "boolean" and pa.types.is_boolean(typ):
-        return ColumnPlan(_objects, NullableKind(np.bool_, typ))
+        return ColumnPlan(_objects, NullableKind(np.bool_, typ), False)
     if pandas_type == "string" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        return ColumnPlan(_numpy, NullableKind(None, typ))
+        return ColumnPlan(_numpy, NullableKind(None, typ), False)
     return None

@@ -227,7 +227,9 @@ def _plan(arr):
     """How a CSV column becomes values: an int column with empty fields holds ints and NaN."""
     typ = arr.type
     if pa.types.is_integer(typ) and arr.null_count:
-        return ColumnPlan(lambda a: a.cast(pa.float64()).to_numpy(zero_copy_only=False), IntOrNaNKind(typ))
+        return ColumnPlan(
+            lambda a: a.cast(pa.float64()).to_numpy(zero_copy_only=False), IntOrNaNKind(typ), False
+        )
     return column_plan(typ, int_nulls=None)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..batch import EventBatch
 from ..times import NAIVE, UTC_DATETIME, to_ns
-from .arrow_columns import filter_columns
+from .arrow_columns import ArrowColumnData, filter_columns
 from .value_kinds import PLAIN, DatetimeKind, TimestampKind
 
 
@@ -79,12 +79,13 @@ class EventFields:
         if isinstance(key, list):
             skip = None
             for name in key:
-                kind = columns.converters.get(name, PLAIN)
-                values = columns[name]
-                part = kind.missing_mask(values) if self.list_key_skips_nan else kind.none_mask(values)
+                if self.list_key_skips_nan:
+                    part = columns.converters.get(name, PLAIN).missing_mask(columns[name])
+                else:
+                    part = _none_mask(columns, name)
                 skip = part if skip is None else skip | part
         else:
-            skip = columns.converters.get(key, PLAIN).none_mask(columns[key])
+            skip = _none_mask(columns, key)
         if not skip.any():
             return None
         return ~skip
@@ -104,6 +105,14 @@ class EventFields:
             now = datetime.now(UTC)
             return np.full(n, to_ns(now), dtype=np.int64), None, self.now_style
         return column_times(columns, self.time, where)
+
+
+def _none_mask(columns, name):
+    if isinstance(columns.data, ArrowColumnData):
+        mask = columns.data.none_mask(name)
+        if mask is not None:
+            return mask
+    return columns.converters.get(name, PLAIN).none_mask(columns[name])
 
 
 def column_times(columns, name, where):

@@ -34,7 +34,7 @@ class ParsedTimes:
     def plan(self):
         """How the parsed column becomes NumPy values and row values."""
         if self.array is not None:
-            return ColumnPlan(_us_instants, DatetimeKind(self.tz, self.array.type))
+            return ColumnPlan(_us_instants, DatetimeKind(self.tz, self.array.type), True)
         return ColumnPlan(lambda _: self.objects, ObjectKind())
 
     def column(self):

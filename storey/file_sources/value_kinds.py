@@ -38,6 +38,12 @@ class PlainKind:
     def none_mask(self, values):
         if values.dtype.kind != "O":
             return np.zeros(len(values), dtype=bool)
+        try:
+            mask = values == None  # noqa: E711 (elementwise)
+        except Exception:
+            mask = None
+        if isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == values.shape:
+            return mask
         return _is_none(values).astype(bool)
 
     def missing_mask(self, values):
