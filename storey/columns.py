@@ -53,7 +53,7 @@ class Columns:
         if not names:
             return [{} for _ in range(self.n)]
         values = [self.column_list(name) for name in names]
-        rows = [dict(zip(names, row)) for row in zip(*values, strict=True)]
+        rows = _row_builder(tuple(names))(values)
         for name, absent in self.absent.items():
             if absent is None:
                 continue
@@ -104,3 +104,27 @@ class Columns:
             if any(name in p.absent for p in parts):
                 absent[name] = np.concatenate([p.absent.get(name, np.zeros(p.n, dtype=bool)) for p in parts])
         return Columns(data, sum(p.n for p in parts), absent, first.converters)
+
+
+_ROW_BUILDERS = {}
+
+
+def _row_builder(names):
+    """A function turning the columns' value lists into one dict per row. For str names it is a
+    comprehension with a dict display, about twice as fast as dict(zip(names, row))."""
+    builder = _ROW_BUILDERS.get(names)
+    if builder is None:
+        if all(type(name) is str for name in names) and len(names) <= 250:
+            params = [f"c{i}" for i in range(len(names))]
+            entries = ", ".join(f"{name!r}: {p}" for name, p in zip(names, params, strict=True))
+            targets = ", ".join(params) + ("," if len(params) == 1 else "")
+            builder = eval(f"lambda values: [{{{entries}}} for {targets} in zip(*values, strict=True)]")
+        else:
+
+            def builder(values):
+                return [dict(zip(names, row)) for row in zip(*values, strict=True)]
+
+        if len(_ROW_BUILDERS) > 1000:
+            _ROW_BUILDERS.clear()
+        _ROW_BUILDERS[names] = builder
+    return builder
