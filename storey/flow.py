@@ -88,6 +88,8 @@ class Flow:
         self._terminations = 0
         self._emit_per_event = False
         self._fanout_per_event = False
+        # the single outlet whose _do this step calls straight away (set when a run starts)
+        self._direct_outlet = None
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
@@ -162,6 +164,14 @@ class Flow:
         return rec
 
     async def _emit(self, batch):
+        direct = self._direct_outlet
+        if direct is not None and batch.n:
+            try:
+                await direct._do(batch)
+            except Exception as ex:
+                _mark_downstream(ex)
+                raise
+            return
         outlets = self._outlets
         if not outlets or batch.n == 0:
             return
@@ -292,6 +302,17 @@ def init_graph(source, runtime):
             for j in range(i + 1, len(outlets)):
                 if reach(outlets[i]) & reach(outlets[j]):
                     step._fanout_per_event = True
+    for step in steps:
+        step._direct_outlet = None
+        outlets = step._outlets
+        if len(outlets) == 1 and not step._emit_per_event:
+            outlet = outlets[0]
+            if (
+                outlet._recovery_step is None
+                and not outlet._emit_per_event
+                and type(outlet)._process is Flow._process
+            ):
+                step._direct_outlet = outlet
     for step in steps:
         step._init()
     return steps
