@@ -42,14 +42,12 @@ class _UnaryFunctionFlow(Flow):
         if self._long_running:
             self._may_suspend = True
 
-    async def _call_all(self, fn, inputs):
-        if self._long_running:
-            return await asyncio.get_running_loop().run_in_executor(None, _apply, fn, inputs)
-        return _apply(fn, inputs)
-
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies
-        results, error = await self._call_all(self._fn, inputs)
+        if self._long_running:
+            results, error = await asyncio.get_running_loop().run_in_executor(None, _apply, self._fn, inputs)
+        else:
+            results, error = _apply(self._fn, inputs)
         out = self._output(batch, inputs, results)
         if out is not None and out.n:
             await self._emit(out)
