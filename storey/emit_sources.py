@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from .event import Event, parse_event_time
 from .flow import Complete, Flow
-from .runtime import GENERATE_ID, FlowRuntime, copy_error
+from .runtime import GENERATE_ID, TERMINATE, FlowRuntime, copy_error
 
 __all__ = [
     "AsyncAwaitableResult",
@@ -19,8 +19,6 @@ __all__ = [
     "FlowControllerBase",
     "SyncEmitSource",
 ]
-
-_TERMINATE = object()
 
 
 def _check_buffer_size(step, buffer_size):
@@ -161,6 +159,8 @@ class FlowControllerBase:
         self._time_field = time_field
         self._time_format = time_format
         self._id_field = id_field
+        # no field to extract from bodies: an emitted body goes into the flow as it is
+        self._plain = key_field is None and time_field is None and id_field is None
 
     def _record(self, element, key, event_time, awaitable):
         meta = None
@@ -243,13 +243,16 @@ class FlowController(FlowControllerBase):
         awaitable = None
         if self._return_awaitable_result:
             awaitable = AwaitableResult(expected_number_of_results=expected_number_of_results or 1)
-        record = self._record(element, key, event_time, awaitable)
+        if self._plain and event_time is None and not isinstance(element, Event):
+            record = (element, key, datetime.now(UTC), GENERATE_ID, None, awaitable)
+        else:
+            record = self._record(element, key, event_time, awaitable)
         self._emit_fn(record, awaitable is not None)
         return awaitable
 
     def terminate(self):
         """Terminates the associated flow."""
-        self._emit_fn(_TERMINATE, False)
+        self._emit_fn(TERMINATE, False)
 
     def await_termination(self):
         """Awaits the termination of the flow. To be called after terminate. Returns the termination
@@ -267,16 +270,6 @@ class FlowAwaiter:
     def await_termination(self):
         """Waits for the flow to terminate and returns the result."""
         return self._await_termination_fn()
-
-
-def _emit_fn(runtime):
-    def emit(record, wants_result):
-        if record is _TERMINATE:
-            runtime.terminate()
-        else:
-            runtime.submit(record, wants_result)
-
-    return emit
 
 
 def _has_complete(steps):
@@ -311,7 +304,7 @@ class SyncEmitSource(Flow):
         runtime = FlowRuntime(self, self._buffer_size)
         runtime.start_thread()
         return FlowController(
-            _emit_fn(runtime),
+            runtime.submit,
             runtime.await_termination,
             _has_complete(runtime.steps),
             self._key_field,
@@ -363,7 +356,7 @@ class AsyncFlowController(FlowControllerBase):
 
     async def terminate(self):
         """Terminates the associated flow."""
-        await self._emit_fn(_TERMINATE, False)
+        await self._emit_fn(TERMINATE, False)
 
     async def await_termination(self):
         """Awaits the termination of the flow. To be called after terminate. Returns the termination
@@ -373,7 +366,7 @@ class AsyncFlowController(FlowControllerBase):
 
 def _async_emit_fn(runtime):
     async def emit(record, wants_result):
-        if record is _TERMINATE:
+        if record is TERMINATE:
             runtime.terminate()
         else:
             await runtime.submit_async(record, wants_result)

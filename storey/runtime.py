@@ -19,6 +19,8 @@ from .batch import EventBatch, IdSequence
 from .flow import drive, init_graph
 
 GENERATE_ID = object()
+# What a synchronous controller submits to terminate the flow.
+TERMINATE = object()
 # How long the background loop lets fire-and-forget events gather before draining them itself.
 LINGER_SECONDS = 0.002
 
@@ -73,6 +75,7 @@ class FlowRuntime:
         self._graph_terminated = False
         self._done = threading.Event()
         self._task = None
+        self._thread = None
 
     # ---- starting
     def start_thread(self, main=None):
@@ -92,6 +95,7 @@ class FlowRuntime:
                 ready.set()
 
         thread = threading.Thread(target=thread_main, name=f"storey-{self.source.name}", daemon=True)
+        self._thread = thread
         thread.start()
         ready.wait()
 
@@ -126,18 +130,24 @@ class FlowRuntime:
             raise ValueError("Cannot emit to a terminated flow")
 
     def submit(self, record, wants_result):
-        """Queues one event (a record tuple) from a synchronous emitter."""
+        """Queues one event (a record tuple) from a synchronous emitter, or terminates the flow
+        when `record` is TERMINATE."""
+        if record is TERMINATE:
+            self.terminate()
+            return
         with self.cond:
-            self.check_open()
-            self.pending.append(record)
-            count = len(self.pending)
+            if self.error is not None or self.terminating:
+                self.check_open()
+            pending = self.pending
+            pending.append(record)
+            count = len(pending)
             if not self.inline:
                 if count == 1:
                     self._wake()
                 while len(self.pending) >= self.buffer_size and self.error is None and not self.finished:
                     self.cond.wait()
                 return
-            wake = not self.armed and count == 1
+            wake = count == 1 and not self.armed
             if wake:
                 self.armed = True
         if (wants_result or count >= self.buffer_size) and self.owner != threading.get_ident():
@@ -166,8 +176,10 @@ class FlowRuntime:
         with self.cond:
             records = self.pending
             self.pending = []
-            self.cond.notify_all()
-        if self._space is not None and threading.get_ident() == self.loop_thread:
+            if not self.inline:
+                # emitters wait for space only when the loop processes the events
+                self.cond.notify_all()
+        if not self.inline and self._space is not None and threading.get_ident() == self.loop_thread:
             self._space.set()
         return records
 
@@ -186,7 +198,7 @@ class FlowRuntime:
 
     def _run_inline(self, batch):
         try:
-            drive(self.run_batch(batch))
+            drive(self.run_batch(batch) if self.per_event else self.source._emit(batch))
         except BaseException as ex:
             self.fail(ex, batch)
             if not isinstance(ex, Exception):
@@ -213,10 +225,11 @@ class FlowRuntime:
                 awaitables=None if awaitable is None else [awaitable],
                 meta=None if meta is None else [meta],
             )
-        bodies, keys, times, ids, metas, awaitables = (list(col) for col in zip(*records, strict=True))
-        if all(i is GENERATE_ID for i in ids):
+        bodies, keys, times, ids, metas, awaitables = map(list, zip(*records, strict=True))
+        generated = ids.count(GENERATE_ID)
+        if generated == n:
             ids = self.ids.reserve(n)
-        else:
+        elif generated:
             ids = [self.ids.next_id() if i is GENERATE_ID else i for i in ids]
         return EventBatch(
             n,
@@ -224,8 +237,8 @@ class FlowRuntime:
             keys=keys,
             time_values=times,
             ids=ids,
-            awaitables=awaitables if any(a is not None for a in awaitables) else None,
-            meta=metas if any(m is not None for m in metas) else None,
+            awaitables=None if awaitables.count(None) == n else awaitables,
+            meta=None if metas.count(None) == n else metas,
         )
 
     # ---- failure
@@ -360,6 +373,9 @@ class FlowRuntime:
 
     def await_termination(self):
         self._done.wait()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
         if self.error is not None:
             raise copy_error(self.error)
         return self.result
