@@ -64,7 +64,9 @@ class FlowRuntime:
         self.terminating = False
         self.finished = False
         self.pending = []
-        self.cond = threading.Condition(threading.Lock())
+        # guards `pending`; `cond` (over the same lock) lets emitters wait for space in loop mode
+        self.pending_lock = threading.Lock()
+        self.cond = threading.Condition(self.pending_lock)
         self.lock = threading.Lock()
         self.owner = None
         self.loop = None
@@ -135,7 +137,7 @@ class FlowRuntime:
         if record is TERMINATE:
             self.terminate()
             return
-        with self.cond:
+        with self.pending_lock:
             if self.error is not None or self.terminating:
                 self.check_open()
             pending = self.pending
@@ -173,7 +175,7 @@ class FlowRuntime:
             await self._space.wait()
 
     def _take_pending(self):
-        with self.cond:
+        with self.pending_lock:
             records = self.pending
             self.pending = []
             if not self.inline:
