@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storey import (
+    Batch,
+    Choice,
     Complete,
     Event,
     Extend,
@@ -22,9 +24,19 @@ from storey import (
     ForEach,
     Map,
     MapClass,
+    MapWithState,
+    Partition,
     Reduce,
+    ReduceToDataFrame,
+    ReifyMetadata,
+    Rename,
+    SampleWindow,
+    Table,
+    ToDataFrame,
 )
-from storey.steps import Recover
+from storey.drivers import NoopDriver
+from storey.steps import EmitPeriod, Recover
+from tests.conformance import encode
 from tests.engine import T0, Capture, make_events, run_steps
 
 
@@ -77,6 +89,28 @@ def _nested_branches():
     ]
 
 
+def _choice():
+    return [
+        Choice(
+            [
+                (Capture(), lambda b: b["v"] < 0),
+                (Map(lambda b: {**b, "big": 1}).to(Capture()), lambda b: b["v"] > 10),
+            ],
+            default=Capture(),
+        )
+    ]
+
+
+def _running_total(body, state):
+    state = state + body["v"]
+    return {**body, "total": state}, state
+
+
+def _per_key_count(body, state):
+    state["n"] = state.get("n", 0) + 1
+    return {**body, "n": state["n"]}, state
+
+
 CASES = {
     "map": lambda: [Map(lambda b: {**b, "s": b["v"] * 2}), Capture()],
     "map_full_event": lambda: [
@@ -114,6 +148,33 @@ CASES = {
         Filter(lambda b: b["w"] != 0, long_running=True),
         Capture(),
     ],
+    "choice": _choice,
+    "partition": lambda: [Partition(lambda e: e.body["v"] > 0), Capture()],
+    "batch": lambda: [Batch(3), Capture()],
+    "batch_by_key": lambda: [Batch(2, key="$key"), Capture()],
+    "batch_full_event": lambda: [Batch(full_event=True), Capture()],
+    "sample_window": lambda: [SampleWindow(3), Capture()],
+    "sample_window_last_by_key": lambda: [
+        SampleWindow(2, EmitPeriod.LAST, emit_before_termination=True, key="$key"),
+        Capture(),
+    ],
+    "reify_metadata": lambda: [ReifyMetadata(["key", "time", "id"]), Capture()],
+    "rename": lambda: [Rename({"v": "value"}), Capture()],
+    "to_dataframe": lambda: [Batch(4), ToDataFrame(), Capture()],
+    "reduce_to_dataframe": lambda: [ReduceToDataFrame(insert_key_column_as="k", insert_time_column_as="t")],
+    "map_with_state": lambda: [MapWithState(0, _running_total), Capture()],
+    "map_with_state_by_key": lambda: [
+        MapWithState(
+            {"a": 0, "b": 0, "c": 0, None: 0, ("a", "b"): 0},
+            lambda body, n: ({**body, "n": n + 1}, n + 1),
+            group_by_key=True,
+        ),
+        Capture(),
+    ],
+    "map_with_state_table": lambda: [
+        MapWithState(Table("t", NoopDriver()), _per_key_count, group_by_key=True),
+        Capture(),
+    ],
     "chain": lambda: [
         Map(lambda b: {**b, "x": b["v"] - b["w"]}),
         Filter(lambda b: b["x"] % 2 == 0),
@@ -146,9 +207,14 @@ def _events_and_sizes(draw):
 def test_any_batch_split_gives_the_output_of_one_event_at_a_time(case, data):
     events, sizes, columns = data
     make_steps = CASES[case]
-    one_at_a_time = run_steps(make_steps(), events, sizes=[1] * len(events))
-    assert run_steps(make_steps(), events, columns=columns) == one_at_a_time
-    assert run_steps(make_steps(), events, sizes=sizes, columns=columns) == one_at_a_time
+
+    def run(**kwargs):
+        # encoded: DataFrames and namedtuples compare as plain data
+        return encode(run_steps(make_steps(), events, **kwargs))
+
+    one_at_a_time = run(sizes=[1] * len(events))
+    assert run(columns=columns) == one_at_a_time
+    assert run(sizes=sizes, columns=columns) == one_at_a_time
 
 
 def test_capture_sees_events_in_depth_first_order_across_branches():
