@@ -391,3 +391,36 @@ class Reduce(Flow):
 
     async def _on_terminate(self):
         return self._result
+
+
+# storey 1.0.6 defines its steps in storey.flow; ours live in storey.steps, and this module gives
+# them under the old names too, loaded on first use (storey.steps imports this module).
+_STEP_MODULES = {
+    "Map": "functions",
+    "Filter": "functions",
+    "FlatMap": "functions",
+    "Extend": "functions",
+    "MapClass": "functions",
+    "_UnaryFunctionFlow": "functions",
+    "Choice": "routing",
+    "JoinWithTable": "join",
+    "SendToHttp": "http",
+    "HttpRequest": "http",
+    "HttpResponse": "http",
+    "_ConcurrentJobExecution": "http",
+    "Recover": "recover",
+    "Batch": "batching",
+    "_Batching": "batching",
+    "MapWithState": "state",
+    "ReifyMetadata": "metadata",
+    "Rename": "metadata",
+}
+
+
+def __getattr__(name):
+    module = _STEP_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storey.flow' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"storey.steps.{module}"), name)

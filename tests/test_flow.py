@@ -210,3 +210,17 @@ def test_steps_sharing_state_see_each_event_before_the_next():
 
     run_steps([Writer(), Map(lambda x: x), Reader()], make_events([1, 2]))
     assert log == [("write", 1), ("read", 1), ("write", 2), ("read", 2)]
+
+
+def test_steps_are_importable_from_storey_flow_as_in_storey():
+    import storey.flow
+    from storey.steps import HttpRequest, Recover, SendToHttp
+    from storey.steps.http import _ConcurrentJobExecution
+
+    assert storey.flow.Map is Map
+    assert storey.flow.Recover is Recover
+    assert storey.flow.SendToHttp is SendToHttp
+    assert storey.flow.HttpRequest is HttpRequest
+    assert storey.flow._ConcurrentJobExecution is _ConcurrentJobExecution
+    with pytest.raises(AttributeError):
+        storey.flow.NoSuchStep  # noqa: B018
