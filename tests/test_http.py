@@ -343,3 +343,17 @@ def test_request_and_response_hold_their_fields():
     assert (request.method, request.url, request.body, request.headers) == ("PUT", "http://h/p", "data", {})
     response = HttpResponse(404, "nope")
     assert (response.status, response.body) == (404, "nope")
+
+
+def test_a_failure_on_the_async_source_leaves_no_task_running(server):
+    async def main():
+        step = SendToHttp(_echo_request(server), lambda b, r: 1 / 0)
+        controller = build_flow([AsyncEmitSource(), step, Complete()]).run()
+        with pytest.raises(ZeroDivisionError):
+            await controller.emit({"n": 1})
+        with pytest.raises(ZeroDivisionError):
+            await controller.await_termination()
+        await asyncio.sleep(0.01)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(main()) == []
