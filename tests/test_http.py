@@ -47,6 +47,7 @@ class Server:
         ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
