@@ -1,5 +1,45 @@
 """Public data types: the event, window definitions, aggregators, emit policies and errors."""
 
+from .aggregators import FieldAggregator
+from .emit_policy import (
+    EmissionType,
+    EmitAfterDelay,
+    EmitAfterMaxEvent,
+    EmitAfterPeriod,
+    EmitAfterWindow,
+    EmitEveryEvent,
+    EmitPolicy,
+)
 from .event import Event, FlowError, V3ioError
+from .windows import (
+    FixedWindow,
+    FixedWindows,
+    FixedWindowType,
+    LateDataHandling,
+    SlidingWindow,
+    SlidingWindows,
+    WindowBase,
+    WindowsBase,
+)
 
-__all__ = ["Event", "FlowError", "V3ioError"]
+__all__ = [
+    "EmissionType",
+    "EmitAfterDelay",
+    "EmitAfterMaxEvent",
+    "EmitAfterPeriod",
+    "EmitAfterWindow",
+    "EmitEveryEvent",
+    "EmitPolicy",
+    "Event",
+    "FieldAggregator",
+    "FixedWindow",
+    "FixedWindowType",
+    "FixedWindows",
+    "FlowError",
+    "LateDataHandling",
+    "SlidingWindow",
+    "SlidingWindows",
+    "V3ioError",
+    "WindowBase",
+    "WindowsBase",
+]
