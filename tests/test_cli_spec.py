@@ -92,6 +92,27 @@ def test_two_specs_with_one_name_must_be_named_apart():
     assert len(parse_specs(["amount:sum@1h;today=amount:count@fixed:1d"])) == 2
 
 
+def test_python_form_builds_the_same_aggregator():
+    import storey
+
+    for text in ["amount:sum,avg@1h,24h/10m", "today=amount:count@fixed:1d", "v:max@90s"]:
+        spec = parse_spec(text)
+        namespace = {
+            name: getattr(storey, name) for name in ("FieldAggregator", "SlidingWindows", "FixedWindows")
+        }
+        built = eval(spec.to_python(), namespace)  # noqa: S307
+        direct = spec.to_aggregator()
+        assert type(built) is type(direct)
+        assert (built.name, built.field, list(built.aggregations)) == (
+            spec.name,
+            spec.field,
+            list(spec.aggregations),
+        )
+        assert type(built.windows) is type(direct.windows)
+        assert built.windows.windows == direct.windows.windows
+        assert built.windows.period_millis == direct.windows.period_millis
+
+
 _durations = st.builds(lambda n, u: f"{n}{u}", st.integers(1, 500), st.sampled_from("smhd"))
 _names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,8}", fullmatch=True)
 
@@ -120,3 +141,5 @@ def _seconds(w):
 @given(_specs())
 def test_text_form_parses_back_to_the_same_spec(spec):
     assert parse_spec(spec.to_text()) == spec
+    # and storey accepts every SPEC the grammar accepts
+    assert spec.to_aggregator().name == spec.name
