@@ -320,3 +320,35 @@ def test_memory_filesystem_url():
 def test_bad_parameters_raise_at_construction(tmp_path, kwargs, error):
     with pytest.raises(error, match="CSVTarget"):
         CSVTarget(str(tmp_path / "x.csv"), **kwargs)
+
+
+def test_row_bodies_are_written_as_pythons_csv_writer_writes_them(tmp_path):
+    import csv
+    import io
+
+    rng = np.random.default_rng(11)
+    zone = dt.timezone(dt.timedelta(hours=-3))
+    n = 300
+    base = dt.datetime(2021, 3, 4, 5, 6, 7)
+    bodies = [
+        {
+            "f": float(rng.standard_normal() * 10.0 ** rng.integers(-8, 20)),
+            "i": int(rng.integers(-(10**6), 10**6)),
+            "s": ["plain", "with,comma", 'with "quote"', "line\nfeed", ""][i % 5],
+            "b": bool(i % 2),
+            "naive": base + dt.timedelta(microseconds=int(rng.integers(0, 10**12))),
+            "aware": (base + dt.timedelta(seconds=int(rng.integers(0, 10**8)))).replace(tzinfo=zone),
+            "ts": pd.Timestamp("2020-01-01", tz="UTC") + pd.Timedelta(int(rng.integers(0, 10**15)), "ns"),
+            "mixed": [None, 1, "x", 2.5][i % 4],
+        }
+        for i in range(n)
+    ]
+    names = sorted(bodies[0])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([[b[name] for name in names] for b in bodies])
+    path = str(tmp_path / "rows.csv")
+    emit_all([CSVTarget(path, header=True)], [(b, "k", T0) for b in bodies])
+    with open(path, newline="") as f:
+        assert f.read() == out.getvalue()

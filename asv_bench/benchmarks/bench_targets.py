@@ -83,13 +83,12 @@ def _run_batches(steps, batches):
     return asyncio.run(main())
 
 
-def _target(kind, out_dir):
+def _target(kind, out_dir, columns=("key=$key", "time=$time", "v", "f", "name")):
     from storey.targets import CSVTarget, ParquetTarget
 
-    columns = ["key=$key", "time=$time", "v", "f", "name"]
     if kind == "parquet":
-        return ParquetTarget(os.path.join(out_dir, "out.parquet"), columns=columns)
-    return CSVTarget(os.path.join(out_dir, "out.csv"), columns=columns, header=True)
+        return ParquetTarget(os.path.join(out_dir, "out.parquet"), columns=list(columns))
+    return CSVTarget(os.path.join(out_dir, "out.csv"), columns=list(columns), header=True)
 
 
 class TargetsFromBatches:
@@ -142,6 +141,15 @@ class FileToFile:
     def teardown(self, kind):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def _target(self, kind):
+        # CSVSource hands rows on as lists: a list body is written as is
+        columns = (
+            ("key", "time", "v", "f", "name")
+            if kind == "csv"
+            else ("key=$key", "time=$time", "v", "f", "name")
+        )
+        return _target(kind, self.tmp, columns)
+
     def _source(self, kind):
         if kind == "parquet":
             return self.source_class(self.path, key_field="key", time_field="time")
@@ -158,10 +166,10 @@ class FileToFile:
     def time_passthrough(self, kind):
         from storey import build_flow
 
-        build_flow([self._source(kind), _target(kind, self.tmp)]).run().await_termination()
+        build_flow([self._source(kind), self._target(kind)]).run().await_termination()
 
     def time_map_filter(self, kind):
         from storey import Filter, Map, build_flow
 
-        steps = [self._source(kind), Map(lambda x: x), Filter(lambda x: True), _target(kind, self.tmp)]
+        steps = [self._source(kind), Map(lambda x: x), Filter(lambda x: True), self._target(kind)]
         build_flow(steps).run().await_termination()

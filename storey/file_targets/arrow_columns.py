@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import arrow_tz, column_sample, time_info, time_ns
+from .values import arrow_tz, column_sample, source_arrow_column, time_info, time_ns
 
 
 def spec_array(batch, spec):
@@ -85,6 +85,9 @@ def column_array(cols, name):
     """A body field held as a NumPy column, as an arrow array (absent entries are null)."""
     if name not in cols:
         return pa.nulls(cols.n)
+    as_read = source_arrow_column(cols, name)
+    if as_read is not None:
+        return as_read
     arr = cols.data[name]
     absent = cols.absent.get(name)
     if absent is not None and not absent.any():
@@ -190,4 +193,6 @@ def finalize(arr):
         return arr if typ.unit == "ns" else arr.cast(pa.timestamp("ns", tz=typ.tz))
     if pa.types.is_large_string(typ):
         return pc.cast(arr, pa.string())
+    if pa.types.is_dictionary(typ):
+        return finalize(arr.dictionary_decode())
     return arr

@@ -8,13 +8,14 @@ bodies cell by cell.
 
 import csv
 import io
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import column_sample, time_info, time_ns
+from .values import column_sample, source_arrow_column, time_info, time_ns
 
 _QUOTE_CHARS = frozenset(',"\n')
 
@@ -147,9 +148,39 @@ def _offset_text(seconds):
 def time_texts(batch):
     """The event times as `str()` writes them."""
     tz, pandas_style = time_info(batch)
-    if batch._time_values is not None:
-        return pa.array([str(t) for t in batch._time_values], pa.string())
+    values = batch._time_values
+    if values is not None:
+        kind, zone = type(values[0]), values[0].tzinfo
+        if not all(type(v) is kind and v.tzinfo is zone for v in values):
+            return pa.array([str(t) for t in values], pa.string())
     return format_times(time_ns(batch), tz, pandas_style)
+
+
+def value_texts(values):
+    """Cell texts (unquoted) of one column of row values, as `str()` writes them; computed with
+    arrow when all values are of one plain type (str, int, float, bool, datetimes of one zone)."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is str:
+            return pa.array(values, pa.string())
+        if kind is float:
+            return format_floats(np.array(values, dtype=np.float64))
+        if kind is bool:
+            return pc.if_else(pa.array(values, pa.bool_()), "True", "False")
+        if kind is int:
+            try:
+                return pc.cast(pa.array(np.array(values, dtype=np.int64)), pa.string())
+            except OverflowError:
+                pass
+        if kind is pd.Timestamp or kind is datetime:
+            zones = {v.tzinfo for v in values}
+            if len(zones) == 1:
+                zone = zones.pop()
+                index = pd.DatetimeIndex(values).as_unit("ns")
+                ns = (index if zone is None else index.tz_convert("UTC")).asi8
+                return format_times(ns, zone, kind is pd.Timestamp)
+    return _python_texts(values)
 
 
 def _python_texts(values):
@@ -160,6 +191,9 @@ def column_texts(cols, name):
     """Cell texts (unquoted) of a body field held as a NumPy column."""
     if name not in cols:
         return pa.nulls(cols.n, pa.string())
+    as_read = source_arrow_column(cols, name)
+    if as_read is not None and (pa.types.is_string(as_read.type) or pa.types.is_large_string(as_read.type)):
+        return as_read.cast(pa.string())  # strings as read: no Python objects
     arr = cols.data[name]
     absent = cols.absent.get(name)
     if absent is not None and not absent.any():

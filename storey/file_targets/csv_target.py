@@ -4,7 +4,16 @@ import pyarrow as pa
 
 from ..storage import AtomicFile, get_filesystem
 from .buffering import BufferedFileTarget
-from .csv_lines import Lines, column_texts, join_lines, line_text, quoted, text_of_rows, time_texts
+from .csv_lines import (
+    Lines,
+    column_texts,
+    join_lines,
+    line_text,
+    quoted,
+    text_of_rows,
+    time_texts,
+    value_texts,
+)
 from .partitions import _factorize, _key_texts
 from .spec import check_positive, merge_inferred, parse_columns
 from .values import body_rows, field_values, first_body_fields
@@ -121,10 +130,14 @@ class CSVTarget(BufferedFileTarget):
         if rows is None:
             cells = [quoted(self._spec_texts(batch, spec)) for spec in specs or []]
             return Lines(join_lines(cells, batch.n))
-        lines = self._row_values(batch, rows)
+        values = self._row_values(batch, rows)
+        if values and len(set(map(len, values))) == 1:
+            # one cell per column on every line: format column by column
+            columns = list(zip(*values))
+            return Lines(join_lines([quoted(value_texts(list(c))) for c in columns], len(values)))
         if self._split_writes:
-            return Lines([line_text(values) for values in lines])
-        return Lines(text_of_rows(lines), len(lines))
+            return Lines([line_text(v) for v in values])
+        return Lines(text_of_rows(values), len(values))
 
     def _spec_texts(self, batch, spec):
         if spec.meta == "key":
@@ -143,41 +156,55 @@ class CSVTarget(BufferedFileTarget):
         specs = self._specs
         if specs is None:
             return [self._as_is(body) for body in rows]
-        keys, ids = batch.keys, batch.ids
-        # times as text: str() of each, computed from the int64 times when no time object exists
-        times = time_texts(batch).to_pylist() if any(s.meta == "time" for s in specs) else None
-        if specs and all(type(b) is dict for b in rows):
-            meta = {"key": keys, "time": times, "id": ids}
+        meta = self._meta_values(batch)
+        kinds = {type(b) for b in rows}
+        if kinds == {dict} and specs:
             columns = [meta[s.meta] if s.meta is not None else [b.get(s.field) for b in rows] for s in specs]
             return list(zip(*columns))
-        with_meta = any(s.meta is not None for s in specs)
-        lines = []
-        for i, body in enumerate(rows):
-            if isinstance(body, dict):
-                values = [
-                    body.get(s.field)
-                    if s.meta is None
-                    else (keys[i] if s.meta == "key" else times[i] if s.meta == "time" else ids[i])
-                    for s in specs
-                ]
-            elif isinstance(body, list):
-                if not with_meta:
-                    values = body
+        if kinds == {list}:
+            if not meta:
+                return rows
+            # list elements fill the columns that are not metadata, in order
+            columns = []
+            pos = 0
+            for s in specs:
+                if s.meta is not None:
+                    columns.append(meta[s.meta])
                 else:
-                    values = []
-                    pos = 0
-                    for s in specs:
-                        if s.meta is None:
-                            values.append(body[pos])
-                            pos += 1
-                        else:
-                            values.append(
-                                keys[i] if s.meta == "key" else times[i] if s.meta == "time" else ids[i]
-                            )
-            else:
-                raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
-            lines.append(values)
-        return lines
+                    columns.append([b[pos] for b in rows])
+                    pos += 1
+            return list(zip(*columns))
+        return [self._one_row(body, i, meta) for i, body in enumerate(rows)]
+
+    def _meta_values(self, batch):
+        """The metadata columns the specs use, as lists (times already as text)."""
+        used = {s.meta for s in self._specs if s.meta is not None}
+        meta = {}
+        if "key" in used:
+            meta["key"] = batch.keys
+        if "time" in used:
+            meta["time"] = time_texts(batch).to_pylist()
+        if "id" in used:
+            meta["id"] = batch.ids
+        return meta
+
+    def _one_row(self, body, i, meta):
+        specs = self._specs
+        if isinstance(body, dict):
+            return [body.get(s.field) if s.meta is None else meta[s.meta][i] for s in specs]
+        if isinstance(body, list):
+            if not meta:
+                return body
+            values = []
+            pos = 0
+            for s in specs:
+                if s.meta is None:
+                    values.append(body[pos])
+                    pos += 1
+                else:
+                    values.append(meta[s.meta][i])
+            return values
+        raise TypeError(f"{self.name}: Writer supports only events of type dict or list.")
 
     def _as_is(self, body):
         if isinstance(body, list):

@@ -82,3 +82,21 @@ def column_sample(cols, name):
     i = int(candidates[0])
     convert = cols.converters.get(name)
     return convert(arr[i : i + 1])[0] if convert is not None else arr[i : i + 1].tolist()[0]
+
+
+def source_arrow_column(cols, name):
+    """The arrow array a field was read from, when the column bodies are still those a file
+    source made (so the array holds exactly the field's values) and no entry is absent; else None."""
+    data = cols.data
+    arrow_column = getattr(data, "arrow_column", None)
+    if arrow_column is None or name not in data:
+        return None
+    absent = cols.absent.get(name)
+    if absent is not None and absent.any():
+        return None
+    column = arrow_column(name)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return column
