@@ -14,10 +14,13 @@ _LOADED = {}
 
 
 def _python_twins(module):
-    """The module's jitted functions as plain Python functions that call each other (not the
-    compiled versions): the pure-Python twin the tests compare the compiled kernels with."""
-    namespace = dict(vars(module))
-    for name, value in vars(module).items():
+    """The module's jitted functions (and the bucket helpers they call) as plain Python functions
+    calling each other, not the compiled versions: the pure-Python twin the tests compare the
+    compiled kernels with."""
+    from . import buckets
+
+    namespace = {**vars(buckets), **vars(module)}
+    for name, value in list(namespace.items()):
         py_func = getattr(value, "py_func", None)
         if py_func is not None:
             namespace[name] = types.FunctionType(
