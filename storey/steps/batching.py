@@ -9,8 +9,11 @@ events were cut into batches.
 
 import functools
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 from ..batch import EventBatch
+from ..event import Event
 from ..flow import Flow
 from .grouping import check_group_key, group_keys
 
@@ -54,7 +57,13 @@ class _Batching(Flow):
     of (group key, `EventBatch`), in the order they were completed.
     """
 
-    def __init__(self, max_events=None, flush_after_seconds=None, key=None, **kwargs):
+    def __init__(
+        self,
+        max_events: int | None = None,
+        flush_after_seconds: float | None = None,
+        key: str | Callable[[Event], Any] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if max_events is not None:
             if isinstance(max_events, bool) or not isinstance(max_events, numbers.Integral):

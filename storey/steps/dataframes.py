@@ -104,7 +104,7 @@ class ToDataFrame(Flow):
     :param columns: list of column names to be passed as-is to the DataFrame constructor. Optional.
     """
 
-    def __init__(self, index=None, columns=None, **kwargs):
+    def __init__(self, index: str | None = None, columns: list[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         _check_name(self.name, "index", index)
         self._index = index
@@ -145,11 +145,11 @@ class ReduceToDataFrame(Flow):
 
     def __init__(
         self,
-        index=None,
-        columns=None,
-        insert_key_column_as=None,
-        insert_time_column_as=None,
-        insert_id_column_as=None,
+        index: str | None = None,
+        columns: list[str] | None = None,
+        insert_key_column_as: str | None = None,
+        insert_time_column_as: str | None = None,
+        insert_id_column_as: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -4,7 +4,7 @@ and Rename (body fields renamed).
 Both work on columns when the bodies are held as columns, and on the dict rows otherwise.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class ReifyMetadata(Flow):
     :type name: string
     """
 
-    def __init__(self, mapping, **kwargs):
+    def __init__(self, mapping: Iterable[str] | Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
         if isinstance(mapping, Mapping):
             pairs = list(mapping.items())
@@ -108,7 +108,7 @@ class Rename(Flow):
     :param name: name of this step, as it should appear in logs. Defaults to class name (Rename).
     """
 
-    def __init__(self, mapping, **kwargs):
+    def __init__(self, mapping: Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
         if not isinstance(mapping, Mapping):
             raise TypeError(

@@ -2,7 +2,10 @@
 (left or right of a namedtuple)."""
 
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
+from ..event import Event
 from ..flow import Flow
 from .functions import check_callable
 
@@ -134,7 +137,7 @@ class Partition(Flow):
     :param name: name of this step, as it should appear in logs. Defaults to class name (Partition).
     """
 
-    def __init__(self, predicate, **kwargs):
+    def __init__(self, predicate: Callable[[Event], Any], **kwargs):
         super().__init__(**kwargs)
         check_callable(self.name, "predicate", predicate)
         self._predicate = predicate

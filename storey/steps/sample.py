@@ -1,10 +1,13 @@
 """SampleWindow: one event out of every window of window_size events, per group."""
 
 import numbers
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
+from ..event import Event
 from ..flow import Flow
 from .grouping import check_group_key, group_keys
 
@@ -37,10 +40,10 @@ class SampleWindow(Flow):
 
     def __init__(
         self,
-        window_size,
-        emit_period=EmitPeriod.FIRST,
-        emit_before_termination=False,
-        key=None,
+        window_size: int,
+        emit_period: EmitPeriod = EmitPeriod.FIRST,
+        emit_before_termination: bool = False,
+        key: str | Callable[[Event], Any] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
