@@ -2,7 +2,7 @@
 
 import pytest
 
-from storey import Choice, Map, Partition, Reduce, build_flow
+from storey import Choice, Flow, Map, Partition, Reduce, build_flow
 from storey.steps.routing import Partitioned
 from tests.conformance import assert_matches, encode, input_events, load_case
 from tests.engine import Capture as EngineCapture
@@ -163,3 +163,40 @@ def test_partition_bad_predicate_raises_at_construction():
     with pytest.raises(TypeError, match="predicate") as info:
         Partition(None, name="splitter")
     assert "splitter" in str(info.value)
+
+
+class _Record(Flow):
+    """Records the (body, error type) of each event that reaches it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    async def _do(self, batch):
+        for event in batch.events():
+            self.seen.append((event.body, type(event.error).__name__ if event.error else None))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recovery_step_takes_errors_of_conditions_and_of_the_chosen_step_itself(kind):
+    # as in the reference: the chosen step runs inside Choice's own processing, the steps after
+    # it do not
+    recovery = _Record()
+    choice = Choice([(_collect(), lambda x: 1 / (x - 2))], recovery_step=recovery)
+    assert run(kind, [choice], range(4)) == [0, 1, 3]
+    assert recovery.seen == [(2, "ZeroDivisionError")]
+    recovery = _Record()
+    chosen = Map(lambda x: 1 / (x - 2))
+    chosen.to(_collect())
+    assert run(kind, [Choice([(chosen, lambda x: True)], recovery_step=recovery)], range(4)) == [
+        -0.5,
+        -1.0,
+        1.0,
+    ]
+    assert recovery.seen == [(2, "ZeroDivisionError")]
+    recovery = _Record()
+    chosen = Map(lambda x: x)
+    chosen.to(Map(lambda x: 1 / (x - 2))).to(_collect())
+    with pytest.raises(ZeroDivisionError):
+        run(kind, [Choice([(chosen, lambda x: True)], recovery_step=recovery)], range(4))
+    assert recovery.seen == []
