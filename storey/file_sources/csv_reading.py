@@ -39,7 +39,12 @@ _CONVERSION_ERROR = re.compile(
 
 
 class CsvError(ValueError):
-    """A CSV file whose content does not fit what was read before (names file, row and field)."""
+    """A CSV file whose content does not fit what was read before (names file, row and field);
+    `row` is the data row's number (1-based) when known."""
+
+    def __init__(self, message, row=None):
+        super().__init__(message)
+        self.row = row
 
 
 class CsvFile:
@@ -91,19 +96,30 @@ class CsvFile:
 
     def inferred_schema(self):
         """The schema pyarrow infers from the first block (None for an empty file); sets `names`."""
-        try:
-            reader = pacsv.open_csv(
+
+        def open_reader(parse_options):
+            return pacsv.open_csv(
                 self._source(),
                 read_options=pacsv.ReadOptions(
                     block_size=BLOCK_BYTES, autogenerate_column_names=not self.header
                 ),
-                parse_options=self._parse_options(),
+                parse_options=parse_options,
                 convert_options=self._convert_options(),
             )
+
+        try:
+            reader = open_reader(self._parse_options())
         except pa.ArrowInvalid as ex:
             if "Empty CSV file" in str(ex):
                 return None
-            raise self._located(ex) from ex
+            if "CSV parse error" not in str(ex):
+                raise self._located(ex) from ex
+            # a malformed row in the first block: the types come from the other rows, and the
+            # row is reported when reading reaches it (after the rows before it)
+            try:
+                reader = open_reader(pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"))
+            except pa.ArrowInvalid:
+                raise self._located(ex) from ex
         schema = reader.schema
         reader.close()
         if self.header:
@@ -126,28 +142,86 @@ class CsvFile:
             elif pa.types.is_temporal(typ):
                 typ = pa.string()
             types[f"c{i}"] = typ
-        reader = pacsv.open_csv(
-            self._source(),
-            read_options=pacsv.ReadOptions(
-                block_size=BLOCK_BYTES, column_names=list(types), skip_rows=1 if self.header else 0
-            ),
-            parse_options=self._parse_options(),
-            convert_options=self._convert_options(types),
-        )
+        reader = None
         try:
             while True:
                 try:
+                    if reader is None:
+                        # opening reads the first block already
+                        reader = pacsv.open_csv(
+                            self._source(),
+                            read_options=pacsv.ReadOptions(
+                                block_size=BLOCK_BYTES,
+                                column_names=list(types),
+                                skip_rows=1 if self.header else 0,
+                            ),
+                            parse_options=self._parse_options(),
+                            convert_options=self._convert_options(types),
+                        )
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
                 except pa.ArrowInvalid as ex:
-                    raise self._located(ex) from ex
+                    error = self._located(ex)
+                    # the rows of the failing block before the bad one still go through the flow
+                    before = self._rows_before(types, deferred, getattr(error, "row", None))
+                    if before is not None and before.num_rows:
+                        yield before
+                    raise error from ex
                 if deferred:
-                    batch = self._type_deferred(batch, deferred)
+                    try:
+                        batch = self._type_deferred(batch, deferred)
+                    except CsvError as error:
+                        if error.row is not None and error.row - 1 > self.rows_read:
+                            yield self._type_deferred(
+                                batch.slice(0, error.row - 1 - self.rows_read), deferred
+                            )
+                        raise
                 yield batch
                 self.rows_read += batch.num_rows
         finally:
+            if reader is not None:
+                reader.close()
+
+    def _rows_before(self, types, deferred, row):
+        """The rows of the block being read that come before data row `row`, typed as the
+        others, or None when they cannot be read again."""
+        if row is None or row - 1 <= self.rows_read:
+            return None
+        count = row - 1 - self.rows_read
+        text_types = dict.fromkeys(types, pa.string())
+        try:
+            reader = pacsv.open_csv(
+                self._source(),
+                read_options=pacsv.ReadOptions(
+                    block_size=BLOCK_BYTES,
+                    column_names=list(types),
+                    skip_rows=1 if self.header else 0,
+                    skip_rows_after_names=self.rows_read,
+                ),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
+                convert_options=self._convert_options(text_types),
+            )
+            parts = []
+            got = 0
+            for part in reader:
+                parts.append(part.slice(0, count - got))
+                got += parts[-1].num_rows
+                if got >= count:
+                    break
             reader.close()
+            strings = pa.Table.from_batches(parts).combine_chunks()
+            columns = []
+            for i, (name, typ) in enumerate(types.items()):
+                column = strings.column(name).combine_chunks()
+                if i in deferred:
+                    typ = deferred[i]
+                if typ is not None and not pa.types.is_string(typ):
+                    column = self._convert(column, typ, i)
+                columns.append(column)
+            return pa.RecordBatch.from_arrays(columns, names=list(types))
+        except (pa.ArrowException, CsvError, OSError):
+            return None
 
     def _type_deferred(self, batch, deferred):
         columns = batch.columns
@@ -191,8 +265,8 @@ class CsvFile:
         return f"{self.path}, row {row}"
 
     def _raise_bad_value(self, strings, column, typ, index):
-        position = self.where(self.rows_read + index + 1)
-        raise CsvError(self._bad_value_message(position, column, strings[index].as_py(), typ))
+        row = self.rows_read + index + 1
+        raise CsvError(self._bad_value_message(self.where(row), column, strings[index].as_py(), typ), row)
 
     def _bad_value_message(self, position, column, value, typ):
         return (
@@ -211,7 +285,8 @@ class CsvFile:
             what = "the header" if self.header else "the first row"
             return CsvError(
                 f"{self.step}: {self.path}, {position} has {bad.actual_columns} fields where {what} has "
-                f"{bad.expected_columns}: {bad.text!r}"
+                f"{bad.expected_columns}: {bad.text!r}",
+                row,
             )
         match = _CONVERSION_ERROR.search(message)
         if match:
@@ -221,7 +296,7 @@ class CsvFile:
                 lambda record: len(record) > column and record[column] == value, first_row=start + 1
             )
             position = f"row {row} (line {line})" if row is not None else f"a row after row {start}"
-            return CsvError(self._bad_value_message(f"{self.path}, {position}", column, value, typ))
+            return CsvError(self._bad_value_message(f"{self.path}, {position}", column, value, typ), row)
         try:
             return type(ex)(f"{self.step}: cannot read {self.path}: {message}")
         except Exception:
@@ -238,8 +313,12 @@ class CsvFile:
                 reader = csv.reader(text)
                 if self.header:
                     next(reader, None)
-                for row, record in enumerate(reader, start=1):
-                    if row >= first_row and record and is_bad(record):
+                row = 0
+                for record in reader:
+                    if not record:
+                        continue  # pyarrow skips empty lines: they are not rows
+                    row += 1
+                    if row >= first_row and is_bad(record):
                         return row, reader.line_num
         except (OSError, UnicodeDecodeError, csv.Error):
             pass
