@@ -8,7 +8,7 @@ to the kernels (layout in `storey.kernels.buckets`). Arrays grow geometrically w
 
 import numpy as np
 
-from .kernels import buckets as B
+from .kernels import layout as B
 from .kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
 from .table import table_key
 from .windows import FixedWindows

@@ -1,3 +1,603 @@
-"""Window aggregation steps: AggregateByKey, QueryByKey."""
+"""Window aggregation steps: AggregateByKey, QueryByKey.
 
-__all__ = []
+Both keep their per-key state in the Table (`table._aggregation_state`, see
+`storey.aggregation_state`) and compute features with the kernels of `storey.kernels`, one kernel
+call per group of aggregators per batch, in the events' arrival order.
+"""
+
+import datetime as dt
+
+import numpy as np
+
+from .aggregation_inputs import KeySource, fill_values
+from .aggregation_outputs import Features
+from .aggregation_state import aggregation_state
+from .aggregators import FieldAggregator, aggregator_from
+from .batch import EventBatch
+from .emit_policy import (
+    EmitAfterDelay,
+    EmitAfterMaxEvent,
+    EmitAfterWindow,
+    EmitEveryEvent,
+    emit_policy_from,
+)
+from .flow import Flow
+from .kernels import kernels
+from .kernels.layout import MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY, R_NA, R_OUT, R_WIN
+from .kernels.registry import AGGREGATIONS
+from .table import resolve_table, table_key
+from .windows import FixedWindows, FixedWindowType
+
+__all__ = ["AggregateByKey", "QueryByKey"]
+
+_EVERY_EVENT = EmitEveryEvent()
+
+
+def _check_aliases(step_name, aliases):
+    if aliases is None:
+        return {}
+    if not isinstance(aliases, dict):
+        raise TypeError(
+            f"{step_name}: aliases must be a dict {{name: new_name}}, got {type(aliases).__name__}"
+        )
+    return dict(aliases)
+
+
+def _check_optional_callable(step_name, param, fn):
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{step_name}: {param} must be callable, got {type(fn).__name__}: {fn!r}")
+
+
+class _GroupCall:
+    """One kernel call of a step per batch: a group of aggregators, the cfg to call it with, and
+    which of its output rows become which of the step's features."""
+
+    __slots__ = ("group", "cfg", "features")
+
+    def __init__(self, group, cfg, features):
+        self.group = group
+        self.cfg = cfg
+        # (output row, feature name)
+        self.features = features
+
+
+class AggregateByKey(Flow):
+    """Aggregates the data into the table object provided for later persistence, and outputs an
+    event enriched with the requested aggregation features. Persistence is done via the NoSqlTarget
+    step and based on the Cache object persistence settings.
+
+    Events are aggregated in arrival order; an event's features are those of the windows that end
+    at its own time (its period bucket, or its fixed window). An event without a value for an
+    aggregator (field missing or None, or rejected by its aggr_filter) gets that aggregator's
+    features as the key's windows stand at the latest aggregated time. An event too old for every
+    bucket the key keeps changes nothing and gets none of that aggregator's features.
+
+    :param aggregates: List of aggregates to apply for each event. accepts either list of
+        FieldAggregators or a dictionary describing FieldAggregators.
+    :param table: A Table object or name for persistence of aggregations. If a table name is
+        provided, it will be looked up in the context object passed in kwargs.
+    :param key: Key field to aggregate by, accepts either a string representing the key field or a
+        key extracting function (of the body). Defaults to the key in the event's metadata.
+        (Optional)
+    :param emit_policy: Policy indicating when the data will be emitted. Defaults to EmitEveryEvent
+    :param augmentation_fn: Function that augments the features into the event's body:
+        `fn(body, features) -> body`. Defaults to updating a dict. (Optional)
+    :param enrich_with: List of attributes names from the associated storage object to be fetched
+        and added to every event. (Optional)
+    :param aliases: Dictionary specifying aliases for enriched or aggregate columns, of the format
+        {'col_name': 'new_col_name'}. (Optional)
+    :param use_windows_from_schema: Use the windows the table already holds for aggregators of the
+        same name, instead of those given. Defaults to False.
+    """
+
+    def __init__(
+        self,
+        aggregates,
+        table,
+        key=None,
+        emit_policy=_EVERY_EVENT,
+        augmentation_fn=None,
+        enrich_with=None,
+        aliases=None,
+        use_windows_from_schema=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        name = self.name
+        if not isinstance(aggregates, list | tuple):
+            raise TypeError(
+                f"{name}: aggregates must be a list of FieldAggregators or dicts, "
+                f"got {type(aggregates).__name__}"
+            )
+        aggregators = [aggregator_from(name, a) for a in aggregates]
+        seen = set()
+        for aggregator in aggregators:
+            if aggregator.name in seen:
+                raise TypeError(f"{name}: aggregates must have unique names, {aggregator.name!r} repeats")
+            seen.add(aggregator.name)
+        self._emit_policy = emit_policy_from(name, emit_policy)
+        self._table = resolve_table(name, table, self.context)
+        self._keys = KeySource(name, key)
+        _check_optional_callable(name, "augmentation_fn", augmentation_fn)
+        self._augmentation_fn = augmentation_fn
+        if enrich_with is not None and (
+            not isinstance(enrich_with, list | tuple) or not all(isinstance(e, str) for e in enrich_with)
+        ):
+            raise TypeError(f"{name}: enrich_with must be a list of attribute names, got {enrich_with!r}")
+        self._enrich_with = list(enrich_with or [])
+        self._aliases = _check_aliases(name, aliases)
+        self._may_suspend = self._table._storage._may_suspend
+        state = aggregation_state(self._table)
+        if use_windows_from_schema:
+            aggregators = [_with_held_windows(state, a) for a in aggregators]
+        try:
+            state.register(aggregators)
+        except ValueError as ex:
+            raise ValueError(f"{name}: {ex}") from None
+        self._aggregators = aggregators
+        self._calls = self._plan(state)
+        self._kernels = None
+        self._counts = {}
+        self._pending = {}
+        self._touched = {}
+        self._timer = None
+
+    def _plan(self, state):
+        mine = {a.name: row for row, a in enumerate(self._aggregators)}
+        invalid_row = len(self._aggregators)
+        groups = []
+        for aggregator in self._aggregators:
+            group, _ = state.by_name[aggregator.name]
+            if all(g is not group for g in groups):
+                groups.append(group)
+        calls = []
+        for group in groups:
+            rows = [mine.get(layout.aggregator.name, invalid_row) for layout in group.layouts]
+            features = []
+            for layout in group.layouts:
+                if layout.aggregator.name in mine:
+                    features += [
+                        (layout.out_row + k, self._aliases.get(name, name))
+                        for k, name in enumerate(layout.names)
+                    ]
+            calls.append(_GroupCall(group, group.with_value_rows(rows), features))
+        return calls
+
+    def _state_objects(self):
+        return (self._table,)
+
+    def _init(self):
+        self._counts = {}
+        self._pending = {}
+        self._touched = {}
+        self._timer = None
+        self._table._bind(self._runtime)
+        self._kernels = kernels()
+
+    async def _on_terminate(self):
+        self._cancel_timer()
+        await self._table._end_flow(flush=False)
+
+    def _close(self):
+        self._cancel_timer()
+        self._table._unbind(self._runtime)
+
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ---- processing
+    async def _do(self, batch):
+        n = batch.n
+        if n == 0:
+            return
+        keys = self._keys.keys(batch)
+        if self._enrich_with and self._table._persists:
+            await self._table._ensure_loaded(keys)
+        try:
+            features = self._aggregate(batch, keys)
+            out = self._output(batch, keys, features)
+        except Exception as ex:
+            ex.add_note(f"raised in step {self.name}")
+            raise
+        await self._emit_by_policy(out, keys)
+
+    def _aggregate(self, batch, keys):
+        n = batch.n
+        state = self._table._aggregation_state
+        slots = state.slots_of(keys)
+        times = batch.times
+        values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
+        valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
+        fill_values(self.name, self._aggregators, batch, values, valid)
+        valid[-1] = 0
+        features = Features(n)
+        for call in self._calls:
+            group = call.group
+            out = np.empty((group.n_features, n), dtype=np.float64)
+            flags = np.empty((group.n_features, n), dtype=np.uint8)
+            update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
+            update(call.cfg, group.max_values, times, slots, values, valid, group.state, out, flags)
+            for row, name in call.features:
+                features.add(name, out[row], flags[row])
+        return features
+
+    def _enriched(self, feature_dicts, keys):
+        aliases = self._aliases
+        get = self._table._get_static
+        for features, key in zip(feature_dicts, keys):
+            attributes = get(key)
+            if isinstance(attributes, dict):
+                for name in self._enrich_with:
+                    if name in attributes:
+                        features[aliases.get(name, name)] = attributes[name]
+
+    def _output(self, batch, keys, features):
+        columns = batch.columns
+        if columns is not None and self._augmentation_fn is None and not self._enrich_with:
+            out = batch.with_columns(features.add_to_columns(columns))
+        else:
+            bodies = batch.peek_bodies()
+            for body in bodies:
+                if not isinstance(body, dict):
+                    raise TypeError(
+                        f"{self.name}: event bodies must be dicts to add features to, "
+                        f"got {type(body).__name__}"
+                    )
+            feature_dicts = features.dicts()
+            if self._enrich_with:
+                self._enriched(feature_dicts, keys)
+            if self._augmentation_fn is not None:
+                fn = self._augmentation_fn
+                new_bodies = [fn(body, f) for body, f in zip(bodies, feature_dicts)]
+            else:
+                new_bodies = feature_dicts
+                for row, body in zip(new_bodies, bodies):
+                    row.update(body)
+            out = batch.with_bodies(new_bodies)
+        if self._keys.replaces_keys:
+            out = out.with_keys(keys)
+        return out
+
+    # ---- emission
+    async def _emit_by_policy(self, out, keys):
+        policy = self._emit_policy
+        if isinstance(policy, EmitEveryEvent):
+            await self._emit(out)
+        elif isinstance(policy, EmitAfterMaxEvent):
+            await self._emit_every_nth(out, keys, policy)
+        else:
+            for key in keys:
+                self._touched.setdefault(table_key(key), key)
+            self._start_wall_clock_timer(policy)
+
+    async def _emit_every_nth(self, out, keys, policy):
+        counts = self._counts
+        limit = policy.max_events
+        emitted = []
+        pending = {}
+        for i, key in enumerate(keys):
+            k = table_key(key)
+            count = counts.get(k, 0) + 1
+            if count >= limit:
+                emitted.append(i)
+                counts[k] = 0
+                pending[k] = None
+            else:
+                counts[k] = count
+                pending[k] = i
+        if policy.timeout_secs is not None:
+            for k, i in pending.items():
+                if i is None:
+                    self._pending.pop(k, None)
+                else:
+                    self._pending.pop(k, None)
+                    self._pending[k] = out.take([i])
+            self._start_timeout(policy.timeout_secs)
+        if emitted:
+            await self._emit(out.take(emitted) if len(emitted) < out.n else out)
+
+    def _start_timeout(self, seconds):
+        runtime = self._runtime
+        if self._timer is None and runtime is not None and getattr(runtime, "loop", None) is not None:
+
+            async def on_timeout():
+                self._timer = None
+                pending, self._pending = self._pending, {}
+                for k in pending:
+                    self._counts[k] = 0
+                if pending:
+                    await self._emit(EventBatch.concat(list(pending.values())))
+                self._start_timeout(seconds)
+
+            self._timer = runtime.schedule(seconds, on_timeout)
+
+    def _start_wall_clock_timer(self, policy):
+        runtime = self._runtime
+        if self._timer is not None or runtime is None or getattr(runtime, "loop", None) is None:
+            return
+        now = dt.datetime.now(dt.UTC).timestamp()
+        delay = float(policy.delay_in_seconds or 0)
+        if isinstance(policy, EmitAfterDelay):
+            at = now + delay
+        else:
+            every = self._emission_period(policy) / 1e9
+            at = (now // every + 1) * every + delay
+        boundary = at - delay
+
+        async def on_timer():
+            self._timer = None
+            await self._emit_touched(boundary)
+            self._start_wall_clock_timer(policy)
+
+        self._timer = runtime.schedule(max(at - now, 0.0), on_timer)
+
+    def _emission_period(self, policy):
+        lengths = []
+        for aggregator in self._aggregators:
+            windows = aggregator.windows
+            if isinstance(policy, EmitAfterWindow):
+                lengths.append(windows.smallest_window_ns)
+            elif isinstance(windows, FixedWindows):
+                lengths.append(windows.smallest_window_ns)
+            else:
+                lengths.append(windows.period_ns)
+        return min(lengths)
+
+    async def _emit_touched(self, boundary):
+        """Emits, for each key that received events since the last emission, an event with its
+        features at `boundary` (epoch seconds): body {'key': key, 'time': boundary} + features."""
+        touched, self._touched = self._touched, {}
+        if not touched:
+            return
+        keys = list(touched.values())
+        when = dt.datetime.fromtimestamp(boundary, dt.UTC)
+        n = len(keys)
+        batch = EventBatch(
+            n,
+            bodies=[{"key": key, "time": when} for key in keys],
+            keys=keys,
+            time_values=[when] * n,
+            ids=[None] * n,
+        )
+        features = self._read(batch, keys, MODE_AGG)
+        rows = features.merged_into(batch.bodies)
+        await self._emit(batch.with_bodies(rows))
+
+    def _read(self, batch, keys, mode):
+        """The features the keys have at the events' times, changing nothing."""
+        n = batch.n
+        state = self._table._aggregation_state
+        slots = state.existing_slots(keys)
+        times = batch.times
+        features = Features(n)
+        for call in self._calls:
+            group = call.group
+            out = np.empty((group.n_features, n), dtype=np.float64)
+            flags = np.empty((group.n_features, n), dtype=np.uint8)
+            read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
+            read(call.cfg, group.max_values, times, slots, mode, group.state, out, flags)
+            for row, name in call.features:
+                features.add(name, out[row], flags[row])
+        return features
+
+
+def _with_held_windows(state, aggregator):
+    held = state.by_name.get(aggregator.name)
+    if held is None:
+        return aggregator
+    group, index = held
+    windows = group.layouts[index].aggregator.windows
+    if windows == aggregator.windows:
+        return aggregator
+    return FieldAggregator(
+        aggregator.name,
+        aggregator.field,
+        aggregator.aggregations,
+        windows,
+        aggregator.aggr_filter,
+        aggregator.max_value,
+    )
+
+
+class QueryByKey(AggregateByKey):
+    """Query features by name
+
+    Reads, for each event, the features its key has in the table at the event's time (windows
+    that end at the event's time; fixed windows per `fixed_window_type`), without aggregating
+    anything. Features of an aggregator that computes the base statistics they need are available
+    too (e.g. `x_avg_1h` when `x` has sum and count). Names that are not features of the table
+    are looked up in the key's static attributes. A key the table holds nothing for gets no
+    features; an event whose key is missing (None) gets a None body.
+
+    :param features: List of features to get.
+    :param table: A Table object or name for persistence of aggregations. If a table name is
+        provided, it will be looked up in the context object passed in kwargs.
+    :param key: Key field to aggregate by, accepts either a string representing the key field or a
+        key extracting function. Defaults to the key in the event's metadata. (Optional). Can be
+        list of keys
+    :param augmentation_fn: Function that augments the features into the event's body. Defaults to
+        updating a dict. (Optional)
+    :param aliases: Dictionary specifying aliases for enriched or aggregate columns, of the format
+        {'col_name': 'new_col_name'}. (Optional)
+    :param fixed_window_type: Which fixed window to read: the one holding the event's time
+        (CurrentOpenWindow, the default) or the one before it (LastClosedWindow).
+    """
+
+    def __init__(
+        self,
+        features,
+        table,
+        key=None,
+        augmentation_fn=None,
+        aliases=None,
+        fixed_window_type=FixedWindowType.CurrentOpenWindow,
+        **kwargs,
+    ):
+        Flow.__init__(self, **kwargs)
+        name = self.name
+        if isinstance(features, str) or not isinstance(features, list | tuple):
+            raise TypeError(f"{name}: features must be a list of feature names, got {features!r}")
+        if not all(isinstance(f, str) for f in features):
+            raise TypeError(f"{name}: features must be feature names (strings), got {features!r}")
+        if fixed_window_type is None:
+            fixed_window_type = FixedWindowType.CurrentOpenWindow
+        if not isinstance(fixed_window_type, FixedWindowType):
+            raise TypeError(
+                f"{name}: fixed_window_type must be a FixedWindowType, got {type(fixed_window_type).__name__}"
+            )
+        self._features = list(dict.fromkeys(features))
+        self._table = resolve_table(name, table, self.context)
+        self._keys = KeySource(name, key)
+        _check_optional_callable(name, "augmentation_fn", augmentation_fn)
+        self._augmentation_fn = augmentation_fn
+        self._aliases = _check_aliases(name, aliases)
+        self._fixed_window_type = fixed_window_type
+        self._may_suspend = self._table._storage._may_suspend
+        self._emit_policy = _EVERY_EVENT
+        self._enrich_with = []
+        self._aggregators = []
+        self._calls = []
+        self._attributes = []
+        self._version = None
+        self._kernels = None
+        self._counts = {}
+        self._pending = {}
+        self._touched = {}
+        self._timer = None
+
+    def _resolve(self):
+        """Maps the requested names to features of the table's aggregators (the rest are static
+        attributes), refreshed when aggregators are registered on the table."""
+        state = aggregation_state(self._table)
+        if self._version == state.version:
+            return
+        self._version = state.version
+        available = {}
+        for group in state.groups:
+            for index, layout in enumerate(group.layouts):
+                for aggr in AGGREGATIONS.values():
+                    if aggr.stats & layout.stats != aggr.stats:
+                        continue
+                    for w, (_, window) in enumerate(layout.windows):
+                        available.setdefault(
+                            f"{layout.aggregator.name}_{aggr.name}_{window}", (group, index, aggr, w)
+                        )
+        wanted = {}
+        attributes = []
+        for feature in self._features:
+            found = available.get(feature)
+            if found is None:
+                attributes.append(feature)
+            else:
+                group, index, aggr, w = found
+                wanted.setdefault(id(group), (group, {}))[1].setdefault(index, []).append((aggr, w, feature))
+        self._attributes = attributes
+        self._calls = [self._view(group, by_layout) for group, by_layout in wanted.values()]
+
+    def _view(self, group, by_layout):
+        """A cfg over the group's state computing only the requested features."""
+        header = [len(by_layout)] + [0] * len(by_layout)
+        body = []
+        features = []
+        out_row = 0
+        for a, (index, requested) in enumerate(by_layout.items()):
+            layout = group.layouts[index]
+            record = list(layout.record)
+            nw = len(layout.windows)
+            codes = list(dict.fromkeys(aggr.code for aggr, _, _ in requested))
+            record = record[: R_WIN + nw] + codes
+            record[R_NA] = len(codes)
+            record[R_OUT] = out_row
+            for aggr, w, feature in requested:
+                row = out_row + codes.index(aggr.code) * nw + w
+                features.append((row, self._aliases.get(feature, feature)))
+            out_row += len(codes) * nw
+            header[1 + a] = len(header) + len(body)
+            body += record
+        cfg = np.asarray(header + body, dtype=np.int64)
+        max_values = np.asarray([group.layouts[i].max_value for i in by_layout], dtype=np.float64)
+        return _QueryCall(group, cfg, max_values, out_row, features)
+
+    def _init(self):
+        super()._init()
+        self._version = None
+
+    async def _do(self, batch):
+        n = batch.n
+        if n == 0:
+            return
+        self._resolve()
+        keys = self._keys.keys(batch)
+        if self._table._persists:
+            await self._table._ensure_loaded([k for k in keys if k is not None])
+        try:
+            out = self._query(batch, keys)
+        except Exception as ex:
+            ex.add_note(f"raised in step {self.name}")
+            raise
+        await self._emit(out)
+
+    def _query(self, batch, keys):
+        n = batch.n
+        state = aggregation_state(self._table)
+        slots = state.existing_slots(keys)
+        times = batch.times
+        features = Features(n)
+        fixed_mode = (
+            MODE_LAST_CLOSED if self._fixed_window_type == FixedWindowType.LastClosedWindow else MODE_QUERY
+        )
+        for call in self._calls:
+            group = call.group
+            out = np.empty((call.n_features, n), dtype=np.float64)
+            flags = np.empty((call.n_features, n), dtype=np.uint8)
+            if group.fixed:
+                self._kernels.fixed_read(
+                    call.cfg, call.max_values, times, slots, fixed_mode, group.state, out, flags
+                )
+            else:
+                self._kernels.sliding_read(
+                    call.cfg, call.max_values, times, slots, MODE_QUERY, group.state, out, flags
+                )
+            for row, name in call.features:
+                features.add(name, out[row], flags[row])
+        feature_dicts = features.dicts()
+        if self._attributes:
+            aliases = self._aliases
+            get = self._table._get_static
+            for found, key in zip(feature_dicts, keys):
+                attributes = get(key) if key is not None else None
+                if isinstance(attributes, dict):
+                    for name in self._attributes:
+                        if name in attributes:
+                            found[aliases.get(name, name)] = attributes[name]
+        bodies = batch.peek_bodies()
+        fn = self._augmentation_fn
+        new_bodies = []
+        for body, found, key in zip(bodies, feature_dicts, keys):
+            if key is None:
+                new_bodies.append(None)
+            elif fn is not None:
+                new_bodies.append(fn(body, found))
+            elif isinstance(body, dict):
+                found.update(body)
+                new_bodies.append(found)
+            else:
+                new_bodies.append(body)
+        out = batch.with_bodies(new_bodies)
+        if self._keys.replaces_keys:
+            event_keys = batch.keys
+            out = out.with_keys([key if key is not None else ek for key, ek in zip(keys, event_keys)])
+        return out
+
+
+class _QueryCall:
+    __slots__ = ("group", "cfg", "max_values", "n_features", "features")
+
+    def __init__(self, group, cfg, max_values, n_features, features):
+        self.group = group
+        self.cfg = cfg
+        self.max_values = max_values
+        self.n_features = n_features
+        self.features = features

@@ -12,9 +12,23 @@ import numpy as np
 from numba import njit
 
 from .buckets import (
+    INF,
+    add_to_window,
+    clear_buckets,
+    insert,
+    newest_last,
+    progressive,
+    reset_window,
+    scan,
+    window_from_ring,
+    write,
+    write_absent,
+    write_capped,
+    write_empty,
+)
+from .layout import (
     H_B,
     H_FIRST,
-    INF,
     K_CNT,
     K_FOFF,
     K_FVAL,
@@ -40,18 +54,6 @@ from .buckets import (
     W_SIZE,
     W_SQR,
     W_SUM,
-    add_to_window,
-    clear_buckets,
-    insert,
-    newest_last,
-    progressive,
-    reset_window,
-    scan,
-    window_from_ring,
-    write,
-    write_absent,
-    write_capped,
-    write_empty,
 )
 
 # a subtraction that leaves less than this fraction of a sum is redone from the buckets

@@ -1,0 +1,65 @@
+"""The layout of an aggregator's state and records, shared by the kernels and the Python side
+(pure Python: importing it does not import Numba). See `storey.kernels.buckets`."""
+
+# ---- record fields (offsets within an aggregator's record in cfg)
+R_STATS = 0  # bit mask of the base statistics kept (see registry)
+R_PERIOD = 1  # bucket length (ns)
+R_N = 2  # ring size (buckets)
+R_NW = 3  # number of windows
+R_OFF = 4  # offset of the aggregator's block in a state row
+R_OUT = 5  # output row of its first feature
+R_NA = 6  # number of aggregations
+R_CAP = 7  # 1 when max_value caps the values
+R_CAP_INT = 8  # 1 when max_value is an int
+R_VALUE = 9  # row of its values in `values` / `valid`
+R_MODE = 10  # fixed windows: 0 aligned, 1 windows precalculated as the reference does
+R_SMALL = 11  # fixed windows: smallest window (ns)
+R_UNIT = 12  # fixed windows: unit of the smallest window (ns)
+R_REFP = 13  # fixed windows: the reference's bucket (half the smallest window, ns)
+R_WMAX = 14  # largest window (ns)
+R_RINGS = 15  # 9 absolute offsets of the rings in a row (-1 when not kept)
+R_WOFF = 24  # absolute offset of the first window block in a row
+R_WIN = 25  # window lengths in buckets (R_NW of them), then aggregation codes (R_NA of them)
+
+# rings, in the order of R_RINGS
+K_CNT = 0
+K_SUM = 1
+K_SQR = 2
+K_MIN = 3
+K_MAX = 4
+K_FOFF = 5
+K_FVAL = 6
+K_LOFF = 7
+K_LVAL = 8
+N_RINGS = 9
+
+# window block fields
+W_CNT = 0
+W_SUM = 1
+W_SQR = 2
+W_MIN = 3
+W_MAX = 4
+W_FB = 5
+W_LO = 6
+W_SIZE = 8
+
+HEADER = 4
+H_B = 0
+H_OFF = 1
+H_FIRST = 2
+
+# stats bits (same as registry)
+S_SUM = 2
+S_SQR = 4
+S_MIN = 8
+S_MAX = 16
+S_FIRST = 32
+S_LAST = 64
+
+ABSENT = 1
+INT = 2
+
+# read modes
+MODE_AGG = 0  # an AggregateByKey event without a value: the windows at min(its time, latest time)
+MODE_QUERY = 1  # QueryByKey: the windows at the query time
+MODE_LAST_CLOSED = 2  # QueryByKey, fixed windows: the window before the one holding the query time
