@@ -551,3 +551,20 @@ def test_partitioned_directory_reads_back_through_parquet_source(tmp_path):
     back = build_flow([ParquetSource(root), ReduceToDataFrame()]).run().await_termination()
     got = sorted(_rows(back[["key", "i", "f", "s"]]), key=json.dumps)
     assert got == sorted(_rows(df[["k", "i", "f", "s"]]), key=json.dumps)
+
+
+def test_single_file_written_in_parts_is_typed_from_all_its_events(tmp_path):
+    path = str(tmp_path / "parts.parquet")
+    events = [
+        ({"v": 1, "s": None}, "k", T0),
+        ({"v": 2, "s": None}, "k", T0),
+        ({"v": None, "s": "x"}, "k", T0),
+    ]
+    emit_all([ParquetTarget(path, max_events=2)], events)
+    assert schema_of(path) == [("s", "string"), ("v", "double")]
+    assert pq.read_table(path).to_pylist() == [
+        {"s": None, "v": 1.0},
+        {"s": None, "v": 2.0},
+        {"s": "x", "v": None},
+    ]
+    assert parquet_files(tmp_path) == ["parts.parquet"]

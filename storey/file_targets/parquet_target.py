@@ -4,18 +4,20 @@ import uuid
 from itertools import chain
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..storage import AtomicFile, get_filesystem, join
+from ..storage import get_filesystem, join
 from .arrow_columns import finalize, row_values, spec_array, values_array
 from .buffering import BufferedFileTarget
 from .pandas_metadata import with_pandas_metadata
+from .parquet_files import BackgroundWrites, StreamedFile, write_file
 from .partitions import partition_groups
 from .spec import DEFAULT_PARTITIONS, check_positive, merge_inferred, parse_columns, parse_partition_cols
 from .values import body_rows, first_body_fields
 
 # Events per file when writing to a directory and max_events is not given (as the reference).
 DEFAULT_MAX_EVENTS = 10000
+# Events gathered before a part of a single file is written.
+SINGLE_FILE_PART_EVENTS = 262144
 
 
 class ParquetTarget(BufferedFileTarget):
@@ -89,8 +91,8 @@ class ParquetTarget(BufferedFileTarget):
         self._single_file = partitions is None and path.endswith((".parquet", ".pq"))
         if partitions is None and not self._single_file:
             partitions = DEFAULT_PARTITIONS
-        if max_events is None and not self._single_file:
-            max_events = DEFAULT_MAX_EVENTS
+        if max_events is None:
+            max_events = SINGLE_FILE_PART_EVENTS if self._single_file else DEFAULT_MAX_EVENTS
         if infer_columns_from_data is None:
             infer_columns_from_data = self._columns_param is None
         super().__init__(max_events=max_events, flush_after_seconds=flush_after_seconds, **kwargs)
@@ -101,13 +103,19 @@ class ParquetTarget(BufferedFileTarget):
         self._fs, self._fs_path = get_filesystem(path, storage_options)
         self._data_specs = None
         self._index_specs = None
+        # a single file is one stream of parts: a write may hold more than max_events events
+        self._split_writes = not self._single_file
         self._single_chunks = []
+        self._streamed = None
+        self._writes = BackgroundWrites()
 
     def _init(self):
         super()._init()
         self._data_specs = None
         self._index_specs = None
         self._single_chunks = []
+        self._streamed = None
+        self._writes = BackgroundWrites()
 
     # ---- columns
     def _resolve_columns(self, batch):
@@ -159,26 +167,29 @@ class ParquetTarget(BufferedFileTarget):
 
     def _write(self, group, chunks):
         if self._single_file:
-            self._single_chunks.extend(chunks)
+            if not StreamedFile.supported(self._fs):
+                self._single_chunks.extend(chunks)
+                return
+            if self._streamed is None:
+                self._streamed = StreamedFile(self._fs, self._fs_path, self._table)
+            self._writes.submit(self._streamed.append, self._table(chunks))
             return
         table = self._table(chunks)
         path = join(self._fs, self._fs_path, group, f"{uuid.uuid4()}.parquet")
-        _write_file(self._fs, path, table)
+        self._writes.submit(write_file, self._fs, path, table)
 
     def _finish(self):
-        if self._single_file and self._single_chunks:
+        try:
+            self._writes.drain()
+        except BaseException:
+            if self._streamed is not None:
+                self._streamed.discard()
+            raise
+        if self._streamed is not None:
+            self._streamed.close()
+        if self._single_chunks:
             chunks, self._single_chunks = self._single_chunks, []
-            _write_file(self._fs, self._fs_path, self._table(chunks))
-
-
-def _write_file(fs, path, table):
-    out = AtomicFile(fs, path)
-    try:
-        pq.write_table(table, out.target)
-    except BaseException:
-        out.discard()
-        raise
-    out.commit()
+            write_file(self._fs, self._fs_path, self._table(chunks))
 
 
 class RowChunk:
