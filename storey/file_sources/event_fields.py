@@ -8,6 +8,7 @@ column holds instants (timestamps, parsed CSV times, epoch seconds); otherwise e
 read as the reference reads it (ISO-8601 strings, datetimes, epoch seconds, None for "now").
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -95,9 +96,17 @@ class EventFields:
         if key is None:
             return None
         if isinstance(key, list):
-            parts = [columns.column_list(name) for name in key]
-            return [list(values) for values in zip(*parts)] if parts else [[] for _ in range(columns.n)]
-        return columns.column_list(key)
+
+            def make():
+                parts = [columns.column_list(name) for name in key]
+                return [list(values) for values in zip(*parts)]
+
+        else:
+
+            def make():
+                return columns.column_list(key)
+
+        return LazyKeys(columns.n, make)
 
     def _times(self, columns, where):
         n = columns.n
@@ -151,3 +160,45 @@ def _event_time(value, name, where):
         f"time_field {name!r} of {where}: an event time must be a datetime, an ISO-8601 string "
         f"or epoch seconds (int), got {type(value).__name__} {value!r}"
     )
+
+
+class LazyKeys(Sequence):
+    """The keys of a batch's events, made from the key column(s) the first time they are looked
+    at: a flow that never reads keys (a file copied to a file) never builds them."""
+
+    __slots__ = ("_n", "_make", "_values")
+
+    def __init__(self, n, make):
+        self._n = n
+        self._make = make
+        self._values = None
+
+    def _list(self):
+        if self._values is None:
+            self._values = self._make()
+            self._make = None
+        return self._values
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __eq__(self, other):
+        if isinstance(other, LazyKeys):
+            other = other._list()
+        return self._list() == other
+
+    __hash__ = None
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self._n, dtype=object)
+        out[:] = self._list() if self._n else []
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        return repr(self._list())

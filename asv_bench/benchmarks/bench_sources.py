@@ -1,0 +1,140 @@
+"""The replay sources on 1M rows (key, time, int, float, string columns).
+
+For Parquet and CSV input:
+- `time_plain_pyarrow`: pyarrow reads the file in batches and writes it back (the floor);
+- `time_read`: the source alone into a step that only counts (columns, keys and times made,
+  no rows);
+- `time_passthrough`: source -> target of the same format, no user function (columnar);
+- `time_map_filter`: source -> Map -> Filter -> target (rows built for the user functions).
+`DataframeRead` times DataframeSource alone. Rows per second: divide 1M by the time.
+"""
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+N = 1_000_000
+
+
+def _frame(n=N):
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2020-01-01", tz="UTC").value
+    return pd.DataFrame(
+        {
+            "k": np.array(["alice", "bob", "carol", "dave"], dtype=object)[rng.integers(0, 4, n)],
+            "t": pd.to_datetime(start + np.arange(n, dtype=np.int64) * 10**9, utc=True),
+            "v": rng.integers(0, 100, n),
+            "w": rng.random(n),
+            "s": [f"s{i}" for i in range(n)],
+        }
+    )
+
+
+def _counter():
+    from storey.flow import Flow
+
+    class Count(Flow):
+        def _init(self):
+            self.n = 0
+
+        async def _do(self, batch):
+            self.n += batch.n
+
+        async def _on_terminate(self):
+            return self.n
+
+    return Count()
+
+
+def _source(kind, path):
+    from storey import CSVSource, ParquetSource
+
+    if kind == "parquet":
+        return ParquetSource(path, key_field="k", time_field="t")
+    return CSVSource(path, header=True, build_dict=True, key_field="k", time_field="t")
+
+
+def _target(kind, out):
+    from storey import CSVTarget, ParquetTarget
+
+    if kind == "parquet":
+        return ParquetTarget(os.path.join(out, "out.parquet"))
+    return CSVTarget(os.path.join(out, "out.csv"), header=True)
+
+
+class FileSources:
+    params = ["parquet", "csv"]
+    param_names = ["format"]
+    timeout = 300
+
+    def setup_cache(self):
+        # asv runs this in a directory of its own, removed after the run
+        folder = os.path.abspath("bench-sources")
+        os.makedirs(folder, exist_ok=True)
+        df = _frame()
+        df.to_parquet(os.path.join(folder, "in.parquet"))
+        csv = df.assign(t=df["t"].dt.tz_localize(None).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        csv.to_csv(os.path.join(folder, "in.csv"), index=False)
+        return folder
+
+    def setup(self, folder, kind):
+        self.path = os.path.join(folder, f"in.{kind}")
+        self.out = tempfile.mkdtemp(prefix="bench-sources-out-")
+
+    def teardown(self, folder, kind):
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def time_plain_pyarrow(self, folder, kind):
+        out = os.path.join(self.out, f"plain.{kind}")
+        if kind == "parquet":
+            writer = None
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=65536):
+                if writer is None:
+                    writer = pq.ParquetWriter(out, batch.schema)
+                writer.write_batch(batch)
+            writer.close()
+        else:
+            reader = pacsv.open_csv(self.path)
+            with pacsv.CSVWriter(out, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+
+    def time_read(self, folder, kind):
+        from storey import build_flow
+
+        assert build_flow([_source(kind, self.path), _counter()]).run().await_termination() == N
+
+    def time_passthrough(self, folder, kind):
+        from storey import build_flow
+
+        build_flow([_source(kind, self.path), _target(kind, self.out)]).run().await_termination()
+
+    def time_map_filter(self, folder, kind):
+        from storey import Filter, Map, build_flow
+
+        build_flow(
+            [
+                _source(kind, self.path),
+                Map(lambda b: {**b, "x": b["v"] * 2}),
+                Filter(lambda b: b["v"] % 2 == 0),
+                _target(kind, self.out),
+            ]
+        ).run().await_termination()
+
+
+class DataframeRead:
+    timeout = 300
+
+    def setup(self):
+        self.df = _frame()
+
+    def time_read(self):
+        from storey import DataframeSource, build_flow
+
+        flow = build_flow([DataframeSource(self.df, key_field="k", time_field="t"), _counter()])
+        assert flow.run().await_termination() == N
