@@ -1,0 +1,560 @@
+"""The window kernels: compiled == pure-Python twin == a naive recomputation from the raw events.
+
+The naive model below states our semantics directly from the events a key has received (see the
+kernels' docstrings and reference-defects.md, "Late events"); the kernels must agree with it for
+every aggregation and window kind, out-of-order events, gaps longer than the windows, NaN values,
+missing values, any batch split, and many keys.
+"""
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storey.aggregation_state import AggregationState
+from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
+from storey.kernels import kernels
+from storey.kernels.layout import ABSENT, INT, MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY
+from storey.kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, stats_of
+
+SECOND = 1_000_000_000
+BASE = 1_595_367_600 * SECOND  # 2020-07-21T21:40:00Z
+MISSING = object()
+
+
+# ---------------------------------------------------------------- driving the kernels
+def run_kernels(aggregators, events, compiled=True, splits=None, state=None):
+    """Features per event (dict name -> value; absent features left out) from the kernels.
+
+    events: (key, time ns, value or None) in arrival order; `splits`: batch sizes to cut them into.
+    """
+    k = kernels(compiled)
+    state = state or AggregationState()
+    state.register(aggregators)
+    result = [{} for _ in events]
+    sizes = splits or [len(events)]
+    start = 0
+    for size in sizes:
+        chunk = events[start : start + size]
+        if not chunk:
+            break
+        n = len(chunk)
+        slots = state.slots_of([e[0] for e in chunk])
+        times = np.array([e[1] for e in chunk], dtype=np.int64)
+        for group in state.groups:
+            rows = len(group.layouts)
+            values = np.zeros((rows, n))
+            valid = np.zeros((rows, n), dtype=np.uint8)
+            for a, layout in enumerate(group.layouts):
+                field = layout.aggregator.field
+                for i, (_, _, value) in enumerate(chunk):
+                    v = value.get(field) if isinstance(value, dict) else value
+                    if v is not None:
+                        values[a, i] = v
+                        valid[a, i] = 1
+            out = np.zeros((group.n_features, n))
+            flags = np.zeros((group.n_features, n), dtype=np.uint8)
+            update = k.fixed_update if group.fixed else k.sliding_update
+            update(group.cfg, group.max_values, times, slots, values, valid, group.state, out, flags)
+            collect(result, start, group.names, out, flags)
+        start += n
+    return result
+
+
+def collect(result, start, names, out, flags):
+    for f, name in enumerate(names):
+        for i in range(out.shape[1]):
+            if flags[f, i] & ABSENT:
+                continue
+            value = out[f, i]
+            result[start + i][name] = int(value) if flags[f, i] & INT else float(value)
+
+
+def read_kernels(state, events, mode, compiled=True):
+    """Features the keys have at the events' times (read only)."""
+    k = kernels(compiled)
+    n = len(events)
+    slots = state.existing_slots([e[0] for e in events])
+    times = np.array([e[1] for e in events], dtype=np.int64)
+    result = [{} for _ in events]
+    for group in state.groups:
+        out = np.zeros((group.n_features, n))
+        flags = np.zeros((group.n_features, n), dtype=np.uint8)
+        read = k.fixed_read if group.fixed else k.sliding_read
+        read(group.cfg, group.max_values, times, slots, mode, group.state, out, flags)
+        collect(result, 0, group.names, out, flags)
+    return result
+
+
+# ---------------------------------------------------------------- the naive model
+class Naive:
+    """Our semantics, recomputed from each key's stored events."""
+
+    def __init__(self, aggregator):
+        self.agg = aggregator
+        windows = aggregator.windows
+        self.windows = list(dict.fromkeys(text for _, text in windows.windows_ns))
+        self.lengths = dict((text, ns) for ns, text in windows.windows_ns)
+        self.fixed = isinstance(windows, FixedWindows)
+        self.keys = {}
+        if self.fixed:
+            self.period = windows.bucket_ns()
+            self.largest = windows.max_window_ns
+            self.smallest = windows.smallest_window_ns
+            self.unit = windows.smallest_window_unit_ns
+            self.ref_period = windows.period_ns
+            self.precalculated = bool(stats_of(aggregator.aggregations) & (MIN | MAX | FIRST | LAST))
+        else:
+            self.period = windows.period_ns
+            self.ring = windows.max_window_ns // self.period
+
+    def features(self, window):
+        out = {}
+        for aggr in self.agg.aggregations:
+            for text in self.windows:
+                out[f"{self.agg.name}_{aggr}_{text}"] = AGGREGATIONS[aggr].naive(window[text])
+        return out
+
+    def empty(self):
+        return self.features({text: [] for text in self.windows})
+
+    # sliding
+    def sliding(self, key, t, value, arrival):
+        p = self.period
+        b = t // p
+        st = self.keys.get(key)
+        if value is not None:
+            if st is None:
+                st = self.keys[key] = {"latest": b, "events": []}
+            elif b < st["latest"] - self.ring + 1:
+                return {}
+            st["events"].append((t, arrival, value))
+            st["latest"] = max(st["latest"], b)
+            r = b
+        else:
+            if st is None:
+                return self.empty()
+            r = min(b, st["latest"])
+            if r < st["latest"] - self.ring + 1:
+                return {}
+        kept = st["latest"] - self.ring + 1
+        window = {}
+        for text in self.windows:
+            lo = max(r - self.lengths[text] // p + 1, kept)
+            window[text] = [e for e in st["events"] if lo <= e[0] // p <= r]
+        return self.features(window)
+
+    def sliding_query(self, key, t):
+        st = self.keys.get(key)
+        if st is None:
+            return {}
+        p = self.period
+        r = t // p
+        kept = st["latest"] - self.ring + 1
+        if r < kept:
+            return {}
+        window = {}
+        for text in self.windows:
+            lo = max(r - self.lengths[text] // p + 1, kept)
+            window[text] = [e for e in st["events"] if lo <= e[0] // p <= min(r, st["latest"])]
+        return self.features(window)
+
+    # fixed
+    def start(self, t, length):
+        if not self.precalculated:
+            return (t // length) * length
+        lo = (t // self.unit) * self.unit + self.unit - length
+        lo = max(lo, (t // self.largest) * self.largest)
+        return -((-lo) // self.ref_period) * self.ref_period
+
+    def same_range(self, t, latest, length):
+        size = self.smallest if self.precalculated else length
+        return t // size == latest // size
+
+    def kept(self, latest):
+        return ((latest // self.largest) - 1) * self.largest
+
+    def range_end(self, t, length):
+        if self.precalculated:
+            return (t // self.period + 1) * self.period
+        return (t // length) * length + length
+
+    def fixed_event(self, key, t, value, arrival):
+        st = self.keys.get(key)
+        if value is not None:
+            if st is None:
+                st = self.keys[key] = {"latest": t, "events": [], "lo": {}}
+                for text in self.windows:
+                    st["lo"][text] = self.start(t, self.lengths[text])
+                in_order = True
+            elif t >= st["latest"]:
+                for text in self.windows:
+                    if not self.same_range(t, st["latest"], self.lengths[text]):
+                        st["lo"][text] = self.start(t, self.lengths[text])
+                st["latest"] = t
+                in_order = True
+            else:
+                if t < self.kept(st["latest"]):
+                    return {}
+                in_order = False
+            st["events"].append((t, arrival, value))
+            window = {}
+            for text in self.windows:
+                length = self.lengths[text]
+                if in_order:
+                    window[text] = [e for e in st["events"] if e[0] >= st["lo"][text]]
+                else:
+                    lo = max(self.start(t, length), self.kept(st["latest"]))
+                    end = self.range_end(t, length)
+                    window[text] = [e for e in st["events"] if lo <= e[0] < end]
+            return self.features(window)
+        if st is None:
+            return self.empty()
+        r = min(t, st["latest"])
+        return self.fixed_read(st, r, last_closed=False)
+
+    def fixed_read(self, st, r, last_closed):
+        kept = self.kept(st["latest"])
+        if r < kept:
+            return {}
+        window = {}
+        for text in self.windows:
+            length = self.lengths[text]
+            if last_closed:
+                lo = max((r // length - 1) * length, kept)
+                end = (r // length) * length
+            elif self.same_range(r, st["latest"], length):
+                lo, end = st["lo"][text], math.inf
+            else:
+                lo = max(self.start(r, length), kept)
+                end = self.range_end(r, length)
+            window[text] = [e for e in st["events"] if lo <= e[0] < end]
+        return self.features(window)
+
+    def process(self, key, t, value, arrival):
+        if self.fixed:
+            return self.fixed_event(key, t, value, arrival)
+        return self.sliding(key, t, value, arrival)
+
+    def query(self, key, t, last_closed=False):
+        if not self.fixed:
+            return self.sliding_query(key, t)
+        st = self.keys.get(key)
+        if st is None:
+            return {}
+        return self.fixed_read(st, t, last_closed)
+
+
+def run_naive(aggregators, events):
+    models = [Naive(a) for a in aggregators]
+    out = []
+    for arrival, (key, t, value) in enumerate(events):
+        features = {}
+        for model in models:
+            v = value.get(model.agg.field) if isinstance(value, dict) else value
+            features.update(model.process(key, t, v, arrival))
+        out.append(features)
+    return out, models
+
+
+def same(a, b, exact=False):
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if exact:
+        return a == b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_features(expected, actual, exact=False):
+    assert len(expected) == len(actual)
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        assert set(e) == set(a), f"event {i}: features {sorted(set(e) ^ set(a))} differ in presence"
+        for name in e:
+            assert same(e[name], a[name], exact), f"event {i}: {name} expected {e[name]!r}, got {a[name]!r}"
+
+
+# ---------------------------------------------------------------- random inputs
+ALL = list(AGGREGATIONS)
+
+
+@st.composite
+def aggregator_specs(draw):
+    aggrs = draw(st.lists(st.sampled_from(ALL), min_size=1, max_size=len(ALL), unique=True))
+    if draw(st.booleans()):
+        period = draw(st.sampled_from([1, 2, 5]))
+        multiples = draw(st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True))
+        windows = SlidingWindows([f"{m * period}s" for m in multiples], f"{period}s")
+    else:
+        texts = draw(
+            st.lists(
+                st.sampled_from(["2s", "4s", "6s", "10s", "20s", "1m"]), min_size=1, max_size=3, unique=True
+            )
+        )
+        windows = FixedWindows(texts)
+    return FieldAggregator("a", "v", aggrs, windows)
+
+
+values = st.one_of(
+    st.integers(-50, 50),
+    st.integers(-50, 50).map(lambda x: x / 4),
+    st.just(None),
+    st.just(math.nan),
+)
+
+
+@st.composite
+def event_lists(draw, max_events=40):
+    n = draw(st.integers(1, max_events))
+    n_keys = draw(st.integers(1, 3))
+    base = draw(st.sampled_from([BASE, -3 * 86_400 * SECOND + 123_000_000]))
+    t = base
+    events = []
+    for _ in range(n):
+        step = draw(
+            st.one_of(
+                st.integers(0, 4_000),  # in order, ms
+                st.integers(-12_000, 0),  # late
+                st.integers(30_000, 400_000),  # gaps longer than the windows
+            )
+        )
+        t += step * 1_000_000
+        key = draw(st.integers(0, n_keys - 1))
+        events.append((f"k{key}", t, draw(values)))
+    return events
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists())
+def test_compiled_equals_naive_recomputation(aggregator, events):
+    expected, _ = run_naive([aggregator], events)
+    assert_features(expected, run_kernels([aggregator], events))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists(max_events=25))
+def test_compiled_equals_pure_python_twin(aggregator, events):
+    compiled = run_kernels([aggregator], events, compiled=True)
+    twin = run_kernels([aggregator], events, compiled=False)
+    assert_features(twin, compiled, exact=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists(), st.data())
+def test_any_batch_split_gives_the_same_features(aggregator, events, data):
+    whole = run_kernels([aggregator], events)
+    splits = []
+    left = len(events)
+    while left > 0:
+        size = data.draw(st.integers(1, left))
+        splits.append(size)
+        left -= size
+    assert_features(whole, run_kernels([aggregator], events, splits=splits), exact=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists(), st.lists(st.integers(-80_000, 200_000), min_size=1, max_size=10))
+def test_reads_equal_naive_queries(aggregator, events, offsets):
+    state = AggregationState()
+    run_kernels([aggregator], events, state=state)
+    _, (model,) = run_naive([aggregator], events)
+    last_time = max(t for _, t, _ in events)
+    queries = [(f"k{i % 4}", last_time + off * 1_000_000, None) for i, off in enumerate(offsets)]
+    expected = [model.query(key, t) for key, t, _ in queries]
+    assert_features(expected, read_kernels(state, queries, MODE_QUERY))
+    if model.fixed:
+        expected = [model.query(key, t, last_closed=True) for key, t, _ in queries]
+        assert_features(expected, read_kernels(state, queries, MODE_LAST_CLOSED))
+
+
+def test_several_aggregators_and_fields_in_one_pass():
+    aggregators = [
+        FieldAggregator("s", "v", ["sum", "count", "max"], SlidingWindows(["10s", "30s"], "5s")),
+        FieldAggregator("w", "w", ["avg", "first", "last"], SlidingWindows(["1m"], "10s")),
+        FieldAggregator("f", "v", ["min", "sum"], FixedWindows(["20s", "1m"])),
+        FieldAggregator("g", "w", ["stddev", "sqr"], FixedWindows(["30s"])),
+    ]
+    rng = random.Random(7)
+    t = BASE
+    events = []
+    for _ in range(300):
+        t += rng.randint(-3_000, 9_000) * 1_000_000
+        body = {
+            "v": rng.choice([None, rng.randint(-9, 9), rng.random()]),
+            "w": rng.choice([None, rng.randint(0, 5)]),
+        }
+        events.append((rng.choice("abc"), t, body))
+    expected, _ = run_naive(aggregators, events)
+    assert_features(expected, run_kernels(aggregators, events, splits=[1, 7, 100, 192]))
+
+
+def test_one_key_and_100k_keys():
+    aggregator = FieldAggregator(
+        "x", "v", ["sum", "count", "min", "last"], SlidingWindows(["1m", "10m"], "1m")
+    )
+    rng = random.Random(3)
+    one_key = [("only", BASE + i * 7 * SECOND, rng.randint(0, 9)) for i in range(3000)]
+    expected, _ = run_naive([aggregator], one_key)
+    assert_features(expected, run_kernels([aggregator], one_key))
+    many = [(f"user{i % 100_000}", BASE + i * 1_000_000, i % 13) for i in range(200_000)]
+    state = AggregationState()
+    actual = run_kernels([aggregator], many, state=state, splits=[50_000] * 4)
+    assert len(state.slots) == 100_000
+    assert state.groups[0].state.shape[0] >= 100_000
+    for i in (0, 99_999, 100_000, 150_001, 199_999):
+        assert actual[i]["x_count_10m"] == (2.0 if i >= 100_000 else 1.0)
+        assert actual[i]["x_sum_10m"] == (i % 13 + (i - 100_000) % 13 if i >= 100_000 else i % 13)
+        assert actual[i]["x_last_1m"] == i % 13
+
+
+def test_gap_longer_than_every_window_starts_over():
+    aggregator = FieldAggregator(
+        "x", "v", ["sum", "count", "avg", "min", "max"], SlidingWindows(["1m", "2m"], "10s")
+    )
+    events = [("k", BASE, 5), ("k", BASE + 10 * SECOND, 7), ("k", BASE + 3600 * SECOND, 1)]
+    out = run_kernels([aggregator], events)
+    assert out[2] == {
+        "x_sum_1m": 1.0,
+        "x_sum_2m": 1.0,
+        "x_count_1m": 1.0,
+        "x_count_2m": 1.0,
+        "x_avg_1m": 1.0,
+        "x_avg_2m": 1.0,
+        "x_min_1m": 1.0,
+        "x_min_2m": 1.0,
+        "x_max_1m": 1.0,
+        "x_max_2m": 1.0,
+    }
+
+
+def test_nan_values_are_counted_and_skipped_by_min_max_first_last():
+    aggregator = FieldAggregator(
+        "x", "v", ["count", "sum", "avg", "min", "max", "first", "last"], SlidingWindows(["1m"], "10s")
+    )
+    events = [
+        ("k", BASE, math.nan),
+        ("k", BASE + SECOND, 1),
+        ("k", BASE + 11 * SECOND, math.nan),
+        ("k", BASE + 80 * SECOND, 4),
+    ]
+    out = run_kernels([aggregator], events)
+    assert math.isnan(out[0]["x_sum_1m"]) and out[0]["x_count_1m"] == 1.0 and math.isnan(out[0]["x_max_1m"])
+    assert out[1]["x_count_1m"] == 2.0 and math.isnan(out[1]["x_avg_1m"])
+    assert (out[1]["x_min_1m"], out[1]["x_max_1m"], out[1]["x_first_1m"], out[1]["x_last_1m"]) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    assert out[2]["x_last_1m"] == 1.0
+    # once the NaN has left the window, sums are numbers again
+    assert (out[3]["x_sum_1m"], out[3]["x_count_1m"]) == (4.0, 1.0)
+
+
+def test_large_values_leaving_a_window_do_not_spoil_the_sums():
+    aggregator = FieldAggregator("x", "v", ["sum", "avg"], SlidingWindows(["20s"], "10s"))
+    events = [("k", BASE, 1e20), ("k", BASE + 10 * SECOND, 1.5), ("k", BASE + 20 * SECOND, 2.25)]
+    out = run_kernels([aggregator], events)
+    assert out[2]["x_sum_20s"] == 3.75 and out[2]["x_avg_20s"] == 1.875
+
+
+def test_first_and_last_by_time_ties_by_arrival():
+    # defect 1: first = smallest time (ties: earliest arrival), last = largest time (ties: latest)
+    aggregator = FieldAggregator("x", "v", ["first", "last"], SlidingWindows(["1m"], "10s"))
+    t = BASE + 20 * SECOND
+    events = [("k", t, 1), ("k", t, 2), ("k", t - 5 * SECOND, 3), ("k", t, 4), ("k", t - 5 * SECOND, 5)]
+    out = run_kernels([aggregator], events)
+    assert [(o["x_first_1m"], o["x_last_1m"]) for o in out] == [(1, 1), (1, 2), (3, 3), (3, 4), (3, 5)]
+
+
+def test_late_events_as_defined():
+    # reference-defects.md, "Late events": a late event sees the window ending at its own time,
+    # later events see it included, an event older than every kept bucket changes nothing
+    aggregator = FieldAggregator("x", "v", ["sum", "count"], SlidingWindows(["30s", "1m"], "10s"))
+    events = [
+        ("k", BASE, 1),
+        ("k", BASE + 50 * SECOND, 2),
+        ("k", BASE + 15 * SECOND, 4),  # late, kept
+        ("k", BASE + 55 * SECOND, 8),
+        ("k", BASE - 60 * SECOND, 16),  # older than every kept bucket
+        ("k", BASE + 56 * SECOND, 32),
+    ]
+    out = run_kernels([aggregator], events)
+    assert (out[2]["x_sum_30s"], out[2]["x_sum_1m"]) == (5.0, 5.0)
+    assert (out[3]["x_sum_30s"], out[3]["x_sum_1m"]) == (10.0, 15.0)
+    assert out[4] == {}
+    assert out[5]["x_sum_1m"] == 47.0
+
+
+def test_reads_of_events_without_a_value():
+    aggregator = FieldAggregator("x", "v", ["sum", "count", "avg", "min"], SlidingWindows(["1m"], "10s"))
+    events = [
+        ("k", BASE, None),
+        ("k", BASE + SECOND, 3),
+        ("k", BASE + 500 * SECOND, None),
+        ("k", BASE - 60 * SECOND, None),
+    ]
+    out = run_kernels([aggregator], events)
+    assert out[0]["x_count_1m"] == 0.0 and out[0]["x_sum_1m"] == 0.0 and math.isnan(out[0]["x_avg_1m"])
+    # like the reference: the windows as they stand at the latest aggregated time
+    assert out[2]["x_sum_1m"] == 3.0
+    assert out[3] == {}
+
+
+def test_reference_fixed_windows_with_min_max_first_last():
+    # with min/max/first/last the reference restarts fixed windows as it precalculates them: when
+    # an event enters a new smallest window, from the first half-smallest-window bucket at or after
+    # (time rounded up to the next minute - window length); additive-only aggregators are aligned
+    with_max = FieldAggregator("x", "v", ["count", "max"], FixedWindows(["15m", "1h"]))
+    count_only = FieldAggregator("y", "v", ["count"], FixedWindows(["15m", "1h"]))
+    minute = 60 * SECOND
+    midnight = 1_595_376_000 * SECOND
+    events = [("k", midnight + m * minute, 1) for m in (8, 16, 29, 31)]
+    out = run_kernels([with_max, count_only], events)
+    assert [o["x_count_15m"] for o in out] == [1.0, 2.0, 3.0, 2.0]
+    assert [o["y_count_15m"] for o in out] == [1.0, 1.0, 2.0, 1.0]
+    assert [o["x_count_1h"] for o in out] == [1.0, 2.0, 3.0, 4.0]
+    out = run_kernels([with_max], [("k", midnight + 8 * minute, 1), ("k", midnight + 22 * minute, 1)])
+    assert out[1]["x_count_15m"] == 1.0  # 22:00 rounds up to 23:00, past 8:00's bucket + 15m
+
+
+def test_max_value_caps_as_the_reference():
+    minute = 60 * SECOND
+    aggregator = FieldAggregator(
+        "x",
+        "v",
+        ["sum", "count", "max", "min", "sqr", "first", "last", "avg"],
+        SlidingWindows(["30m", "1h"], "10m"),
+        max_value=10,
+    )
+
+    def at(*pairs):
+        return run_kernels([aggregator], [("k", BASE + m * minute, v) for v, m in pairs])
+
+    out = at((4, 0), (4, 1), (4, 2))  # one bucket: capped in the bucket, a float
+    assert out[2]["x_sum_1h"] == 10.0 and isinstance(out[2]["x_sum_1h"], float)
+    assert out[2]["x_sqr_1h"] == 10.0
+    out = at((6, 0), (6, 11))  # two buckets over the cap: the int max_value
+    assert out[1]["x_sum_1h"] == 10 and isinstance(out[1]["x_sum_1h"], int)
+    assert out[1]["x_count_1h"] == 2.0
+    out = at((4, 0), (6, 11))  # exactly the cap: a float
+    assert out[1]["x_sum_1h"] == 10.0 and isinstance(out[1]["x_sum_1h"], float)
+    out = at((12, 0), (3, 11))
+    assert out[0]["x_max_1h"] == 10.0 and out[0]["x_min_1h"] == 10 and isinstance(out[0]["x_min_1h"], int)
+    assert out[1]["x_min_1h"] == 3.0 and out[1]["x_first_1h"] == 10.0 and out[1]["x_last_1h"] == 3.0
+    # defect 4: derived aggregations work with max_value
+    assert out[1]["x_avg_1h"] == 10 / 2
+    empty = run_kernels([aggregator], [("k", BASE, None)])[0]
+    assert empty["x_max_1h"] == -math.inf and empty["x_min_1h"] == 10 and empty["x_sum_1h"] == 0.0
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_unknown_keys_read_nothing(compiled):
+    aggregator = FieldAggregator("x", "v", ["sum"], SlidingWindows(["1m"], "10s"))
+    state = AggregationState()
+    run_kernels([aggregator], [("k", BASE, 1)], state=state, compiled=compiled)
+    out = read_kernels(state, [("k", BASE, None), ("other", BASE, None)], MODE_QUERY, compiled=compiled)
+    assert out == [{"x_sum_1m": 1.0}, {}]
+    assert read_kernels(state, [("other", BASE, None)], MODE_AGG, compiled=compiled) == [{}]
