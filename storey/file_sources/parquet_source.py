@@ -108,10 +108,13 @@ class ParquetSource(DataframeSource):
     def _open(self, path):
         fs, inner = arrow_filesystem(path, self._storage_options)
         kind = file_type(fs, inner, path, self.name)
+        # pre-buffering reads a file's row groups ahead without bound (a whole 2 GB file): off
+        options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=options)
         try:
             if kind == pafs.FileType.Directory:
-                return ds.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
-            return ds.dataset(inner, filesystem=fs, format="parquet")
+                return ds.dataset(inner, filesystem=fs, format=fmt, partitioning="hive")
+            return ds.dataset(inner, filesystem=fs, format=fmt)
         except (pa.ArrowException, OSError) as ex:
             raise _with_path(ex, self.name, path) from ex
 
