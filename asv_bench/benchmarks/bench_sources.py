@@ -2,8 +2,8 @@
 
 For Parquet and CSV input:
 - `time_plain_pyarrow`: pyarrow reads the file in batches and writes it back (the floor);
-- `time_read`: the source alone into a step that only counts (columns, keys and times made,
-  no rows);
+- `time_read`: the source alone into a step that only counts (columns and times made, no rows
+  or keys); `peakmem_read` its peak memory (files are streamed, never loaded whole);
 - `time_passthrough`: source -> target of the same format, no user function (columnar);
 - `time_map_filter`: source -> Map -> Filter -> target (rows built for the user functions).
 `DataframeRead` times DataframeSource alone. Rows per second: divide 1M by the time.
@@ -108,6 +108,9 @@ class FileSources:
         from storey import build_flow
 
         assert build_flow([_source(kind, self.path), _counter()]).run().await_termination() == N
+
+    def peakmem_read(self, folder, kind):
+        self.time_read(folder, kind)
 
     def time_passthrough(self, folder, kind):
         from storey import build_flow
