@@ -278,3 +278,18 @@ def test_a_flow_can_run_twice():
     flow = build_flow([DataframeSource(pd.DataFrame({"a": [1, 2]})), Reduce(0, lambda acc, b: acc + b["a"])])
     assert flow.run().await_termination() == 3
     assert flow.run().await_termination() == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conformance_aggregation_over_a_dataframe(mode):
+    from storey import AggregateByKey, FieldAggregator, NoopDriver, Table
+    from storey.dtypes import SlidingWindows
+
+    case = load_case("agg_dataframe_source")
+    df = frame(case["inputs"]["dataframe"])
+    aggregate = AggregateByKey(
+        [FieldAggregator("amt", "amount", ["sum", "count", "max"], SlidingWindows(["1h", "4h"], "30m"))],
+        Table("t", NoopDriver()),
+    )
+    events, _ = run_flow(DataframeSource(df, key_field="user", time_field="when"), aggregate, mode=mode)
+    assert_matches(case["expected"]["events"], encoded(events))
