@@ -96,6 +96,16 @@ def _fill_from_list(step_name, what, raw, values, valid):
             valid[i] = 1
 
 
+def _missing(converter, col):
+    """Where a column with a converter holds no value: None, or NA for nullable columns (whose NaN
+    stands for NA; a plain float column's NaN is a value)."""
+    from .file_sources.value_kinds import NullableKind
+
+    if isinstance(converter, NullableKind):
+        return np.asarray(converter.missing_mask(col), dtype=bool)
+    return np.asarray(converter.none_mask(col), dtype=bool)
+
+
 def _fill_from_column(step_name, what, columns, name, values, valid):
     col = columns[name]
     absent = columns.absent.get(name)
@@ -103,9 +113,8 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
     if col.dtype.kind in "fiub":
         values[:] = col
         ok = np.ones(len(col), dtype=bool) if absent is None else ~absent
-        none_mask = getattr(converter, "none_mask", None)
-        if none_mask is not None:
-            ok &= ~np.asarray(none_mask(col), dtype=bool)
+        if converter is not None:
+            ok &= ~_missing(converter, col)
         valid[:] = ok
         return
     if col.dtype.kind != "O":
