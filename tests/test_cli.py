@@ -323,3 +323,61 @@ def test_demo_rejects_more_live_events_than_events():
     done = storey("demo", "--events", "100", "--live", "100")
     assert done.returncode == 2
     assert "--live 100 must be less than --events 100" in done.stderr
+
+
+def test_fsspec_urls_in_and_out(events, capsys):
+    import fsspec
+
+    folder, df = events
+    fs = fsspec.filesystem("memory")
+    fs.put(str(folder / "events.parquet"), "/cli-test/in/events.parquet")
+    try:
+        status = main(
+            ["backfill", "memory://cli-test/in/events.parquet", "--key", "user_id", "--time", "timestamp"]
+            + ["--features", FEATURES, "--out", "memory://cli-test/out/features.parquet", "--quiet"]
+        )
+        assert status == 0, capsys.readouterr().err
+        with fs.open("/cli-test/out/features.parquet", "rb") as f:
+            written = pq.read_table(f).to_pandas()
+        assert_same_features(written, python_features(df))
+    finally:
+        fs.rm("/cli-test", recursive=True)
+
+
+def test_list_key_and_csv_time_format(tmp_path):
+    from storey import (
+        AggregateByKey,
+        CSVSource,
+        FieldAggregator,
+        NoopDriver,
+        Reduce,
+        SlidingWindows,
+        Table,
+        build_flow,
+    )
+
+    rows = ["u,c,when,v", "a,x,01/03/2024 10:00,1.5", "a,y,01/03/2024 10:20,2", "a,x,01/03/2024 10:40,4"]
+    rows += ["b,x,01/03/2024 10:50,8", "a,x,01/03/2024 11:30,16"]
+    (tmp_path / "e.csv").write_text("\n".join(rows) + "\n")
+    done = storey(
+        "backfill", "e.csv", "--key", "u,c", "--time", "when", "--time-format", "%d/%m/%Y %H:%M",
+        "--features", "v:sum,count@1h/10m", "--out", "f.parquet", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = pq.read_table(tmp_path / "f.parquet").to_pandas()
+    # per (u, c) pair: a/x has 1.5, 4 then (an hour later) 16 with 4 still in the last hour
+    assert written["v_sum_1h"].tolist() == [1.5, 2.0, 5.5, 8.0, 20.0]
+    assert written["v_count_1h"].tolist() == [1.0, 1.0, 2.0, 1.0, 2.0]
+    source = CSVSource(
+        str(tmp_path / "e.csv"),
+        header=True,
+        build_dict=True,
+        key_field=["u", "c"],
+        time_field="when",
+        timestamp_format="%d/%m/%Y %H:%M",
+    )
+    aggregator = FieldAggregator("v", "v", ["sum", "count"], SlidingWindows(["1h"], "10m"))
+    aggregate = AggregateByKey([aggregator], Table("t", NoopDriver()))
+    flow = build_flow([source, aggregate, Reduce([], lambda acc, body: acc + [body])])
+    expected = flow.run().await_termination()
+    assert written["v_sum_1h"].tolist() == [body["v_sum_1h"] for body in expected]

@@ -251,10 +251,14 @@ def _backfill(args):
     _prepare_out(args.out, args.overwrite)
     result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
     if not args.quiet:
-        print(
-            f"{result.rows:,} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): "
-            f"{sum(len(s.feature_names()) for s in plan.specs)} features written to {args.out}"
-        )
+        features = sum(len(s.feature_names()) for s in plan.specs)
+        if result.rows == 0:
+            print(f"{args.source} has no rows: nothing written")
+        else:
+            print(
+                f"{result.rows:,} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): "
+                f"{features} feature{'s' if features != 1 else ''} written to {args.out}"
+            )
     return 0
 
 
