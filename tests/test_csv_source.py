@@ -311,3 +311,15 @@ class _Collect(Flow):
     async def _do(self, batch):
         self.into.extend(batch.peek_bodies())
         await self._emit(batch)
+
+
+def test_compressed_files_are_read_by_their_extension(tmp_path):
+    import gzip
+
+    path = tmp_path / "in.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("k,v\na,1\nb,2,3\n")
+    seen = []
+    with pytest.raises(ValueError, match=r"row 2 \(line 3\)"):
+        run_flow(CSVSource(str(path), key_field="k", **HEADER_DICT), _Collect(seen))
+    assert seen == [{"k": "a", "v": 1}]
