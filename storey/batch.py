@@ -113,6 +113,8 @@ class EventBatch:
     def from_events(events):
         """A batch holding the fields of these `Event` objects (their current values)."""
         n = len(events)
+        # what user code hands back as an event must be one: fail as reading its body would
+        bodies = [e.body for e in events]
         awaitables = [e._awaitable_result for e in events]
         if not any(a is not None for a in awaitables):
             awaitables = None
@@ -136,7 +138,7 @@ class EventBatch:
                 }
         return EventBatch(
             n,
-            bodies=[e.body for e in events],
+            bodies=bodies,
             keys=[e.key for e in events],
             time_values=[e.time for e in events],
             ids=[e.id for e in events],

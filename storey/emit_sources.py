@@ -24,6 +24,8 @@ __all__ = [
 def _check_buffer_size(step, buffer_size):
     if buffer_size is None:
         return 8
+    if isinstance(buffer_size, float) and buffer_size.is_integer():
+        buffer_size = int(buffer_size)
     if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
         raise TypeError(
             f"{step}: buffer_size must be a positive int, got {type(buffer_size).__name__}: {buffer_size!r}"
@@ -146,9 +148,10 @@ def convert_time(value, time_format=None):
         if time_format:
             return datetime.strptime(value, time_format)
         return datetime.fromisoformat(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float):
+        # bools are ints here, as in the reference: True is one second past the epoch
         return datetime.fromtimestamp(value, UTC)
-    raise ValueError(f"cannot use {value!r} ({type(value).__name__}) as an event time")
+    raise ValueError(f"Could not parse '{value}' (of type {type(value)}) as a time.")
 
 
 class FlowControllerBase:

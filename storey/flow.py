@@ -215,8 +215,13 @@ class Flow:
         for step in self._side_steps():
             if step not in outlets:
                 await step._terminate()
-        for outlet in outlets:
-            result = self._termination_result_fn(result, await outlet._terminate())
+        for i, outlet in enumerate(outlets):
+            outlet_result = await outlet._terminate()
+            if i == 0 and result is None:
+                # as the reference: the first outlet's result is where the combining starts
+                result = outlet_result
+            else:
+                result = self._termination_result_fn(result, outlet_result)
         return result
 
     def _side_steps(self):
@@ -332,8 +337,7 @@ def build_flow(steps):
     current = first
     for step in steps[1:]:
         if isinstance(step, list):
-            if step:
-                current.to(build_flow(step))
+            current.to(build_flow(step))
         else:
             current.to(step)
             current = step

@@ -204,10 +204,17 @@ def test_an_emitted_event_keeps_its_metadata():
     ]
 
 
+def test_a_bool_time_field_value_is_epoch_seconds_as_in_the_reference():
+    capture = _sync_capture(SyncEmitSource(time_field="ts"), [({"ts": True},)])
+    assert capture.seen[0][2] == dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+
+
 def test_a_bad_time_field_value_raises_at_emit():
     controller = build_flow([SyncEmitSource(time_field="t"), Capture()]).run()
     with pytest.raises(ValueError):
         controller.emit({"t": "not a time"})
+    with pytest.raises(ValueError, match="Could not parse 'None'"):
+        controller.emit({"t": None})
     with pytest.raises(KeyError):
         controller.emit({"x": 1})
     controller.terminate()
@@ -501,6 +508,11 @@ def test_async_emit_after_termination_is_a_clear_error():
 def test_bad_buffer_size_is_rejected_at_construction(source, bad, error):
     with pytest.raises(error, match=f"{source.__name__}: buffer_size must be a positive int"):
         source(buffer_size=bad)
+
+
+def test_a_whole_float_buffer_size_is_accepted_as_in_the_reference():
+    capture = _sync_capture(SyncEmitSource(buffer_size=2.0), [(1,), (2,), (3,)])
+    assert [body for body, *_ in capture.seen] == [1, 2, 3]
 
 
 def test_a_termination_flush_error_fails_await_termination():

@@ -133,6 +133,29 @@ def test_termination_result_fn_combines_branch_results():
     assert _run(flow, [(1, None, None), (2, None, None)]) == 3 + 103
 
 
+def test_termination_result_fn_starts_from_the_first_outlet_result():
+    calls = []
+
+    def combine(a, b):
+        calls.append((a, b))
+        return [a, b]
+
+    single = build_flow([SyncEmitSource(termination_result_fn=combine), Reduce(1, lambda acc, x: acc)])
+    assert _run(single, [(0, None, None)]) == 1
+    assert calls == []
+    source = SyncEmitSource(termination_result_fn=combine)
+    source.to(Map(lambda x: x))
+    source.to(Reduce(1, lambda acc, x: acc))
+    source.to(Reduce(2, lambda acc, x: acc))
+    assert _run(source, [(0, None, None)]) == [[None, 1], 2]
+    assert calls == [(None, 1), ([None, 1], 2)]
+
+
+def test_build_flow_rejects_an_empty_branch():
+    with pytest.raises(ValueError):
+        build_flow([SyncEmitSource(), []])
+
+
 def test_the_first_non_none_branch_result_is_the_default():
     flow = build_flow([SyncEmitSource(), [Map(lambda x: x)], Reduce(0, lambda acc, x: acc + x)])
     assert _run(flow, [(5, None, None)]) == 5

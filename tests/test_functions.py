@@ -168,6 +168,34 @@ def test_extend_adds_and_overwrites_fields():
     assert _bodies([Extend(lambda e: {"key": e.key}, full_event=True)], EVENTS[:1]) == [{"v": 3, "key": "a"}]
 
 
+@pytest.mark.parametrize(
+    ("fn", "bodies", "error"),
+    [
+        (lambda b: [("w", 1)], [{"v": 1}], AttributeError),  # a result without items()
+        (lambda b: None, [{"v": 1}], AttributeError),
+        (lambda b: {"w": 1}, [[1]], TypeError),  # a list body takes no field
+        (lambda b: {"w": 1}, [5], TypeError),
+    ],
+)
+def test_extend_fails_as_the_reference_on_results_or_bodies_that_are_not_dicts(fn, bodies, error):
+    with pytest.raises(error):
+        _bodies([Extend(fn)], make_events(bodies))
+
+
+def test_extend_stops_calling_the_function_at_the_first_event_it_cannot_extend():
+    called = []
+
+    def fn(body):
+        called.append(body)
+        return {"w": 1}
+
+    capture = Capture()
+    with pytest.raises(TypeError):
+        run_steps([Extend(fn), capture], make_events([{"v": 1}, 7, {"v": 3}]))
+    assert called == [{"v": 1, "w": 1}, 7]
+    assert [body for body, *_ in capture.seen] == [{"v": 1, "w": 1}]
+
+
 def test_foreach_passes_the_events_on_and_ignores_the_result():
     seen = []
     assert _bodies([ForEach(lambda b: seen.append(b["v"]) or "ignored")]) == [e[0] for e in EVENTS]

@@ -145,15 +145,34 @@ class Extend(_UnaryFunctionFlow):
     :param full_event: whether fn receives Event objects (True) or only the payload (False).
     """
 
+    def __init__(self, fn, long_running=None, **kwargs):
+        super().__init__(fn, long_running, **kwargs)
+        user_fn = self._fn
+        if self._full_event:
+
+            def extend(event):
+                _add_fields(event.body, user_fn(event))
+
+        else:
+
+            def extend(body):
+                _add_fields(body, user_fn(body))
+
+        # the fields are added as each event is processed: an event whose fields cannot be added
+        # stops the step before the function sees the next one
+        self._fn = extend
+
     def _output(self, batch, inputs, results):
         if self._full_event:
-            for event, extra in zip(inputs, results, strict=False):
-                event.body.update(extra)
             return EventBatch.from_events(inputs[: len(results)])
-        bodies = batch.bodies
-        for body, extra in zip(bodies, results, strict=False):
-            body.update(extra)
         return batch.take(list(range(len(results))))
+
+
+def _add_fields(body, extra):
+    # item by item, as the reference does: a result without items() or a body that takes no
+    # item assignment raise as they do there
+    for name, value in extra.items():
+        body[name] = value
 
 
 class MapClass(Flow):
