@@ -49,6 +49,15 @@ def test_renamed_column_can_be_named_as_it_is_in_the_frame():
     assert [e.key for e in events] == ["x", "y"]
 
 
+def test_int_column_names_can_be_key_and_time_fields():
+    # the reference ignores key_field=0 (it is falsy); here it names the column 0
+    df = pd.DataFrame({0: ["a", "b"], 1: [1600000000, 1600000001]})
+    events, _ = run_flow(DataframeSource(df, key_field=0, time_field=1))
+    assert [e.key for e in events] == ["a", "b"]
+    assert events[0].time == dt.datetime(2020, 9, 13, 12, 26, 40)
+    assert events[0].body == {"_1": "a", "_2": 1600000000}
+
+
 def test_row_values_have_the_types_the_reference_gives():
     ts = pd.to_datetime(["2020-01-01 00:00", "2020-01-01 00:01", None])
     df = pd.DataFrame(
@@ -259,7 +268,7 @@ def test_bad_time_strings_are_a_value_error_naming_the_field():
     [
         ({"dfs": 5}, TypeError),
         ({"dfs": {"a": [1]}}, TypeError),
-        ({"dfs": [], "key_field": 5}, TypeError),
+        ({"dfs": [], "key_field": 1.5}, TypeError),
         ({"dfs": [], "key_field": []}, ValueError),
         ({"dfs": [], "time_field": ["t"]}, TypeError),
     ],

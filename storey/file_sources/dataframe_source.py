@@ -34,9 +34,9 @@ class DataframeSource(ReplaySource):
                 f"{self.name}: dfs must be a DataFrame or an iterable of DataFrames, got {type(dfs).__name__}"
             )
         self._dfs = dfs
-        self._key_field = check_field(self.name, "key_field", key_field, allow_list=True)
-        self._time_field = check_field(self.name, "time_field", time_field)
-        self._id_field = check_field(self.name, "id_field", id_field)
+        self._key_field = check_field(self.name, "key_field", key_field, allow_int=True, allow_list=True)
+        self._time_field = check_field(self.name, "time_field", time_field, allow_int=True)
+        self._id_field = check_field(self.name, "id_field", id_field, allow_int=True)
 
     def _batches(self, ids):
         for number, df in enumerate(self._dfs):
