@@ -70,7 +70,8 @@ examples:
   storey backfill events.parquet --key user_id --time timestamp \\
       --features 'amount:sum,avg,max@1h,24h/10m' --out features.parquet
   storey backfill 's3://bucket/events/*.parquet' --key user_id --time timestamp \\
-      --features 'amount:max@7d' --features 'today=amount:count@fixed:1d' --out features/ --partition-by '$date'
+      --features 'amount:max@7d' --features 'today=amount:count@fixed:1d' \\
+      --out features/ --partition-by '$date'
 """
 
 

@@ -9,6 +9,7 @@ The command builds an ordinary storey flow, the one `--print-flow` prints:
 with a pass-through step after the source that counts rows for the progress bar.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -87,8 +88,17 @@ def build_backfill_flow(plan, progress=None, table=None):
     return build_flow(steps)
 
 
+def literal(value):
+    """Python source for a str, number, None or list of them (strings in double quotes)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    return repr(value)
+
+
 def _call(name, args, kwargs, indent):
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    parts = [literal(a) for a in args] + [f"{k}={literal(v)}" for k, v in kwargs.items()]
     one_line = f"{name}({', '.join(parts)})"
     if len(one_line) + indent <= 100:
         return one_line
@@ -99,25 +109,24 @@ def _call(name, args, kwargs, indent):
 def backfill_python(plan):
     """The Python program that computes what `storey backfill` computes for this plan."""
     source_cls = "ParquetSource" if plan.input.format == "parquet" else "CSVSource"
-    windows = sorted({"FixedWindows" if s.fixed else "SlidingWindows" for s in plan.specs})
-    imports = sorted(
-        [
-            "AggregateByKey",
-            "FieldAggregator",
-            "NoopDriver",
-            "ParquetTarget",
-            "Table",
-            "build_flow",
-            source_cls,
-        ]
-        + windows,
-        key=str.lower,
-    )
+    windows = {"FixedWindows" if s.fixed else "SlidingWindows" for s in plan.specs}
+    names = {
+        "AggregateByKey",
+        "FieldAggregator",
+        "NoopDriver",
+        "ParquetTarget",
+        "Table",
+        "build_flow",
+        source_cls,
+    }
+    # classes first, then functions, as isort orders them
+    imports = sorted(names | windows, key=lambda name: (name[0].islower(), name))
     aggregators = "".join(f"                {spec.to_python()},\n" for spec in plan.specs)
     source = _call(source_cls, [plan.input.source_arg], plan.source_kwargs(), 8)
     target = _call("ParquetTarget", [plan.out], plan.target_kwargs(), 8)
+    import_lines = "".join(f"    {name},\n" for name in imports)
     return (
-        f"from storey import {', '.join(imports)}\n"
+        f"from storey import (\n{import_lines})\n"
         "\n"
         "flow = build_flow(\n"
         "    [\n"

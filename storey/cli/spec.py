@@ -59,13 +59,14 @@ class FeatureSpec:
 
     def to_python(self):
         """The Python expression building the same FieldAggregator."""
-        if self.fixed:
-            windows = f"FixedWindows({list(self.windows)!r})"
-        elif self.period is None:
-            windows = f"SlidingWindows({list(self.windows)!r})"
-        else:
-            windows = f"SlidingWindows({list(self.windows)!r}, {self.period!r})"
-        return f"FieldAggregator({self.name!r}, {self.field!r}, {list(self.aggregations)!r}, {windows})"
+        from .backfill import literal
+
+        windows = [literal(list(self.windows))]
+        if self.period is not None:
+            windows.append(literal(self.period))
+        kind = "FixedWindows" if self.fixed else "SlidingWindows"
+        args = [literal(self.name), literal(self.field), literal(list(self.aggregations))]
+        return f"FieldAggregator({', '.join(args)}, {kind}({', '.join(windows)}))"
 
     def to_text(self):
         """This SPEC written back in the SPEC grammar."""
