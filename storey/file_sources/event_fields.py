@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import pyarrow as pa
 
 from ..batch import EventBatch
+from ..columns import Columns
 from ..times import NAIVE, UTC_DATETIME, to_ns
 from .arrow_columns import ArrowColumnData, filter_columns
+from .time_text import TimeParseError, parse_times
 from .value_kinds import PLAIN, DatetimeKind, TimestampKind
 
 
@@ -141,7 +144,30 @@ def column_times(columns, name, where):
         return None, [now if missing else t for t, missing in zip(times, nat.tolist(), strict=True)], None
     if kind is PLAIN and values.dtype.kind in "iu":
         return values.astype(np.int64) * 1_000_000_000, None, NAIVE
+    if kind is PLAIN and values.dtype.kind == "O":
+        parsed = _iso_column(values)
+        if parsed is not None:
+            return column_times(
+                Columns({name: parsed[0]}, len(values), converters={name: parsed[1]}), name, where
+            )
     return None, [_event_time(v, name, where) for v in kind(values)], None
+
+
+def _iso_column(values):
+    """(datetime64[us] instants, DatetimeKind) for a column of ISO-8601 strings (None allowed)
+    whose values share one zone, parsed as a whole; None for any other column."""
+    try:
+        strings = pa.array(values, type=pa.string(), from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    try:
+        parsed = parse_times(strings)
+    except TimeParseError:
+        return None
+    if parsed.array is None:
+        return None
+    plan = parsed.plan()
+    return plan.to_numpy(parsed.array), plan.kind
 
 
 def _event_time(value, name, where):
