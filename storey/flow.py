@@ -6,6 +6,8 @@ A step processes one `EventBatch` per call (`_do`) and sends its output batch to
 which no step can suspend runs inline, in the thread that emits (see `storey.runtime`).
 """
 
+import inspect
+
 
 def _first_not_none(result, outlet_result):
     return result if result is not None else outlet_result
@@ -378,6 +380,10 @@ class Reduce(Flow):
         self._initial_value = initial_value
         self._fn = fn
         self._result = None
+        # a coroutine function's results are awaited, one event at a time
+        self._is_async = inspect.iscoroutinefunction(fn)
+        if self._is_async:
+            self._may_suspend = True
 
     def to(self, outlet):
         raise ValueError("Reduce is a terminal step. It cannot be piped further.")
@@ -389,6 +395,11 @@ class Reduce(Flow):
         fn = self._fn
         result = self._result
         elements = batch.events() if self._full_event else batch.peek_bodies()
+        if self._is_async:
+            for element in elements:
+                result = await fn(result, element)
+                self._result = result
+            return
         for element in elements:
             result = fn(result, element)
             self._result = result

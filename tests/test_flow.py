@@ -116,6 +116,14 @@ def test_a_flow_must_start_with_a_source():
         build_flow([Map(lambda x: x), Reduce(0, lambda a, b: a)]).run()
 
 
+def test_reduce_awaits_a_coroutine_function():
+    async def add(acc, x):
+        return acc + x
+
+    flow = build_flow([SyncEmitSource(), Reduce(0, add)])
+    assert _run(flow, [(1, None, None), (2, None, None)]) == 3
+
+
 def test_reduce_starts_again_from_its_initial_value_on_each_run():
     flow = build_flow([SyncEmitSource(), Reduce([], lambda acc, x: acc + [x])])
     assert _run(flow, [(1, None, None)]) == [1]

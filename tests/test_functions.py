@@ -157,7 +157,7 @@ def test_flatten_emits_the_items_of_list_bodies():
     events = make_events([[1, 2], [], [3]])
     assert _bodies([Flatten()], events) == [1, 2, 3]
     assert Flatten(name="flat").name == "flat"
-    assert Flatten().name == "Flatten"
+    assert Flatten().name == "FlatMap"  # it is a FlatMap, named as in the reference
 
 
 def test_extend_adds_and_overwrites_fields():
@@ -271,6 +271,80 @@ def test_long_running_on_the_async_source():
         return await controller.await_termination()
 
     assert asyncio.run(main()) == 10
+
+
+# ---- coroutine functions
+
+
+async def _plus_one(x):
+    await asyncio.sleep(0)
+    return x + 1
+
+
+async def _is_odd(x):
+    return x % 2
+
+
+async def _twice(x):
+    return [x, x]
+
+
+async def _tag(body):
+    return {"tag": body["v"]}
+
+
+class _AsyncDo(MapClass):
+    async def do(self, x):
+        await asyncio.sleep(0)
+        if x == 2:
+            self.filter()
+        return x * 10
+
+
+@pytest.mark.parametrize("source", [SyncEmitSource, AsyncEmitSource])
+@pytest.mark.parametrize(
+    ("step", "bodies", "expected"),
+    [
+        (lambda: Map(_plus_one), [1, 2], [2, 3]),
+        (lambda: Filter(_is_odd), [1, 2, 3], [1, 3]),
+        (lambda: FlatMap(_twice), [1, 2], [1, 1, 2, 2]),
+        (lambda: Extend(_tag), [{"v": 1}], [{"v": 1, "tag": 1}]),
+        (lambda: ForEach(_plus_one), [1, 2], [1, 2]),
+        (lambda: _AsyncDo(), [1, 2, 3], [10, 30]),
+    ],
+)
+def test_coroutine_functions_are_awaited(source, step, bodies, expected):
+    steps = [source(), step(), Reduce([], lambda acc, x: [*acc, x])]
+
+    async def run_async():
+        controller = build_flow(steps).run()
+        for body in bodies:
+            await controller.emit(body)
+        await controller.terminate()
+        return await controller.await_termination()
+
+    if source is AsyncEmitSource:
+        assert asyncio.run(run_async()) == expected
+        return
+    controller = build_flow(steps).run()
+    for body in bodies:
+        controller.emit(body)
+    controller.terminate()
+    assert controller.await_termination() == expected
+
+
+def test_a_coroutine_function_error_passes_on_the_events_before_it():
+    async def fail_on_4(body):
+        if body["v"] == 4:
+            raise ValueError("bad 4")
+        return body
+
+    controller = build_flow([SyncEmitSource(), Map(fail_on_4), Reduce([], lambda acc, x: [*acc, x])]).run()
+    with pytest.raises(ValueError, match="bad 4"):
+        for body, *_ in EVENTS:
+            controller.emit(body)
+        controller.terminate()
+        controller.await_termination()
 
 
 # ---- errors

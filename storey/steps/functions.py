@@ -7,6 +7,7 @@ through the whole flow before the next, and then the error fails the flow.
 """
 
 import asyncio
+import inspect
 
 from ..batch import EventBatch
 from ..flow import Flow
@@ -31,20 +32,36 @@ def _apply(fn, inputs):
     return results, None
 
 
+async def _apply_async(fn, inputs):
+    """`_apply` for a coroutine function: each result is awaited before the next call."""
+    results = []
+    append = results.append
+    try:
+        for x in inputs:
+            append(await fn(x))
+    except Exception as ex:
+        return results, ex
+    return results, None
+
+
 class _UnaryFunctionFlow(Flow):
-    """A step that calls `fn` once per event (in an executor when `long_running`)."""
+    """A step that calls `fn` once per event (in an executor when `long_running`; awaiting each
+    result when `fn` is a coroutine function)."""
 
     def __init__(self, fn, long_running=None, **kwargs):
         super().__init__(**kwargs)
         check_callable(self.name, "fn", fn)
         self._fn = fn
         self._long_running = bool(long_running)
-        if self._long_running:
+        self._is_async = inspect.iscoroutinefunction(fn)
+        if self._long_running or self._is_async:
             self._may_suspend = True
 
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies
-        if self._long_running:
+        if self._is_async:
+            results, error = await _apply_async(self._fn, inputs)
+        elif self._long_running:
             results, error = await asyncio.get_running_loop().run_in_executor(None, _apply, self._fn, inputs)
         else:
             results, error = _apply(self._fn, inputs)
@@ -131,7 +148,6 @@ class FlatMap(_UnaryFunctionFlow):
 
 def Flatten(**kwargs):
     """Flatten is equivalent to FlatMap(lambda x: x)."""
-    kwargs.setdefault("name", "Flatten")
     return FlatMap(lambda x: x, **kwargs)
 
 
@@ -148,7 +164,12 @@ class Extend(_UnaryFunctionFlow):
     def __init__(self, fn, long_running=None, **kwargs):
         super().__init__(fn, long_running, **kwargs)
         user_fn = self._fn
-        if self._full_event:
+        if self._is_async:
+
+            async def extend(x):
+                _add_fields(x.body if self._full_event else x, await user_fn(x))
+
+        elif self._full_event:
 
             def extend(event):
                 _add_fields(event.body, user_fn(event))
@@ -182,7 +203,8 @@ class MapClass(Flow):
     def __init__(self, long_running=None, **kwargs):
         super().__init__(**kwargs)
         self._long_running = bool(long_running)
-        if self._long_running:
+        self._is_async = inspect.iscoroutinefunction(self.do)
+        if self._long_running or self._is_async:
             self._may_suspend = True
         self._filter = False
 
@@ -209,9 +231,27 @@ class MapClass(Flow):
             self._filter = False
         return kept, results, None
 
+    async def _apply_async(self, inputs):
+        results = []
+        kept = []
+        try:
+            for i, element in enumerate(inputs):
+                self._filter = False
+                result = await self.do(element)
+                if not self._filter:
+                    kept.append(i)
+                    results.append(result)
+        except Exception as ex:
+            return kept, results, ex
+        finally:
+            self._filter = False
+        return kept, results, None
+
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies
-        if self._long_running:
+        if self._is_async:
+            kept, results, error = await self._apply_async(inputs)
+        elif self._long_running:
             kept, results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, inputs)
         else:
             kept, results, error = self._apply(inputs)
