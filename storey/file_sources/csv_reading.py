@@ -48,17 +48,13 @@ class CsvError(ValueError):
 
 
 class CsvFile:
-    """One CSV file: its field names and its rows as record batches of typed arrow columns.
+    """One CSV file: its field names and its rows as record batches of typed arrow columns."""
 
-    :param text_columns: indexes of the columns to keep as text (the time field, parse_dates).
-    """
-
-    def __init__(self, path, storage_options, header, type_inference, text_columns, step):
+    def __init__(self, path, storage_options, header, type_inference, step):
         self.path = path
         self.storage_options = storage_options
         self.header = header
         self.type_inference = type_inference
-        self.text_columns = text_columns
         self.step = step
         self.names = None
         self.rows_read = 0
@@ -127,14 +123,14 @@ class CsvFile:
         return schema
 
     # ---- reading
-    def batches(self, schema):
+    def batches(self, schema, text_columns=()):
         """The file's rows as record batches whose columns are named c0, c1, ..., typed after the
-        `inferred_schema()`."""
+        `inferred_schema()`; the columns at `text_columns` (indexes) are kept as text."""
         types = {}
         deferred = {}
         for i, field in enumerate(schema):
             typ = field.type
-            if not self.type_inference or i in self.text_columns:
+            if not self.type_inference or i in text_columns:
                 typ = pa.string()
             elif pa.types.is_null(typ):
                 typ = pa.string()

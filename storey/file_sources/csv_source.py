@@ -97,13 +97,12 @@ class CSVSource(ReplaySource):
             yield from self._read(path, ids)
 
     def _read(self, path, ids):
-        file = CsvFile(path, self._storage_options, self._header, self._type_inference, set(), self.name)
+        file = CsvFile(path, self._storage_options, self._header, self._type_inference, self.name)
         schema = file.inferred_schema()
         if schema is None:
             return
         layout = _Layout(self, file, len(schema))
-        file.text_columns = layout.text_columns
-        for record_batch in file.batches(schema):
+        for record_batch in file.batches(schema, layout.text_columns):
             for start in range(0, record_batch.num_rows, BATCH_ROWS):
                 part = record_batch.slice(start, BATCH_ROWS)
                 yield layout.events(part, file.rows_read + start + 1, ids)
