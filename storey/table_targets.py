@@ -70,6 +70,9 @@ class NoSqlTarget(Flow):
         super().__init__(**kwargs)
         self._table = resolve_table(self.name, table, self.context)
         self._columns = parse_columns(self.name, columns)
+        self._raw_columns = (
+            [] if columns is None else [columns] if isinstance(columns, str) else list(columns)
+        )
         if infer_columns_from_data is None:
             infer_columns_from_data = columns is None
         self._infer = bool(infer_columns_from_data)
@@ -110,8 +113,14 @@ class NoSqlTarget(Flow):
                 "Inference is only possible from dict."
             )
         if isinstance(body, dict):
-            listed = {name for name, _, _ in self._spec}
-            self._spec += [(field, "body", field) for field in sorted(body) if field not in listed]
+            # as the reference: the listed columns and the body's fields together, sorted by how
+            # they are written ('$key' before 'a', 'w=x' by 'w=x')
+            by_text = {
+                _column_text(column): spec for column, spec in zip(self._raw_columns, self._spec, strict=True)
+            }
+            for field in body:
+                by_text.setdefault(field, (field, "body", field))
+            self._spec = [by_text[text] for text in sorted(by_text)]
 
     def _write(self, batch):
         """Writes the batch's events to the table, in order; returns how many were written and the
@@ -225,6 +234,10 @@ class NoSqlTarget(Flow):
                 f"Writer supports only events of type dict or list, got {type(body).__name__}: {body!r}"
             )
         return None
+
+
+def _column_text(column):
+    return column[0] if isinstance(column, tuple) else column
 
 
 def _absent(columns, name, i):

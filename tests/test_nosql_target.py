@@ -60,14 +60,15 @@ def test_columns_inferred_from_the_first_event_only(source):
     assert table._get_static("k2") == {"a": 3}
 
 
-def test_inferred_columns_appended_to_listed_ones():
+def test_inferred_columns_join_the_listed_ones_sorted_as_written():
+    # the reference sorts listed and inferred columns together by their text ('$key' first)
     table = _table()
     run_flow(
         "sync",
-        [NoSqlTarget(table, columns=["x=b", "$key"], infer_columns_from_data=True)],
-        [({"a": 1, "b": 2}, "k")],
+        [NoSqlTarget(table, columns=["x=b", "$key", "b"], infer_columns_from_data=True)],
+        [({"b": 2, "a": 1}, "k")],
     )
-    assert table._get_static("k") == {"x": 2, "key": "k", "a": 1, "b": 2}
+    assert list(table._get_static("k").items()) == [("key", "k"), ("a", 1), ("b", 2), ("x", 2)]
 
 
 def test_no_columns_and_no_inference_stores_empty_attributes():
