@@ -91,6 +91,14 @@ def test_attributes_as_comma_separated_string():
     assert out == [{"id": "k", "a": 1, "c": 3}]
 
 
+@pytest.mark.parametrize("everything", ["*", ["*"], []])
+def test_star_or_no_attribute_names_join_every_attribute(everything):
+    table = Table("t", NoopDriver())
+    table._set_static("k", {"a": 1, "b": 2})
+    out = run_flow("sync", [JoinWithTable(table, "id", attributes=everything)], [{"id": "k"}])
+    assert out == [{"id": "k", "a": 1, "b": 2}]
+
+
 def test_inner_join_drops_keys_without_any_listed_attribute():
     table = Table("t", NoopDriver())
     table._set_static("k", {"a": 1})

@@ -14,10 +14,15 @@ def _check_attributes(step_name, attributes):
     if attributes is None:
         return None
     if isinstance(attributes, str):
-        return [name.strip() for name in attributes.split(",") if name.strip()]
-    if not isinstance(attributes, list | tuple) or not all(isinstance(a, str) for a in attributes):
+        names = [name.strip() for name in attributes.split(",") if name.strip()]
+    elif isinstance(attributes, list | tuple) and all(isinstance(a, str) for a in attributes):
+        names = list(attributes)
+    else:
         raise TypeError(f"{step_name}: attributes must be a list of attribute names, got {attributes!r}")
-    return list(attributes)
+    # '*' (the storage's "every attribute") and an empty list ask for all attributes
+    if not names or "*" in names:
+        return None
+    return names
 
 
 class JoinWithTable(Flow):
