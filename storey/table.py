@@ -44,7 +44,7 @@ class Table:
     :param partitioned_by_key: whether the data is partitioned by the key or not; storage drivers
         can optimize writes based on it. Defaults to True.
     :param flush_interval_secs: how often the cache is flushed to the storage, in seconds. None
-        writes every change through at once. Default is 300 (5 minutes). Flows also flush when
+        (or 0) writes every change through at once. Default is 300 (5 minutes). Flows also flush when
         they terminate.
     :param max_updates_in_flight: maximum number of concurrent updates sent to the storage.
     """
@@ -88,6 +88,8 @@ class Table:
         self._storage = storage
         self._partitioned_by_key = bool(partitioned_by_key)
         self._flush_interval_secs = flush_interval_secs
+        # None (and 0, which the reference takes the same way) writes every change through at once
+        self._write_through = not flush_interval_secs
         self._max_updates_in_flight = max_updates_in_flight
         # key (table form) -> static attributes
         self._static = {}
@@ -206,7 +208,7 @@ class Table:
             self._timer = None
 
     def _changed(self):
-        if self._timer is not None or self._flush_interval_secs is None:
+        if self._timer is not None or self._write_through:
             return
         runtime = self._runtime
         if runtime is None or getattr(runtime, "loop", None) is None:
@@ -219,7 +221,7 @@ class Table:
 
     async def _written(self):
         """Called by a writing step after each batch: writes through when there is no flush interval."""
-        if self._flush_interval_secs is None and (self._pending or self._removed):
+        if self._write_through and (self._pending or self._removed):
             await self._flush()
 
     async def _flush(self):

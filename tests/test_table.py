@@ -173,9 +173,11 @@ def test_flow_termination_flushes(source, may_suspend):
 
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("may_suspend", [False, True])
-def test_no_flush_interval_writes_through_each_batch(source, may_suspend):
+@pytest.mark.parametrize("interval", [None, 0])
+def test_no_flush_interval_writes_through_each_batch(source, may_suspend, interval):
+    # the reference takes 0 as it takes None (flush every event)
     driver = RecordingDriver(may_suspend=may_suspend)
-    table = Table("t", driver, flush_interval_secs=None)
+    table = Table("t", driver, flush_interval_secs=interval)
     saved_before = []
     steps = [
         NoSqlTarget(table, columns=["a"]),
