@@ -172,4 +172,10 @@ def parse_spec(text):
         for window in windows:
             if duration_seconds(window) % period_seconds:
                 raise fail(f"period {period} does not divide window {window}")
-    return FeatureSpec(name, field, aggregations, windows, period, fixed)
+    spec = FeatureSpec(name, field, aggregations, windows, period, fixed)
+    try:
+        spec.to_aggregator()
+    except (TypeError, ValueError) as ex:
+        # storey's own rules (default periods, ...) have the last word
+        raise fail(str(ex).strip().splitlines()[0]) from ex
+    return spec
