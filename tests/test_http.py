@@ -177,11 +177,11 @@ def test_request_builder_gets_the_event_and_join_gets_the_body(server):
     assert seen == [("Event", "key1"), ("dict", "HttpResponse", "str")]
 
 
-def test_full_event_join_gets_and_returns_events(server):
-    def join(event, response):
-        assert isinstance(event, Event)
-        event.key = f"joined-{response.status}"
-        return event
+def test_full_event_join_gets_the_body_and_returns_the_event(server):
+    # as in storey 1.0.6: full_event changes what the join returns, not what it receives
+    def join(body, response):
+        assert body == {"n": 3}
+        return Event(body, key=f"joined-{response.status}")
 
     step = SendToHttp(_echo_request(server), join, full_event=True)
     capture = Capture()

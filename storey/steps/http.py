@@ -201,16 +201,16 @@ class SendToHttp(_ConcurrentJobExecution):
 
     :param request_builder: function (Event => HttpRequest) that creates the HTTP request for an
         event. It always receives the `Event`.
-    :param join_from_response: function ((body, HttpResponse) => body), or ((Event, HttpResponse)
-        => Event) with `full_event=True`, that joins the event with the response into the event
-        to pass on; returning None drops the event.
+    :param join_from_response: function ((body, HttpResponse) => body) that joins the event's
+        body with the response into the body to pass on; with `full_event=True` it still receives
+        the body and returns the `Event` to pass on. Returning None drops the event.
     :param max_in_flight: maximum number of requests in flight at a time. Defaults to 8.
     :param retries: how many times a request that raised (connection error, ...) is retried.
         Defaults to 0. An HTTP error status is a response, not an error.
     :param backoff_factor: the n-th retry waits `backoff_factor * 2 ** (n - 1)` seconds. Default 1.
     :param name: name of this step, as it should appear in logs. Defaults to class name (SendToHttp).
-    :param full_event: whether join_from_response receives and returns Event objects (when True),
-        or only the payload (when False). Defaults to False.
+    :param full_event: whether join_from_response returns Event objects (when True), or only the
+        payload (when False). Defaults to False.
     """
 
     def __init__(self, request_builder, join_from_response, **kwargs):
@@ -238,9 +238,11 @@ class SendToHttp(_ConcurrentJobExecution):
             return HttpResponse(response.status, await response.text())
 
     async def _handle_completed(self, event, response):
-        if self._full_event:
-            return self._join_from_response(event, response)
+        # as in the reference, the join always receives the body; with full_event its result is
+        # the event to pass on
         body = self._join_from_response(event.body, response)
+        if self._full_event:
+            return body
         if body is None:
             return None
         event.body = body
