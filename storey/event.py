@@ -19,7 +19,7 @@ def parse_event_time(time):
         return time
     if isinstance(time, str):
         return datetime.fromisoformat(time)
-    if isinstance(time, int) and not isinstance(time, bool):
+    if isinstance(time, int):  # bools included, as in the reference
         return datetime.fromtimestamp(time, UTC).replace(tzinfo=None)
     raise TypeError(f"Event time parameter must be a datetime, string, or int. Got {type(time)} instead.")
 

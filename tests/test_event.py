@@ -45,6 +45,10 @@ def test_conformance_event_constructor():
     assert expected["float_time"] == "TypeError"
 
 
+def test_a_bool_time_is_epoch_seconds_as_an_int():
+    assert Event(1, time=True).time == dt.datetime(1970, 1, 1, 0, 0, 1)
+
+
 def test_default_time_is_now_in_utc():
     before = dt.datetime.now(dt.UTC)
     event = Event("x")
