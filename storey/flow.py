@@ -352,17 +352,27 @@ class Complete(Flow):
 
     async def _do(self, batch):
         awaitables = batch.awaitables
-        if awaitables is not None:
-            if self._full_event:
-                for i, aw in enumerate(awaitables):
-                    if aw is not None:
-                        aw._set_result(batch.event(i))
-            else:
-                bodies = batch.peek_bodies()
-                for aw, body in zip(awaitables, bodies, strict=True):
-                    if aw is not None:
-                        aw._set_result(body)
+        if awaitables is None:
+            await self._emit(batch)
+            return
+        # As the reference does, an event completes after the steps below it have processed it: a
+        # Complete further down completes it first, and an error there fails it instead.
+        if self._outlets and batch.n > 1:
+            for i in range(batch.n):
+                await self._do(batch.take([i]))
+            return
+        if batch.n == 1:
+            result = batch.event(0) if self._full_event else batch.peek_bodies()[0]
+            await self._emit(batch)
+            aw = awaitables[0]
+            if aw is not None:
+                aw._set_result(result)
+            return
+        results = batch.events() if self._full_event else batch.peek_bodies()
         await self._emit(batch)
+        for aw, result in zip(awaitables, results, strict=True):
+            if aw is not None:
+                aw._set_result(result)
 
 
 class Reduce(Flow):

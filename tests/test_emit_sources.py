@@ -277,6 +277,51 @@ def test_expected_number_of_results_collects_every_complete():
     controller.await_termination()
 
 
+def test_a_complete_further_down_completes_an_event_first():
+    # as in storey 1.0.6, Complete sets its result after the steps below it have run
+    flow = build_flow([SyncEmitSource(), Complete(), Map(lambda x: x + 1), Complete()])
+    controller = flow.run()
+    assert controller.emit(1, expected_number_of_results=2).await_result() == [2, 1]
+    assert controller.emit(7).await_result() == 8
+    controller.terminate()
+    controller.await_termination()
+
+
+def test_completes_in_a_batch_are_set_event_by_event():
+    from storey.batch import EventBatch
+    from storey.runtime import FlowRuntime
+
+    def fail_on_3(x):
+        if x == 3:
+            raise ValueError("bad 3")
+        return x + 1
+
+    source = SyncEmitSource()
+    build_flow([source, Complete(), Map(fail_on_3), Complete()])
+    runtime = FlowRuntime(source)
+    results = [AwaitableResult(expected_number_of_results=2) for _ in range(3)]
+    batch = EventBatch(3, bodies=[1, 2, 3], time_values=[None] * 3, awaitables=results)
+    runtime._run_inline(batch)
+    assert [r.await_result() for r in results[:2]] == [[2, 1], [3, 2]]
+    with pytest.raises(ValueError, match="bad 3"):
+        results[2].await_result()
+
+
+def test_an_error_below_a_complete_fails_the_events_result():
+    def fail_on_2(x):
+        if x == 2:
+            raise ValueError("bad 2")
+        return x
+
+    controller = build_flow([SyncEmitSource(), Complete(), Map(fail_on_2)]).run()
+    assert controller.emit(1).await_result() == 1
+    with pytest.raises(ValueError, match="bad 2"):
+        controller.emit(2).await_result()
+    controller.terminate()
+    with pytest.raises(ValueError):
+        controller.await_termination()
+
+
 def test_async_expected_number_of_results():
     async def main():
         flow = build_flow([AsyncEmitSource(), [Complete()], Map(lambda x: -x), Complete()])
