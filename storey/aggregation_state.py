@@ -30,7 +30,7 @@ class Layout:
     """Where one aggregator lives: its record in its group's cfg, its block in the state rows and
     its features in the kernels' output."""
 
-    def __init__(self, aggregator, offset, out_row, value_row):
+    def __init__(self, aggregator, offset, ioffset, out_row, value_row):
         self.aggregator = aggregator
         windows = aggregator.windows
         self.fixed = isinstance(windows, FixedWindows)
@@ -46,8 +46,6 @@ class Layout:
             mode = 0
         self.period = period
         self.ring = ring
-        rings = [-1] * B.N_RINGS
-        position = offset + B.HEADER
         kept = [B.K_CNT]
         if self.stats & SUM:
             kept.append(B.K_SUM)
@@ -61,12 +59,18 @@ class Layout:
             kept += [B.K_FOFF, B.K_FVAL]
         if self.stats & LAST:
             kept += [B.K_LOFF, B.K_LVAL]
-        for k in kept:
-            rings[k] = position
-            position += ring
-        self.window_offset = position
-        self.end = position + len(self.windows) * B.W_SIZE
+        # floats: the window blocks, then the ring, bucket after bucket, each bucket's statistics
+        # side by side; int64s: the header, then a bitmap of the filled ring slots
+        self.window_offset = offset
+        ring_start = self.window_offset + len(self.windows) * B.W_SIZE
+        rings = [-1] * B.N_RINGS
+        for place, k in enumerate(kept):
+            rings[k] = ring_start + place
+        self.stride = len(kept)
+        self.end = ring_start + ring * self.stride
         self.offset = offset
+        self.ioffset = ioffset
+        self.iend = ioffset + B.HEADER + (ring + 31) // 32
         self.out_row = out_row
         self.value_row = value_row
         max_value = aggregator.max_value
@@ -78,6 +82,7 @@ class Layout:
         record[B.R_N] = ring
         record[B.R_NW] = len(self.windows)
         record[B.R_OFF] = offset
+        record[B.R_IOFF] = ioffset
         record[B.R_OUT] = out_row
         record[B.R_NA] = len(aggregator.aggregations)
         record[B.R_CAP] = 1 if max_value is not None else 0
@@ -91,6 +96,7 @@ class Layout:
             record[B.R_REFP] = windows.period_ns
         record[B.R_RINGS : B.R_RINGS + B.N_RINGS] = rings
         record[B.R_WOFF] = self.window_offset
+        record[B.R_STRIDE] = self.stride
         for w, (ns, _) in enumerate(self.windows):
             record[B.R_WIN + w] = ns // period
         codes = B.R_WIN + len(self.windows)
@@ -117,26 +123,33 @@ class Group:
         self.fixed = fixed
         self.layouts = []
         offset = 0
+        ioffset = 0
         out_row = 0
         for a, aggregator in enumerate(aggregators):
-            layout = Layout(aggregator, offset, out_row, a)
+            layout = Layout(aggregator, offset, ioffset, out_row, a)
             self.layouts.append(layout)
             offset = layout.end
+            ioffset = layout.iend
             out_row += len(layout.names)
         self.width = max(offset, 1)
+        self.iwidth = max(ioffset, 1)
         self.n_features = out_row
         self.names = [name for layout in self.layouts for name in layout.names]
         self.cfg = _cfg(self.layouts)
         self.max_values = np.asarray([layout.max_value for layout in self.layouts], dtype=np.float64)
-        self.state = np.full((capacity, self.width), np.nan)
+        self.state = np.zeros((capacity, self.width))
+        self.istate = np.full((capacity, self.iwidth), B.NO_STATE, dtype=np.int64)
 
     def grow(self, capacity):
         old = self.state
         if capacity <= old.shape[0]:
             return
-        state = np.full((capacity, self.width), np.nan)
+        state = np.zeros((capacity, self.width))
         state[: old.shape[0]] = old
         self.state = state
+        istate = np.full((capacity, self.iwidth), B.NO_STATE, dtype=np.int64)
+        istate[: old.shape[0]] = self.istate
+        self.istate = istate
 
     def with_value_rows(self, value_rows):
         """The cfg of this group with the aggregators reading other rows of `values`."""
@@ -187,21 +200,24 @@ class AggregationState:
 
     def slots_of(self, keys):
         """The slot of each key (an int64 array), giving new keys new slots."""
-        slots = self.slots
-        n = len(keys)
-        out = np.empty(n, dtype=np.int64)
-        for i, key in enumerate(keys):
-            key = table_key(key)
-            slot = slots.get(key)
-            if slot is None:
-                slot = self._new_slot(key)
-            out[i] = slot
-        return out
+        if list in set(map(type, keys)):
+            keys = [table_key(k) for k in keys]
+        found = list(map(self.slots.get, keys))
+        if None in found:
+            slots = self.slots
+            for i, slot in enumerate(found):
+                if slot is None:
+                    key = keys[i]
+                    slot = slots.get(key)
+                    found[i] = self._new_slot(key) if slot is None else slot
+        return np.array(found, dtype=np.int64)
 
     def existing_slots(self, keys):
         """The slot of each key, -1 for keys the table has no state for."""
-        slots = self.slots
-        return np.fromiter((slots.get(table_key(k), -1) for k in keys), dtype=np.int64, count=len(keys))
+        if list in set(map(type, keys)):
+            keys = [table_key(k) for k in keys]
+        get = self.slots.get
+        return np.array([get(k, -1) for k in keys], dtype=np.int64)
 
     def _new_slot(self, key):
         slot = len(self.keys)

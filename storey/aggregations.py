@@ -218,7 +218,9 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.empty((group.n_features, n), dtype=np.uint8)
             update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
-            update(call.cfg, group.max_values, times, slots, values, valid, group.state, out, flags)
+            update(
+                call.cfg, group.max_values, times, slots, values, valid, group.state, group.istate, out, flags
+            )
             for row, name in call.features:
                 features.add(name, out[row], flags[row])
         return features
@@ -377,7 +379,7 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.empty((group.n_features, n), dtype=np.uint8)
             read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
-            read(call.cfg, group.max_values, times, slots, mode, group.state, out, flags)
+            read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
             for row, name in call.features:
                 features.add(name, out[row], flags[row])
         return features
@@ -554,11 +556,11 @@ class QueryByKey(AggregateByKey):
             flags = np.empty((call.n_features, n), dtype=np.uint8)
             if group.fixed:
                 self._kernels.fixed_read(
-                    call.cfg, call.max_values, times, slots, fixed_mode, group.state, out, flags
+                    call.cfg, call.max_values, times, slots, fixed_mode, group.state, group.istate, out, flags
                 )
             else:
                 self._kernels.sliding_read(
-                    call.cfg, call.max_values, times, slots, MODE_QUERY, group.state, out, flags
+                    call.cfg, call.max_values, times, slots, MODE_QUERY, group.state, group.istate, out, flags
                 )
             for row, name in call.features:
                 features.add(name, out[row], flags[row])

@@ -58,7 +58,7 @@ def run_kernels(aggregators, events, compiled=True, splits=None, state=None):
             out = np.zeros((group.n_features, n))
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             update = k.fixed_update if group.fixed else k.sliding_update
-            update(group.cfg, group.max_values, times, slots, values, valid, group.state, out, flags)
+            update(group.cfg, group.max_values, times, slots, values, valid, group.state, group.istate, out, flags)
             collect(result, start, group.names, out, flags)
         start += n
     return result
@@ -84,7 +84,7 @@ def read_kernels(state, events, mode, compiled=True):
         out = np.zeros((group.n_features, n))
         flags = np.zeros((group.n_features, n), dtype=np.uint8)
         read = k.fixed_read if group.fixed else k.sliding_read
-        read(group.cfg, group.max_values, times, slots, mode, group.state, out, flags)
+        read(group.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
         collect(result, 0, group.names, out, flags)
     return result
 

@@ -19,7 +19,7 @@ def _python_twins(module):
     compiled kernels with."""
     from . import buckets
 
-    namespace = {**vars(buckets), **vars(module)}
+    namespace = {**vars(buckets), **vars(module), **buckets.PYTHON_TWINS}
     for name, value in list(namespace.items()):
         py_func = getattr(value, "py_func", None)
         if py_func is not None:

@@ -15,30 +15,30 @@ from numba import njit
 from .buckets import (
     INF,
     add_to_window,
-    clear_buckets,
+    capped_features,
+    empty_slots,
     insert,
     newest_last,
-    progressive,
+    prefetch,
     reset_window,
     scan,
+    slot,
     window_from_ring,
     write,
     write_absent,
-    write_capped,
     write_empty,
 )
 from .layout import (
     H_B,
     H_OFF,
-    K_CNT,
     K_FOFF,
     K_FVAL,
     K_LOFF,
-    K_SQR,
-    K_SUM,
     MODE_AGG,
     MODE_LAST_CLOSED,
+    NO_STATE,
     R_CAP,
+    R_IOFF,
     R_MODE,
     R_N,
     R_NW,
@@ -61,6 +61,8 @@ from .layout import (
     W_SQR,
     W_SUM,
 )
+
+_AHEAD = 6
 
 
 @njit(cache=True, nogil=True)
@@ -92,20 +94,21 @@ def _same_range(cfg, rec, t, latest_t, w):
 
 
 @njit(cache=True, nogil=True)
-def _features(row, cfg, rec, mv, latest, lo, hi, running_wo, w, out, flags, i):
+def _features(row, irow, cfg, rec, mv, latest, lo, hi, running_wo, w, out, flags, i):
     """Writes window w's features over buckets lo..hi (its running aggregate when running_wo >= 0)."""
-    capped = cfg[rec + R_CAP] == 1
     if hi > latest:
         hi = latest
-    if running_wo >= 0 and not capped:
+    if cfg[rec + R_CAP] == 1:
+        capped_features(row, irow, cfg, rec, mv, w, i, lo, hi, out, flags)
+        return
+    if running_wo >= 0:
         first = np.nan
         fb = row[running_wo + W_FB]
-        n = cfg[rec + R_N]
         if cfg[rec + R_RINGS + K_FOFF] >= 0 and fb < INF:
-            first = row[cfg[rec + R_RINGS + K_FVAL] + np.int64(fb) % n]
+            first = row[cfg[rec + R_RINGS + K_FVAL] + slot(cfg, rec, np.int64(fb))]
         last = np.nan
         if cfg[rec + R_RINGS + K_LOFF] >= 0:
-            last = newest_last(row, cfg, rec, lo, hi)
+            last = newest_last(row, irow, cfg, rec, lo, hi)
         write(
             out,
             flags,
@@ -121,24 +124,11 @@ def _features(row, cfg, rec, mv, latest, lo, hi, running_wo, w, out, flags, i):
             first,
             last,
         )
-        return
-    if hi < lo:
-        cnt, sm, sq, mn, mx, first, last = 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan
+    elif hi < lo:
+        write(out, flags, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
     else:
-        cnt, sm, sq, mn, mx, first, last = scan(row, cfg, rec, lo, hi)
-    if not capped:
+        cnt, sm, sq, mn, mx, first, last, _ = scan(row, irow, cfg, rec, lo, hi)
         write(out, flags, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
-        return
-    n = cfg[rec + R_N]
-    rings = rec + R_RINGS
-    cnt, cnt_c = progressive(row, cfg[rings + K_CNT], n, lo, hi, mv)
-    sm_c = False
-    sq_c = False
-    if cfg[rings + K_SUM] >= 0:
-        sm, sm_c = progressive(row, cfg[rings + K_SUM], n, lo, hi, mv)
-    if cfg[rings + K_SQR] >= 0:
-        sq, sq_c = progressive(row, cfg[rings + K_SQR], n, lo, hi, mv)
-    write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last)
 
 
 @njit(cache=True, nogil=True)
@@ -151,79 +141,77 @@ def _kept_from(cfg, rec, latest, latest_t):
 
 
 @njit(cache=True, nogil=True)
-def _update(row, cfg, rec, mv, t, v, out, flags, i):
-    o = cfg[rec + R_OFF]
+def _update(row, irow, cfg, rec, mv, t, v, out, flags, i):
+    io = cfg[rec + R_IOFF]
     period = cfg[rec + R_PERIOD]
     n = cfg[rec + R_N]
     nw = cfg[rec + R_NW]
     woff = cfg[rec + R_WOFF]
     b = t // period
-    off = float(t - b * period)
-    latest_f = row[o + H_B]
+    off = t - b * period
+    latest = irow[io + H_B]
     in_order = True
-    if latest_f != latest_f:
-        clear_buckets(row, cfg, rec, b - n + 1, b)
-        row[o + H_B] = b
-        row[o + H_OFF] = off
+    if latest == NO_STATE:
+        empty_slots(irow, cfg, rec, b - n + 1, b)
+        irow[io + H_B] = b
+        irow[io + H_OFF] = off
         latest = b
         for w in range(nw):
             wo = woff + w * W_SIZE
             reset_window(row, wo)
             row[wo + W_LO] = _start(cfg, rec, t, w)
     else:
-        latest = np.int64(latest_f)
-        latest_t = latest * period + np.int64(row[o + H_OFF])
+        latest_t = latest * period + irow[io + H_OFF]
         if t >= latest_t:
             if b > latest:
-                clear_buckets(row, cfg, rec, latest + 1, b)
-                row[o + H_B] = b
+                empty_slots(irow, cfg, rec, latest + 1, b)
+                irow[io + H_B] = b
                 latest = b
-            row[o + H_OFF] = float(t - latest * period)
+            irow[io + H_OFF] = t - latest * period
             for w in range(nw):
                 if not _same_range(cfg, rec, t, latest_t, w):
                     wo = woff + w * W_SIZE
                     lo = _start(cfg, rec, t, w)
                     row[wo + W_LO] = lo
-                    window_from_ring(row, cfg, rec, wo, lo, b)
+                    window_from_ring(row, irow, cfg, rec, wo, lo, b)
         else:
             if b < _kept_from(cfg, rec, latest, latest_t):
                 write_absent(out, flags, cfg, rec, i)
                 return
             in_order = False
-    insert(row, cfg, rec, mv, b, off, v)
+    insert(row, irow, cfg, rec, mv, b % n, float(off), v)
     for w in range(nw):
         wo = woff + w * W_SIZE
         if b >= row[wo + W_LO]:
-            add_to_window(row, cfg, rec, wo, b, v)
+            add_to_window(row, wo, b, v)
     for w in range(nw):
         wo = woff + w * W_SIZE
         if in_order:
-            _features(row, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), b, wo, w, out, flags, i)
+            _features(row, irow, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), b, wo, w, out, flags, i)
         else:
             lo = _start(cfg, rec, t, w)
             if cfg[rec + R_MODE] == 0:
                 hi = lo + cfg[rec + R_WIN + w] - 1
             else:
                 hi = b
-            kept = _kept_from(cfg, rec, latest, latest * period + np.int64(row[o + H_OFF]))
+            kept = _kept_from(cfg, rec, latest, latest * period + irow[io + H_OFF])
             if lo < kept:
                 lo = kept
-            _features(row, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
 
 
 @njit(cache=True, nogil=True)
-def _read(row, cfg, rec, mv, t, mode, out, flags, i):
-    o = cfg[rec + R_OFF]
-    latest_f = row[o + H_B]
-    if latest_f != latest_f:
+def _read(row, irow, cfg, rec, mv, t, mode, out, flags, i):
+    io = cfg[rec + R_IOFF]
+    latest = irow[io + H_B]
+    if latest == NO_STATE:
         if mode == MODE_AGG:
             write_empty(out, flags, cfg, rec, mv, i)
         else:
             write_absent(out, flags, cfg, rec, i)
         return
     period = cfg[rec + R_PERIOD]
-    latest = np.int64(latest_f)
-    latest_t = latest * period + np.int64(row[o + H_OFF])
+    latest_t = latest * period + irow[io + H_OFF]
     if mode == MODE_AGG and t > latest_t:
         t = latest_t
     kept = _kept_from(cfg, rec, latest, latest_t)
@@ -239,10 +227,10 @@ def _read(row, cfg, rec, mv, t, mode, out, flags, i):
             hi = lo + size - 1
             if lo < kept:
                 lo = kept
-            _features(row, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
         elif _same_range(cfg, rec, t, latest_t, w):
             wo = woff + w * W_SIZE
-            _features(row, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), latest, wo, w, out, flags, i)
+            _features(row, irow, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), latest, wo, w, out, flags, i)
         else:
             lo = _start(cfg, rec, t, w)
             if cfg[rec + R_MODE] == 0:
@@ -251,36 +239,56 @@ def _read(row, cfg, rec, mv, t, mode, out, flags, i):
                 hi = t // period
             if lo < kept:
                 lo = kept
-            _features(row, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch(state, istate, cfg, rec, key_slot, t):
+    """Asks for the cache lines an event at time t of the key in `key_slot` will touch."""
+    prefetch(istate, key_slot, cfg[rec + R_IOFF])
+    o = cfg[rec + R_OFF]
+    ring = o + cfg[rec + R_NW] * W_SIZE
+    for x in range(o, ring, 8):
+        prefetch(state, key_slot, x)
+    prefetch(state, key_slot, ring + slot(cfg, rec, t // cfg[rec + R_PERIOD]))
 
 
 @njit(cache=True, nogil=True)
-def fixed_update(cfg, max_values, times, slots, values, valid, state, out, flags):
+def fixed_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags):
     """Aggregates a batch in arrival order and writes every event's features (arguments as in
     `sliding_update`)."""
     naggr = cfg[0]
-    for i in range(times.shape[0]):
+    n = times.shape[0]
+    for i in range(n):
+        ahead = i + _AHEAD
+        if ahead < n:
+            for a in range(naggr):
+                _prefetch(state, istate, cfg, cfg[1 + a], slots[ahead], times[ahead])
         t = times[i]
-        row = state[slots[i]]
+        key_slot = slots[i]
+        row = state[key_slot]
+        irow = istate[key_slot]
         for a in range(naggr):
             rec = cfg[1 + a]
             vr = cfg[rec + R_VALUE]
             if valid[vr, i]:
-                _update(row, cfg, rec, max_values[a], t, values[vr, i], out, flags, i)
+                _update(row, irow, cfg, rec, max_values[a], t, values[vr, i], out, flags, i)
             else:
-                _read(row, cfg, rec, max_values[a], t, MODE_AGG, out, flags, i)
+                _read(row, irow, cfg, rec, max_values[a], t, MODE_AGG, out, flags, i)
 
 
 @njit(cache=True, nogil=True)
-def fixed_read(cfg, max_values, times, slots, mode, state, out, flags):
+def fixed_read(cfg, max_values, times, slots, mode, state, istate, out, flags):
     """Writes the features each event's key has at the event's time, changing nothing (arguments
     as in `sliding_read`)."""
     naggr = cfg[0]
     for i in range(times.shape[0]):
-        slot = slots[i]
+        key_slot = slots[i]
         for a in range(naggr):
             rec = cfg[1 + a]
-            if slot < 0:
+            if key_slot < 0:
                 write_absent(out, flags, cfg, rec, i)
             else:
-                _read(state[slot], cfg, rec, max_values[a], times[i], mode, out, flags, i)
+                _read(
+                    state[key_slot], istate[key_slot], cfg, rec, max_values[a], times[i], mode, out, flags, i
+                )

@@ -6,7 +6,7 @@ R_STATS = 0  # bit mask of the base statistics kept (see registry)
 R_PERIOD = 1  # bucket length (ns)
 R_N = 2  # ring size (buckets)
 R_NW = 3  # number of windows
-R_OFF = 4  # offset of the aggregator's block in a state row
+R_OFF = 4  # offset of the aggregator's block in a row of `state` (floats)
 R_OUT = 5  # output row of its first feature
 R_NA = 6  # number of aggregations
 R_CAP = 7  # 1 when max_value caps the values
@@ -17,11 +17,13 @@ R_SMALL = 11  # fixed windows: smallest window (ns)
 R_UNIT = 12  # fixed windows: unit of the smallest window (ns)
 R_REFP = 13  # fixed windows: the reference's bucket (half the smallest window, ns)
 R_WMAX = 14  # largest window (ns)
-R_RINGS = 15  # 9 absolute offsets of the rings in a row (-1 when not kept)
+R_RINGS = 15  # 9 offsets of the statistics in a row: ring start + place in a bucket (-1: not kept)
 R_WOFF = 24  # absolute offset of the first window block in a row
-R_WIN = 25  # window lengths in buckets (R_NW of them), then aggregation codes (R_NA of them)
+R_STRIDE = 25  # floats per bucket (the statistics kept)
+R_IOFF = 26  # offset of the aggregator's block in a row of `istate` (int64s)
+R_WIN = 27  # window lengths in buckets (R_NW of them), then aggregation codes (R_NA of them)
 
-# rings, in the order of R_RINGS
+# statistics of a bucket, in the order of R_RINGS
 K_CNT = 0
 K_SUM = 1
 K_SQR = 2
@@ -43,10 +45,12 @@ W_FB = 5
 W_LO = 6
 W_SIZE = 8
 
+# int64 block: header, then a bitmap of the ring slots that hold a bucket
 HEADER = 4
-H_B = 0
-H_OFF = 1
-H_FIRST = 2
+H_B = 0  # latest bucket of the key (NO_STATE before its first value)
+H_OFF = 1  # offset (ns) of the latest time in its bucket
+H_FIRST = 2  # first bucket the key ever had
+NO_STATE = -(2**63)
 
 # stats bits (same as registry)
 S_SUM = 2
