@@ -164,7 +164,14 @@ class EventBatch:
 
     @property
     def columns(self):
-        """The bodies as `Columns`, or None when they are held as rows only."""
+        """The bodies as `Columns` of named fields, or None when they are held as rows only (or
+        their rows are lists: see `stored_columns`)."""
+        columns = self._columns
+        return None if columns is None or columns.list_rows else columns
+
+    def stored_columns(self):
+        """The `Columns` the bodies are held in, whatever form their rows take (dicts, or lists
+        of the column values in order when `Columns.list_rows`); None when held as rows only."""
         return self._columns
 
     def peek_bodies(self):
@@ -176,17 +183,18 @@ class EventBatch:
     def field(self, name):
         """The values of body field `name` as a 1-D NumPy array (object dtype when built from rows);
         None where a body lacks it. Bodies stay as they are."""
-        if self._columns is not None and self._bodies is None:
-            if name in self._columns:
-                col = self._columns[name]
-                absent = self._columns.absent.get(name)
+        columns = self.columns
+        if columns is not None and self._bodies is None:
+            if name in columns:
+                col = columns[name]
+                absent = columns.absent.get(name)
                 if absent is not None and absent.any():
                     col = col.astype(object)
                     col[absent] = None
                 return col
             return np.full(self.n, None, dtype=object)
         out = np.empty(self.n, dtype=object)
-        for i, body in enumerate(self._bodies):
+        for i, body in enumerate(self.peek_bodies()):
             out[i] = _get_field(body, name)
         return out
 

@@ -14,13 +14,16 @@ class Columns:
     Each column is a 1-D NumPy array. A missing field of an event (one its dict body would not
     have) is marked in `absent[name]`, a boolean array, when the column has any; the value at
     such a position is meaningless. `to_rows` turns the columns into one dict per event, with
-    Python scalars, leaving out absent fields.
+    Python scalars, leaving out absent fields; or, when `list_rows`, into one list per event
+    holding the columns' values in order (the bodies of a CSV read without `build_dict`: the
+    column names are then internal, not field names, and no value is absent).
     """
 
-    __slots__ = ("data", "absent", "n", "converters")
+    __slots__ = ("data", "absent", "n", "converters", "list_rows")
 
-    def __init__(self, data, n=None, absent=None, converters=None):
+    def __init__(self, data, n=None, absent=None, converters=None, list_rows=False):
         self.data = data
+        self.list_rows = list_rows
         self.absent = absent or {}
         if n is None:
             n = len(next(iter(data.values()))) if data else 0
@@ -50,6 +53,10 @@ class Columns:
 
     def to_rows(self):
         names = list(self.data)
+        if self.list_rows:
+            if not names:
+                return [[] for _ in range(self.n)]
+            return [list(row) for row in zip(*[self.column_list(name) for name in names], strict=True)]
         if not names:
             return [{} for _ in range(self.n)]
         values = [self.column_list(name) for name in names]
@@ -69,7 +76,7 @@ class Columns:
             if not (isinstance(indices, np.ndarray) and indices.dtype == bool)
             else int(indices.sum())
         )
-        return Columns(data, n, absent, self.converters)
+        return Columns(data, n, absent, self.converters, self.list_rows)
 
     def with_columns(self, extra, absent=None, converters=None):
         """A new `Columns` with `extra` columns added (replacing same-named ones)."""
@@ -96,14 +103,14 @@ class Columns:
         """Columns of several batches one after the other; None if their columns differ."""
         first = parts[0]
         names = first.names
-        if any(p.names != names for p in parts[1:]):
+        if any(p.names != names or p.list_rows != first.list_rows for p in parts[1:]):
             return None
         data = {name: np.concatenate([p.data[name] for p in parts]) for name in names}
         absent = {}
         for name in names:
             if any(name in p.absent for p in parts):
                 absent[name] = np.concatenate([p.absent.get(name, np.zeros(p.n, dtype=bool)) for p in parts])
-        return Columns(data, sum(p.n for p in parts), absent, first.converters)
+        return Columns(data, sum(p.n for p in parts), absent, first.converters, first.list_rows)
 
 
 _ROW_BUILDERS = {}
