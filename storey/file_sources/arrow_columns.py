@@ -108,7 +108,12 @@ def columns_from_arrow(record_batch, plans):
 def filter_columns(columns, mask):
     """The rows of `columns` where `mask` is True, keeping arrow data as arrow data."""
     if isinstance(columns.data, ArrowColumnData):
-        return Columns(columns.data.filter(mask), int(mask.sum()), converters=columns.converters)
+        return Columns(
+            columns.data.filter(mask),
+            int(mask.sum()),
+            converters=columns.converters,
+            list_rows=columns.list_rows,
+        )
     return columns.take(mask)
 
 

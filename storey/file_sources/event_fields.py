@@ -44,7 +44,8 @@ class EventFields:
         """The events of the rows of `columns`, leaving out rows whose key is missing.
 
         `ids` is the flow's IdSequence. The bodies are `body` (`Columns` of the same rows), or
-        `columns` themselves; with `list_bodies` each body is the list of the body columns' values.
+        `columns` themselves; with `list_bodies` each body is the list of the body columns' values
+        (`Columns.list_rows`).
         """
         keep = self._kept_rows(columns)
         if keep is not None:
@@ -59,14 +60,11 @@ class EventFields:
         else:
             event_ids = columns.column_list(self.id)
         body = columns if body is None else body
-        bodies = None
         if list_bodies:
-            values = [body.column_list(name) for name in body.names]
-            bodies = [list(row) for row in zip(*values)] if values else [[] for _ in range(n)]
-            body = None
+            # the lists are built from the columns only if a step asks for rows
+            body = Columns(body.data, n, body.absent, body.converters, list_rows=True)
         return EventBatch(
             n,
-            bodies=bodies,
             columns=body,
             keys=keys,
             times=times,
