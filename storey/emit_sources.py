@@ -305,11 +305,12 @@ class SyncEmitSource(Flow):
     def run(self):
         """Starts the flow"""
         runtime = FlowRuntime(self, self._buffer_size)
+        runtime.results_expected = _has_complete(runtime.steps)
         runtime.start_thread()
         return FlowController(
             runtime.submit,
             runtime.await_termination,
-            _has_complete(runtime.steps),
+            runtime.results_expected,
             self._key_field,
             self._time_field,
             self._time_format,
@@ -402,11 +403,12 @@ class AsyncEmitSource(Flow):
     def run(self):
         """Starts the flow (call it from inside a running event loop)"""
         runtime = FlowRuntime(self, self._buffer_size)
+        runtime.results_expected = _has_complete(runtime.steps)
         runtime.start_task()
         return AsyncFlowController(
             _async_emit_fn(runtime),
             runtime.await_termination_async,
-            _has_complete(runtime.steps),
+            runtime.results_expected,
             self._key_field,
             self._time_field,
             self._time_format,

@@ -352,9 +352,18 @@ class Complete(Flow):
 
     async def _do(self, batch):
         awaitables = batch.awaitables
-        if awaitables is None:
-            await self._emit(batch)
-            return
+        if awaitables is None or None in awaitables:
+            if getattr(self._runtime, "results_expected", False):
+                # an Event a step made replaced an emitted one: rather than leave its emitter
+                # waiting forever, fail as the reference does (once the steps below have run)
+                await self._emit(batch)
+                raise AttributeError(
+                    f"{self.name}: an event reached Complete without the awaitable result of the "
+                    "emitted event it replaced (pass awaitable_result on to new Event objects)"
+                )
+            if awaitables is None:
+                await self._emit(batch)
+                return
         # As the reference does, an event completes after the steps below it have processed it: a
         # Complete further down completes it first, and an error there fails it instead.
         if self._outlets and batch.n > 1:

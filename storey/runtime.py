@@ -59,6 +59,8 @@ class FlowRuntime:
         # Recovery steps take over the events whose processing raised: they need events one by one.
         self.per_event = any(step._recovery_step is not None or step._handles_errors for step in self.steps)
         self.ids = IdSequence()
+        # every emitted event carries an awaitable result (the flow has a Complete step)
+        self.results_expected = False
         self.error = None
         self.result = None
         self.terminating = False

@@ -322,6 +322,26 @@ def test_an_error_below_a_complete_fails_the_events_result():
         controller.await_termination()
 
 
+def test_an_event_that_lost_its_awaitable_result_fails_the_flow_rather_than_hang():
+    flow = build_flow([SyncEmitSource(), Map(lambda e: Event(e.body + 1), full_event=True), Complete()])
+    controller = flow.run()
+    with pytest.raises(AttributeError, match="without the awaitable result"):
+        controller.emit(1).await_result()
+    controller.terminate()
+    with pytest.raises(AttributeError):
+        controller.await_termination()
+
+
+def test_a_new_event_passing_the_awaitable_result_on_completes():
+    def replace(event):
+        return Event(event.body + 1, awaitable_result=event._awaitable_result)
+
+    controller = build_flow([SyncEmitSource(), Map(replace, full_event=True), Complete()]).run()
+    assert controller.emit(1).await_result() == 2
+    controller.terminate()
+    controller.await_termination()
+
+
 def test_async_expected_number_of_results():
     async def main():
         flow = build_flow([AsyncEmitSource(), [Complete()], Map(lambda x: -x), Complete()])
