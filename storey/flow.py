@@ -451,10 +451,22 @@ _STEP_MODULES = {
 }
 
 
+# other names storey 1.0.6's storey.flow gives
+_OTHER_MODULES = {
+    "Event": "storey.event",
+    "FlowError": "storey.event",
+    "V3ioError": "storey.event",
+    "Table": "storey.table",
+}
+
+
 def __getattr__(name):
-    module = _STEP_MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'storey.flow' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"storey.steps.{module}"), name)
+    module = _STEP_MODULES.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f"storey.steps.{module}"), name)
+    module = _OTHER_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storey.flow' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

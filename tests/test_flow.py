@@ -255,3 +255,18 @@ def test_steps_are_importable_from_storey_flow_as_in_storey():
     assert storey.flow._ConcurrentJobExecution is _ConcurrentJobExecution
     with pytest.raises(AttributeError):
         storey.flow.NoSuchStep  # noqa: B018
+
+
+def test_storey_flow_gives_the_names_storey_1_0_6_defined_there():
+    import storey.flow
+    from storey import Event, FlowError, Table, V3ioError
+    from storey.steps import Choice, JoinWithTable, Map, Recover, SendToHttp
+
+    assert storey.flow.Event is Event
+    assert storey.flow.FlowError is FlowError
+    assert storey.flow.V3ioError is V3ioError
+    assert storey.flow.Table is Table
+    assert storey.flow.Map is Map and storey.flow.Choice is Choice and storey.flow.Recover is Recover
+    assert storey.flow.JoinWithTable is JoinWithTable and storey.flow.SendToHttp is SendToHttp
+    with pytest.raises(AttributeError):
+        storey.flow.NoSuchStep  # noqa: B018
