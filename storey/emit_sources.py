@@ -304,7 +304,7 @@ class SyncEmitSource(Flow):
 
     def run(self):
         """Starts the flow"""
-        runtime = FlowRuntime(self, self._buffer_size)
+        runtime = FlowRuntime(self, self._buffer_size, live=True)
         runtime.results_expected = _has_complete(runtime.steps)
         runtime.start_thread()
         return FlowController(
@@ -402,7 +402,7 @@ class AsyncEmitSource(Flow):
 
     def run(self):
         """Starts the flow (call it from inside a running event loop)"""
-        runtime = FlowRuntime(self, self._buffer_size)
+        runtime = FlowRuntime(self, self._buffer_size, live=True)
         runtime.results_expected = _has_complete(runtime.steps)
         runtime.start_task()
         return AsyncFlowController(

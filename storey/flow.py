@@ -332,7 +332,7 @@ def build_flow(steps):
     the chain then continues from that same step.
     """
     if not steps:
-        raise ValueError("build_flow(): steps must be a non-empty list")
+        raise ValueError("Cannot build an empty flow: build_flow() takes a non-empty list of steps")
     first = steps[0]
     if isinstance(first, list):
         first = build_flow(first)

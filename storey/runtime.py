@@ -51,13 +51,18 @@ class Timer:
 class FlowRuntime:
     """One run of a flow: the graph from `source`, the pending events and the event loop."""
 
-    def __init__(self, source, buffer_size=None):
+    def __init__(self, source, buffer_size=None, live=False):
         self.source = source
         self.buffer_size = buffer_size or 8
         self.steps = init_graph(source, self)
         self.inline = not any(step._may_suspend for step in self.steps)
         # Recovery steps take over the events whose processing raised: they need events one by one.
-        self.per_event = any(step._recovery_step is not None or step._handles_errors for step in self.steps)
+        # So does a live flow that branches: each event goes down every branch before the next
+        # one enters, so that the branches' functions see the events interleaved as the reference
+        # runs them (the few events of a live batch make this cheap).
+        self.per_event = any(
+            step._recovery_step is not None or step._handles_errors for step in self.steps
+        ) or (live and any(len(step._outlets) > 1 for step in self.steps))
         self.ids = IdSequence()
         # every emitted event carries an awaitable result (the flow has a Complete step)
         self.results_expected = False
