@@ -202,6 +202,17 @@ BASE = ["--key", "user_id", "--time", "timestamp", "--out", "never-written.parqu
         ),
         (["garbage.parquet", *BASE, "--features", "amount:sum@1h"], "cannot read garbage.parquet as Parquet"),
         (["events.parquet", *BASE, "--features", "amount:sum@1h", "--time-format", "%Y"], "CSV input only"),
+        (
+            [
+                "events.parquet",
+                *BASE[:4],
+                "--features",
+                "amount:sum@1h",
+                "--out",
+                "/proc/storey-none/o.parquet",
+            ],
+            "--out /proc/storey-none/o.parquet: cannot create /proc/storey-none",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(events, args, message, capsys, monkeypatch):

@@ -9,6 +9,8 @@ status (2 for bad arguments or input, 1 for a failure while running, 130 when in
 """
 
 import argparse
+import os
+import posixpath
 import sys
 import traceback
 
@@ -228,17 +230,22 @@ def _backfill_plan(args):
     return plan
 
 
-def _prepare_out(out, overwrite):
-    from storey.storage import get_filesystem
+def _prepare_out(out, overwrite, partitioned):
+    from storey.storage import get_filesystem, is_local
 
     fs, path = get_filesystem(out)
-    if not fs.exists(path):
-        return
-    if fs.isdir(path) and not fs.ls(path):
-        return
-    if not overwrite:
-        raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
-    fs.rm(path, recursive=True)
+    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
+        if not overwrite:
+            raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
+        fs.rm(path, recursive=True)
+    # find out now, not after the work, that OUT cannot be written
+    single_file = path.lower().endswith((".parquet", ".pq")) and not partitioned
+    folder = (os.path.dirname(path) if is_local(fs) else posixpath.dirname(path)) if single_file else path
+    try:
+        if folder:
+            fs.makedirs(folder, exist_ok=True)
+    except OSError as ex:
+        raise CliError(f"--out {out}: cannot create {folder}: {ex.strerror or ex}") from ex
 
 
 def _backfill(args):
@@ -249,7 +256,7 @@ def _backfill(args):
     if args.print_flow:
         sys.stdout.write(backfill_python(plan))
         return 0
-    _prepare_out(args.out, args.overwrite)
+    _prepare_out(args.out, args.overwrite, bool(args.partition_by))
     result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
     if not args.quiet:
         features = sum(len(s.feature_names()) for s in plan.specs)
