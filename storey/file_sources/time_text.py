@@ -67,20 +67,38 @@ def parse_times(strings, timestamp_format=None):
 
 
 def _parse_iso(strings):
-    try:
-        return ParsedTimes(pc.cast(strings, pa.timestamp("us")))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    try:
-        instants = pc.cast(strings, pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        instants = None
+    sample = strings.drop_null()[:1] if strings.null_count else strings[:1]
+    naive = _cast_to_micros(strings, None, sample)
+    if naive is not None:
+        return ParsedTimes(naive)
+    instants = _cast_to_micros(strings, "UTC", sample)
     if instants is not None:
         offsets = pc.unique(pc.struct_field(pc.extract_regex(strings, _OFFSET), 0).drop_null())
         if len(offsets) <= 1:
             tz = UTC if len(offsets) == 0 else _fixed_zone(offsets[0].as_py())
             return ParsedTimes(instants.cast(pa.timestamp("us", tz=_arrow_zone(tz))), tz)
     return ParsedTimes(objects=_each(strings, datetime.fromisoformat, "an ISO-8601 time"))
+
+
+def _cast_to_micros(strings, tz, sample):
+    """The ISO-8601 texts as a timestamp[us] array (None when arrow cannot read them all), the
+    digits after the sixth of a fraction dropped as `datetime.fromisoformat` drops them.
+
+    Each way of reading is tried on one value (`sample`) before the whole column: a cast that
+    fails costs as much as one that succeeds."""
+    for unit in ("us", "ns"):
+        try:
+            pc.cast(sample, pa.timestamp(unit, tz=tz))
+            times = pc.cast(strings, pa.timestamp(unit, tz=tz))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if unit == "ns":
+            ns = times.view(pa.int64()).to_numpy(zero_copy_only=False)
+            mask = times.is_null().to_numpy(zero_copy_only=False) if times.null_count else None
+            micros = np.floor_divide(np.where(mask, 0, ns) if mask is not None else ns, 1000)
+            times = pa.array(micros, pa.timestamp("us", tz=tz), mask=mask)
+        return times
+    return None
 
 
 def _parse_format(strings, fmt):
