@@ -10,7 +10,7 @@ import pytest
 from storey import Map, SyncEmitSource, build_flow
 from storey.batch import EventBatch
 from storey.columns import Columns
-from storey.file_targets.csv_lines import format_floats, format_times
+from storey.file_targets.csv_cells import format_floats, format_times
 from storey.targets import CSVTarget
 from storey.times import UTC_DATETIME, TimeStyle
 from tests.conformance import input_events, load_case

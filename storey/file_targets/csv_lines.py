@@ -1,23 +1,23 @@
 """CSV lines as the reference writes them: Python's csv conventions with '\\n' line ends.
 
-A cell is '' for None and `str(value)` otherwise (floats as repr, datetimes as `str()`); it is
-quoted when it holds ',', '"' or a line feed, with '"' doubled; a line with a single empty cell
-is written '""'. Column bodies are formatted column by column with arrow compute kernels; row
-bodies cell by cell.
+A cell is quoted when it holds ',', '"' or a line feed, with '"' doubled; a line with a single
+empty cell is written '""'. Row bodies are formatted cell by cell; column bodies column by
+column (cell texts from `csv_cells`), their lines joined by arrow's CSV writer when no cell
+needs quotes.
 """
 
 import csv
 import io
-from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
-from .values import column_sample, source_arrow_column, time_info, time_ns
-
-_QUOTE_CHARS = frozenset(',"\n')
+# What arrow's CSV writer cannot write unquoted ('\r' is not quoted by Python's csv writer with
+# '\n' line ends, but arrow refuses it: such cells take the other way)
+_SPECIAL_BYTES = (b",", b'"', b"\n", b"\r")
+_UNQUOTED = pacsv.WriteOptions(include_header=False, quoting_style="none")
 
 
 # ---- row bodies
@@ -46,7 +46,7 @@ def text_of_rows(rows):
 
 class Lines:
     """CSV lines of some events: a list of strings or an arrow string array (one per event), or
-    the text of all of them (`n` lines; cannot be split)."""
+    the text or UTF-8 bytes of all of them (`n` lines; cannot be split)."""
 
     __slots__ = ("lines", "n")
 
@@ -70,183 +70,44 @@ class Lines:
             return lines.encode("utf-8")
         if isinstance(lines, list):
             return "".join(lines).encode("utf-8")
+        if isinstance(lines, bytes | pa.Buffer):
+            return lines
         if len(lines) == 0:
             return b""
-        lines = lines.cast(pa.large_string()) if lines.type != pa.large_string() else lines
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[
-            lines.offset : lines.offset + len(lines) + 1
-        ]
-        start, stop = int(offsets[0]), int(offsets[-1])
-        return memoryview(lines.buffers()[2])[start:stop]
+        data = _data_bytes(lines)
+        return data if data is not None else b""
 
 
 # ---- column bodies
-def format_floats(values):
-    """Floats as Python's repr() writes them, computed with arrow (Python for extreme values)."""
-    values = np.asarray(values, dtype=np.float64)
-    text = pc.cast(pa.array(values), pa.string())
-    finite = np.isfinite(values)
-    magnitude = np.abs(values)
-    with np.errstate(invalid="ignore"):
-        odd = finite & ((magnitude >= 1e9) | ((magnitude < 1e-4) & (values != 0)))
-        integral = finite & ~odd & (values == np.floor(values))
-    if integral.any():
-        text = pc.if_else(pa.array(integral), pc.binary_join_element_wise(text, "0", "."), text)
-    if odd.any():
-        where = np.flatnonzero(odd)
-        text = pc.replace_with_mask(text, pa.array(odd), pa.array([repr(v) for v in values[where].tolist()]))
-    return text
-
-
-def format_times(ns, tz, pandas_style, offsets_ns=None):
-    """Times as `str()` writes them: 'YYYY-MM-DD HH:MM:SS[.fraction][+HH:MM]'; microseconds for
-    datetimes, nanoseconds when set for `pandas.Timestamp`s; NaT as 'NaT'."""
-    ns = np.asarray(ns, dtype=np.int64)
-    nat = ns == np.iinfo(np.int64).min
-    if offsets_ns is None and tz is not None:
-        index = (
-            pd.DatetimeIndex(np.where(nat, 0, ns).astype("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
-        )
-        offsets_ns = index.tz_localize(None).asi8 - index.asi8
-    wall = ns if offsets_ns is None else ns + offsets_ns
-    wall = np.where(nat, 0, wall)
-    seconds = np.floor_divide(wall, 1_000_000_000)
-    fraction = wall - seconds * 1_000_000_000
-    base = pc.cast(pa.array(seconds, pa.timestamp("s")), pa.string())  # "YYYY-MM-DD HH:MM:SS"
-    micros, nanos = np.divmod(fraction, 1000)
-    if pandas_style and (nanos != 0).any():
-        frac = pc.binary_join_element_wise(".", _padded(fraction, 9), "")
-        frac = pc.if_else(
-            pa.array(nanos != 0), frac, pc.binary_join_element_wise(".", _padded(micros, 6), "")
-        )
-        frac = pc.if_else(pa.array(fraction == 0), "", frac)
-    elif (micros != 0).any():
-        frac = pc.if_else(pa.array(micros != 0), pc.binary_join_element_wise(".", _padded(micros, 6), ""), "")
+def _data_bytes(text):
+    """The bytes of all values of an arrow string array, one after the other (a memoryview)."""
+    if text.type != pa.large_string():
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
     else:
-        frac = pa.scalar("")
-    if offsets_ns is None:
-        suffix = pa.scalar("")
-    else:
-        distinct, inverse = np.unique(np.asarray(offsets_ns) // 1_000_000_000, return_inverse=True)
-        suffix = pa.array([_offset_text(int(s)) for s in distinct]).take(pa.array(inverse.reshape(-1)))
-    text = pc.binary_join_element_wise(base, frac, suffix, "")
-    if nat.any():
-        text = pc.if_else(pa.array(nat), "NaT", text)
-    return text
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)
+    offsets = offsets[text.offset : text.offset + len(text) + 1]
+    data = text.buffers()[2]
+    if data is None:
+        return None
+    return memoryview(data)[int(offsets[0]) : int(offsets[-1])]
 
 
-def _padded(values, width):
-    return pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), width, "0")
-
-
-def _offset_text(seconds):
-    sign = "+" if seconds >= 0 else "-"
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def time_texts(batch):
-    """The event times as `str()` writes them."""
-    tz, pandas_style = time_info(batch)
-    values = batch._time_values
-    if values is not None:
-        kind, zone = type(values[0]), values[0].tzinfo
-        if not all(type(v) is kind and v.tzinfo is zone for v in values):
-            return pa.array([str(t) for t in values], pa.string())
-    return format_times(time_ns(batch), tz, pandas_style)
-
-
-def value_texts(values):
-    """Cell texts (unquoted) of one column of row values, as `str()` writes them; computed with
-    arrow when all values are of one plain type (str, int, float, bool, datetimes of one zone)."""
-    kinds = set(map(type, values))
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if kind is str:
-            return pa.array(values, pa.string())
-        if kind is float:
-            return format_floats(np.array(values, dtype=np.float64))
-        if kind is bool:
-            return pc.if_else(pa.array(values, pa.bool_()), "True", "False")
-        if kind is int:
-            try:
-                return pc.cast(pa.array(np.array(values, dtype=np.int64)), pa.string())
-            except OverflowError:
-                pass
-        if kind is pd.Timestamp or kind is datetime:
-            zones = {v.tzinfo for v in values}
-            if len(zones) == 1:
-                zone = zones.pop()
-                index = pd.DatetimeIndex(values).as_unit("ns")
-                ns = (index if zone is None else index.tz_convert("UTC")).asi8
-                return format_times(ns, zone, kind is pd.Timestamp)
-    return _python_texts(values)
-
-
-def _python_texts(values):
-    return pa.array(["" if v is None else (v if type(v) is str else str(v)) for v in values], pa.string())
-
-
-def column_texts(cols, name):
-    """Cell texts (unquoted) of a body field held as a NumPy column."""
-    if name not in cols:
-        return pa.nulls(cols.n, pa.string())
-    as_read = source_arrow_column(cols, name)
-    if as_read is not None and (pa.types.is_string(as_read.type) or pa.types.is_large_string(as_read.type)):
-        return as_read.cast(pa.string())  # strings as read: no Python objects
-    arr = cols.data[name]
-    absent = cols.absent.get(name)
-    if absent is not None and not absent.any():
-        absent = None
-    kind = arr.dtype.kind
-    sample = column_sample(cols, name) if name in cols.converters else None
-    plain = name not in cols.converters or _plain_sample(sample, kind)
-    if not plain:
-        text = _python_texts(cols.column_list(name))
-    elif kind == "f":
-        text = format_floats(arr)
-    elif kind in "iu":
-        text = pc.cast(pa.array(arr), pa.string())
-    elif kind == "b":
-        text = pc.if_else(pa.array(arr), "True", "False")
-    elif kind == "M":
-        tzinfo = getattr(sample, "tzinfo", None)
-        pandas_style = sample is None or type(sample).__name__ == "Timestamp"
-        ns = arr.astype("datetime64[ns]").view(np.int64)
-        text = format_times(ns, tzinfo, pandas_style)
-    elif kind == "U":
-        text = pa.array(arr, pa.string())
-    else:
-        try:
-            text = pa.array(arr, from_pandas=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            text = None
-        if text is None or not (pa.types.is_string(text.type) or pa.types.is_null(text.type)):
-            text = _python_texts(arr.tolist() if kind == "O" else cols.column_list(name))
-        else:
-            text = text.cast(pa.string())
-    if absent is not None:
-        text = pc.if_else(pa.array(absent), pa.scalar(None, pa.string()), text)
-    return text
-
-
-def _plain_sample(sample, kind):
-    if sample is None:
+def _is_plain(text):
+    """Whether no cell holds a character that needs quotes (or that arrow will not write)."""
+    if len(text) == 0:
         return True
-    if kind == "M":
-        return hasattr(sample, "tzinfo")
-    if kind == "b":
-        return isinstance(sample, bool | np.bool_)
-    if kind in "iu":
-        return isinstance(sample, int | np.integer) and not isinstance(sample, bool)
-    if kind == "f":
-        return isinstance(sample, float | np.floating)
-    return kind in "OU"
+    data = _data_bytes(text)
+    if data is None:
+        return True
+    data = bytes(data)
+    return not any(c in data for c in _SPECIAL_BYTES)
 
 
 def quoted(text):
     """Cell texts quoted where needed; nulls become empty cells."""
-    text = pc.fill_null(text, "")
+    text = pc.fill_null(text, "") if text.null_count else text
+    if _is_plain(text):
+        return text
     needs = pc.match_substring_regex(text, '[,"\n]')
     if not pc.any(needs).as_py():
         return text
@@ -262,3 +123,20 @@ def join_lines(cells, n):
         only = pc.if_else(pc.equal(cells[0], ""), '""', cells[0])
         return pc.binary_join_element_wise(only, "", "\n")
     return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "", "\n")
+
+
+def lines_of_cells(texts, n, splittable):
+    """`Lines` of n events from the (unquoted) cell texts of each column: the lines as one
+    block of bytes written by arrow's CSV writer when no cell needs quotes, else an arrow
+    array of lines (always one when `splittable`, so that lines can be taken apart)."""
+    if not splittable and texts and all(_is_plain(t) for t in texts):
+        if len(texts) > 1 or not _has_empty(texts[0]):
+            names = [f"c{i}" for i in range(len(texts))]
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(pa.RecordBatch.from_arrays(texts, names=names), sink, _UNQUOTED)
+            return Lines(sink.getvalue(), n)
+    return Lines(join_lines([quoted(t) for t in texts], n))
+
+
+def _has_empty(text):
+    return bool(text.null_count) or pc.any(pc.equal(pc.binary_length(text), 0)).as_py() is True

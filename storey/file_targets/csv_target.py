@@ -4,16 +4,8 @@ import pyarrow as pa
 
 from ..storage import AtomicFile, get_filesystem
 from .buffering import BufferedFileTarget
-from .csv_lines import (
-    Lines,
-    column_texts,
-    join_lines,
-    line_text,
-    quoted,
-    text_of_rows,
-    time_texts,
-    value_texts,
-)
+from .csv_cells import column_texts, time_texts, value_texts
+from .csv_lines import Lines, line_text, lines_of_cells, text_of_rows
 from .partitions import _factorize, _key_texts
 from .spec import check_positive, merge_inferred, parse_columns
 from .values import body_rows, field_values, first_body_fields
@@ -107,8 +99,7 @@ class CSVTarget(BufferedFileTarget):
     # ---- columns
     def _resolve_columns(self, batch):
         self._resolved = True
-        rows = body_rows(batch)
-        first = rows[0] if rows is not None else {}
+        first = _first_body(batch)
         if not isinstance(first, dict | list):
             if self._columns_param is None:
                 raise TypeError(f"{self.name}: CSV writer does not support event body of type {type(first)}.")
@@ -125,19 +116,39 @@ class CSVTarget(BufferedFileTarget):
     def _prepare(self, batch):
         if not self._resolved:
             self._resolve_columns(batch)
-        rows = body_rows(batch)
-        specs = self._specs
-        if rows is None:
-            cells = [quoted(self._spec_texts(batch, spec)) for spec in specs or []]
-            return Lines(join_lines(cells, batch.n))
+        texts = self._column_texts(batch)
+        if texts is not None:
+            return lines_of_cells(texts, batch.n, self._split_writes)
+        rows = batch.peek_bodies()
         values = self._row_values(batch, rows)
         if values and len(set(map(len, values))) == 1:
             # one cell per column on every line: format column by column
             columns = list(zip(*values))
-            return Lines(join_lines([quoted(value_texts(list(c))) for c in columns], len(values)))
+            return lines_of_cells([value_texts(list(c)) for c in columns], len(values), self._split_writes)
         if self._split_writes:
             return Lines([line_text(v) for v in values])
         return Lines(text_of_rows(values), len(values))
+
+    def _column_texts(self, batch):
+        """The cell texts of each column of the lines, from column bodies; None when the bodies
+        are rows (or list rows too short for the columns: the row path fails as the reference)."""
+        cols = batch.stored_columns()
+        if cols is None:
+            return None
+        specs = self._specs
+        if not cols.list_rows:
+            return [self._spec_texts(batch, spec) for spec in specs or []]
+        # a list body is written as it is, or fills the columns that are not metadata in order
+        names = cols.names
+        if specs is None or all(spec.meta is None for spec in specs):
+            return [column_texts(cols, name) for name in names]
+        if sum(spec.meta is None for spec in specs) > len(names):
+            return None
+        fields = iter(names)
+        return [
+            column_texts(cols, next(fields)) if spec.meta is None else self._spec_texts(batch, spec)
+            for spec in specs
+        ]
 
     def _spec_texts(self, batch, spec):
         if spec.meta == "key":
@@ -243,6 +254,14 @@ class CSVTarget(BufferedFileTarget):
         if self._file is not None:
             file, self._file = self._file, None
             file.commit()
+
+
+def _first_body(batch):
+    """The first event's body, or an empty dict/list standing for it when the bodies are columns."""
+    cols = batch.stored_columns()
+    if cols is not None:
+        return [] if cols.list_rows else {}
+    return batch.peek_bodies()[0]
 
 
 __all__ = ["CSVTarget"]
