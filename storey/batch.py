@@ -283,6 +283,36 @@ class EventBatch:
             columns = self._columns.take(np.asarray(indices, dtype=np.int64))
         return self._derive(len(indices), indices, bodies, columns)
 
+    def one_by_one(self):
+        """The events as batches of one, in order (for steps that must see events one at a time).
+
+        Column bodies become rows once for the whole batch rather than once per event."""
+        n = self.n
+        if n == 1:
+            yield self
+            return
+        bodies = self.peek_bodies() if n else []
+        keys = self._keys
+        time_values = self._time_values
+        times = self._times if time_values is None else None
+        style = self._time_style
+        ids = self._ids
+        lazy = isinstance(ids, LazyIds)
+        awaitables = self.awaitables
+        meta = self.meta
+        for i in range(n):
+            yield EventBatch(
+                1,
+                bodies=[bodies[i]],
+                keys=None if keys is None else [keys[i]],
+                times=None if times is None else times[i : i + 1],
+                time_values=None if time_values is None else [time_values[i]],
+                time_style=style,
+                ids=None if ids is None else LazyIds(ids.prefix, (ids.counters[i],)) if lazy else [ids[i]],
+                awaitables=None if awaitables is None else [awaitables[i]],
+                meta=None if meta is None else [meta[i]],
+            )
+
     def slice(self, start, stop):
         return self.take(list(range(start, min(stop, self.n))))
 

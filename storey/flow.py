@@ -136,15 +136,14 @@ class Flow:
         if self._emit_per_event and batch.n > 1:
             # a step further down shares this step's state (a Table): each event goes through both
             # before the next, as per-event processing would
-            for i in range(batch.n):
-                await self._process(batch.take([i]))
+            for one in batch.one_by_one():
+                await self._process(one)
             return
         if self._recovery_step is None:
             await self._do(batch)
             return
         # a recovery step takes over single events: the others go on as if nothing happened
-        for i in range(batch.n):
-            one = batch if batch.n == 1 else batch.take([i])
+        for one in batch.one_by_one():
             try:
                 await self._do(one)
             except Exception as ex:
@@ -179,8 +178,8 @@ class Flow:
             return
         try:
             if self._emit_per_event and batch.n > 1:
-                for i in range(batch.n):
-                    await self._emit_one(batch.take([i]))
+                for one in batch.one_by_one():
+                    await self._emit_one(one)
                 return
             await self._emit_one(batch)
         except Exception as ex:
@@ -194,8 +193,8 @@ class Flow:
             await outlets[0]._process(batch)
             return
         if self._fanout_per_event and batch.n > 1:
-            for i in range(batch.n):
-                await self._fan_out(batch.take([i]))
+            for one in batch.one_by_one():
+                await self._fan_out(one)
             return
         await self._fan_out(batch)
 
@@ -367,8 +366,8 @@ class Complete(Flow):
         # As the reference does, an event completes after the steps below it have processed it: a
         # Complete further down completes it first, and an error there fails it instead.
         if self._outlets and batch.n > 1:
-            for i in range(batch.n):
-                await self._do(batch.take([i]))
+            for one in batch.one_by_one():
+                await self._do(one)
             return
         if batch.n == 1:
             result = batch.event(0) if self._full_event else batch.peek_bodies()[0]

@@ -215,8 +215,8 @@ class FlowRuntime:
 
     async def run_batch(self, batch):
         if self.per_event and batch.n > 1:
-            for i in range(batch.n):
-                await self.source._emit(batch.take([i]))
+            for one in batch.one_by_one():
+                await self.source._emit(one)
         else:
             await self.source._emit(batch)
 

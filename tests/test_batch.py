@@ -157,6 +157,29 @@ def test_take_and_slice_keep_every_field_in_step():
     assert list(part.times) == [2]
 
 
+def test_one_by_one_gives_every_field_of_each_event_in_order():
+    batch = _batch(3)
+    batch.awaitables = ["a0", None, "a2"]
+    batch.meta = [None, {"path": "/x"}, None]
+    ones = list(batch.one_by_one())
+    assert [b.n for b in ones] == [1, 1, 1]
+    for i, one in enumerate(ones):
+        expected = batch.take([i])
+        assert one.bodies == expected.bodies and one.keys == expected.keys and one.ids == expected.ids
+        assert one.time_values == expected.time_values
+        assert one.awaitables == expected.awaitables and one.meta == expected.meta
+    columnar = EventBatch(3, columns=_columns(), times=np.array([1, 2, 3]), time_style=NAIVE)
+    lazy = EventBatch(3, columns=_columns(), times=np.array([1, 2, 3]), time_style=NAIVE)
+    lazy._ids = IdSequence().reserve(3)
+    all_ids = lazy._ids.to_list()
+    parts = list(lazy.one_by_one())
+    assert [p.peek_bodies()[0] for p in parts] == columnar.peek_bodies()
+    assert [list(p.times) for p in parts] == [[1], [2], [3]]
+    assert [p.ids[0] for p in parts] == all_ids
+    assert list(parts[0].one_by_one()) == [parts[0]]
+    assert list(EventBatch.empty().one_by_one()) == []
+
+
 def test_with_bodies_columns_keys_and_times():
     batch = _batch(2)
     assert batch.with_bodies(["a", "b"]).bodies == ["a", "b"]

@@ -164,7 +164,11 @@ class JoinWithTable(Flow):
         except Exception as ex:
             error = ex
         if results:
-            out = EventBatch.from_events(results) if full_event else batch.with_bodies(results, kept)
+            if full_event:
+                out = EventBatch.from_events(results)
+            else:
+                # kept is increasing: as long as the batch, it is every event
+                out = batch.with_bodies(results, None if len(kept) == batch.n else kept)
             await self._emit(out)
         if error is not None:
             error.add_note(f"raised in step {self.name}")

@@ -50,8 +50,7 @@ class Recover(Flow):
 
     async def _do(self, batch):
         handlers = self._exception_to_downstream
-        for i in range(batch.n):
-            one = batch if batch.n == 1 else batch.take([i])
+        for one in batch.one_by_one():
             try:
                 await self._emit(one)
             except Exception as ex:
