@@ -145,7 +145,13 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
     _aggregation_attribute_prefix = "aggr_"
     _aggregation_time_attribute_prefix = "_"
 
-    def __init__(self, webapi=None, access_key=None, use_parallel_operations=True, v3io_client_kwargs=None):
+    def __init__(
+        self,
+        webapi: str | None = None,
+        access_key: str | None = None,
+        use_parallel_operations=True,
+        v3io_client_kwargs=None,
+    ):
         super().__init__(webapi, access_key)
         if v3io_client_kwargs is not None and not isinstance(v3io_client_kwargs, dict):
             raise TypeError(

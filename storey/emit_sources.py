@@ -295,7 +295,14 @@ class SyncEmitSource(Flow):
 
     _legal_first_step = True
 
-    def __init__(self, buffer_size=None, key_field=None, time_field=None, time_format=None, **kwargs):
+    def __init__(
+        self,
+        buffer_size: int | None = None,
+        key_field: list | str | int | None = None,
+        time_field: str | int | None = None,
+        time_format: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._buffer_size = _check_buffer_size(self.name, buffer_size)
         self._key_field = key_field
@@ -393,7 +400,14 @@ class AsyncEmitSource(Flow):
 
     _legal_first_step = True
 
-    def __init__(self, buffer_size=None, key_field=None, time_field=None, time_format=None, **kwargs):
+    def __init__(
+        self,
+        buffer_size: int | None = None,
+        key_field: list | str | None = None,
+        time_field: str | None = None,
+        time_format: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._buffer_size = _check_buffer_size(self.name, buffer_size)
         self._key_field = key_field

@@ -51,11 +51,11 @@ class Table:
 
     def __init__(
         self,
-        table_path,
-        storage,
-        partitioned_by_key=True,
-        flush_interval_secs=300,
-        max_updates_in_flight=8,
+        table_path: str,
+        storage: Driver,
+        partitioned_by_key: bool = True,
+        flush_interval_secs: int | None = 300,
+        max_updates_in_flight: int = 8,
     ):
         if not isinstance(table_path, str):
             raise TypeError(

@@ -1,7 +1,7 @@
 """Targets that write to a Table: NoSqlTarget."""
 
 from .flow import Flow
-from .table import resolve_table
+from .table import Table, resolve_table
 
 __all__ = ["NoSqlTarget"]
 
@@ -66,7 +66,13 @@ class NoSqlTarget(Flow):
     :param context: Context object that holds global configurations, secrets and tables.
     """
 
-    def __init__(self, table, columns=None, infer_columns_from_data=None, **kwargs):
+    def __init__(
+        self,
+        table: Table | str,
+        columns: list[str | tuple[str, str]] | None = None,
+        infer_columns_from_data: bool | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._table = resolve_table(self.name, table, self.context)
         self._columns = parse_columns(self.name, columns)

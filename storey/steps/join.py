@@ -1,10 +1,14 @@
 """JoinWithTable: joins events with the attributes a Table holds for their key."""
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..batch import EventBatch
+from ..event import Event
 from ..flow import Flow
-from ..table import resolve_table
+from ..table import Table, resolve_table
 from .functions import check_callable
 
 __all__ = ["JoinWithTable"]
@@ -50,7 +54,15 @@ class JoinWithTable(Flow):
     :param context: Context object that holds global configurations and secrets.
     """
 
-    def __init__(self, table, key_extractor, attributes=None, inner_join=False, join_function=None, **kwargs):
+    def __init__(
+        self,
+        table: Table | str,
+        key_extractor: str | Callable[[Event], str],
+        attributes: list[str] | None = None,
+        inner_join: bool = False,
+        join_function: Callable[[Any, dict[str, object]], Any] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._table = resolve_table(self.name, table, self.context)
         if isinstance(key_extractor, str):
