@@ -12,44 +12,54 @@ __all__ = ["Features"]
 
 
 class Features:
-    """Named feature values of n events: per feature a float64 row and a row of flags (ABSENT:
-    the event has no such feature; INT: the value is an int `max_value`)."""
+    """Named feature values of n events, in blocks as the kernels write them: per block, the
+    output rows `out[rows]` (float64 [feature, event]) and their flags (ABSENT: the event has no
+    such feature; INT: the value is an int `max_value`)."""
 
-    __slots__ = ("n", "names", "values", "flags", "_flagged")
+    __slots__ = ("n", "blocks")
 
     def __init__(self, n):
         self.n = n
-        self.names = []
-        self.values = []
-        self.flags = []
-        self._flagged = None
+        # (names, out, flags, rows)
+        self.blocks = []
 
-    def add(self, name, values, flags):
-        self.names.append(name)
-        self.values.append(values)
-        self.flags.append(flags)
+    def add_block(self, names, out, flags, rows):
+        """Adds the features out[rows] named `names` (rows None: all of out's rows, in order)."""
+        if names:
+            self.blocks.append((names, out, flags, rows))
 
-    def _any_flags(self):
-        if self._flagged is None:
-            self._flagged = any(f.any() for f in self.flags)
-        return self._flagged
+    @property
+    def names(self):
+        return [name for names, _, _, _ in self.blocks for name in names]
+
+    def columns(self):
+        """(name, values, flags) of each feature."""
+        for names, out, flags, rows in self.blocks:
+            for name, row in zip(names, range(out.shape[0]) if rows is None else rows):
+                yield name, out[row], flags[row]
 
     def dicts(self):
         """One dict of features per event."""
-        names = self.names
-        if not names:
-            return [{} for _ in range(self.n)]
-        columns = [v.tolist() for v in self.values]
-        rows = [dict(zip(names, values)) for values in zip(*columns)]
-        if self._any_flags():
-            for name, flags, column in zip(names, self.flags, columns):
-                if not flags.any():
-                    continue
-                for i in np.flatnonzero(flags).tolist():
-                    if flags[i] & ABSENT:
+        n = self.n
+        rows = [{} for _ in range(n)]
+        for names, out, flags, block_rows in self.blocks:
+            if block_rows is None:
+                values, marks = out, flags
+            else:
+                values, marks = out[block_rows], flags[block_rows]
+            if n == 1:
+                per_event = [values[:, 0].tolist()]
+            else:
+                per_event = values.T.tolist()
+            for row, event_values in zip(rows, per_event):
+                row.update(zip(names, event_values))
+            if marks.any():
+                for f, i in zip(*np.nonzero(marks)):
+                    name = names[f]
+                    if marks[f, i] & ABSENT:
                         del rows[i][name]
-                    elif flags[i] & INT:
-                        rows[i][name] = int(column[i])
+                    elif marks[f, i] & INT:
+                        rows[i][name] = int(rows[i][name])
         return rows
 
     def merged_into(self, bodies):
@@ -64,9 +74,9 @@ class Features:
         the body has a value)."""
         extra = {}
         absent = {}
-        for name, values, flags in zip(self.names, self.values, self.flags):
+        for name, values, flags in self.columns():
             missing = None
-            if self._any_flags() and flags.any():
+            if flags.any():
                 missing = (flags & ABSENT) != 0
                 as_int = (flags & INT) != 0
                 if as_int.any():

@@ -6,6 +6,8 @@ call per group of aggregators per batch, in the events' arrival order.
 """
 
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,6 +33,24 @@ from .windows import FixedWindows, FixedWindowType
 __all__ = ["AggregateByKey", "QueryByKey"]
 
 _EVERY_EVENT = EmitEveryEvent()
+# batches at least this big are aggregated by two threads, each taking half of the keys (the
+# kernels release the GIL)
+_PARALLEL_MIN = 8192
+_CORES = os.cpu_count() or 1
+_helper = None
+
+
+def _update(update, args, n):
+    """Runs a kernel update over a batch of n events, on two cores when it is big enough."""
+    global _helper
+    if n >= _PARALLEL_MIN and _CORES > 1:
+        if _helper is None:
+            _helper = ThreadPoolExecutor(1, thread_name_prefix="storey-aggregation")
+        other = _helper.submit(update, *args, 1, 2)
+        update(*args, 0, 2)
+        other.result()
+    else:
+        update(*args, 0, 1)
 
 
 def _check_aliases(step_name, aliases):
@@ -48,17 +68,24 @@ def _check_optional_callable(step_name, param, fn):
         raise TypeError(f"{step_name}: {param} must be callable, got {type(fn).__name__}: {fn!r}")
 
 
+def _rows(rows, total):
+    """The output rows a step takes, of `total`; None when it takes them all, in order."""
+    return None if rows == list(range(total)) else rows
+
+
 class _GroupCall:
     """One kernel call of a step per batch: a group of aggregators, the cfg to call it with, and
     which of its output rows become which of the step's features."""
 
-    __slots__ = ("group", "cfg", "features")
+    __slots__ = ("group", "cfg", "rows", "names")
 
     def __init__(self, group, cfg, features):
+        n_features = group.n_features
         self.group = group
         self.cfg = cfg
-        # (output row, feature name)
-        self.features = features
+        # the output rows that are the step's features, and their names
+        self.rows = _rows([row for row, _ in features], n_features)
+        self.names = [name for _, name in features]
 
 
 class AggregateByKey(Flow):
@@ -218,11 +245,20 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.empty((group.n_features, n), dtype=np.uint8)
             update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
-            update(
-                call.cfg, group.max_values, times, slots, values, valid, group.state, group.istate, out, flags
+            args = (
+                call.cfg,
+                group.max_values,
+                times,
+                slots,
+                values,
+                valid,
+                group.state,
+                group.istate,
+                out,
+                flags,
             )
-            for row, name in call.features:
-                features.add(name, out[row], flags[row])
+            _update(update, args, n)
+            features.add_block(call.names, out, flags, call.rows)
         return features
 
     def _enriched(self, feature_dicts, keys):
@@ -380,8 +416,7 @@ class AggregateByKey(Flow):
             flags = np.empty((group.n_features, n), dtype=np.uint8)
             read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
             read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
-            for row, name in call.features:
-                features.add(name, out[row], flags[row])
+            features.add_block(call.names, out, flags, call.rows)
         return features
 
 
@@ -562,8 +597,7 @@ class QueryByKey(AggregateByKey):
                 self._kernels.sliding_read(
                     call.cfg, call.max_values, times, slots, MODE_QUERY, group.state, group.istate, out, flags
                 )
-            for row, name in call.features:
-                features.add(name, out[row], flags[row])
+            features.add_block(call.names, out, flags, call.rows)
         feature_dicts = features.dicts()
         if self._attributes:
             aliases = self._aliases
@@ -595,11 +629,12 @@ class QueryByKey(AggregateByKey):
 
 
 class _QueryCall:
-    __slots__ = ("group", "cfg", "max_values", "n_features", "features")
+    __slots__ = ("group", "cfg", "max_values", "n_features", "rows", "names")
 
     def __init__(self, group, cfg, max_values, n_features, features):
         self.group = group
         self.cfg = cfg
         self.max_values = max_values
         self.n_features = n_features
-        self.features = features
+        self.rows = _rows([row for row, _ in features], n_features)
+        self.names = [name for _, name in features]

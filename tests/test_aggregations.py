@@ -786,3 +786,18 @@ def test_use_windows_from_schema():
         "sync", [step, Reduce([], lambda acc, b: acc + [b])], [({"v": 2}, "k", T0 + dt.timedelta(minutes=70))]
     )
     assert result == [{"x_sum_2h": 3.0, "v": 2}]
+
+
+def test_a_later_flow_continues_part_of_the_aggregators_of_a_table():
+    t = table()
+    both = [fa("x", "v", ["sum"], ["1h"], "10m"), fa("y", "v", ["max", "count"], ["1h"], "10m")]
+    run("sync", [AggregateByKey(both, t)], [({"v": 1}, "k", T0), ({"v": 5}, "k", T0)])
+    result = run(
+        "sync",
+        [
+            AggregateByKey([fa("y", "v", ["max", "count"], ["1h"], "10m")], t),
+            Reduce([], lambda acc, b: acc + [b]),
+        ],
+        [({"v": 3}, "k", T0 + dt.timedelta(minutes=5)), ({"v": 9}, "k", T0 - dt.timedelta(hours=5))],
+    )
+    assert result == [{"y_max_1h": 5.0, "y_count_1h": 3.0, "v": 3}, {"v": 9}]

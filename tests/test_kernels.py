@@ -26,7 +26,7 @@ MISSING = object()
 
 
 # ---------------------------------------------------------------- driving the kernels
-def run_kernels(aggregators, events, compiled=True, splits=None, state=None):
+def run_kernels(aggregators, events, compiled=True, splits=None, state=None, parts=1):
     """Features per event (dict name -> value; absent features left out) from the kernels.
 
     events: (key, time ns, value or None) in arrival order; `splits`: batch sizes to cut them into.
@@ -58,7 +58,20 @@ def run_kernels(aggregators, events, compiled=True, splits=None, state=None):
             out = np.zeros((group.n_features, n))
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             update = k.fixed_update if group.fixed else k.sliding_update
-            update(group.cfg, group.max_values, times, slots, values, valid, group.state, group.istate, out, flags)
+            update(
+                group.cfg,
+                group.max_values,
+                times,
+                slots,
+                values,
+                valid,
+                group.state,
+                group.istate,
+                out,
+                flags,
+                0,
+                1,
+            )
             collect(result, start, group.names, out, flags)
         start += n
     return result
@@ -352,6 +365,14 @@ def test_any_batch_split_gives_the_same_features(aggregator, events, data):
         splits.append(size)
         left -= size
     assert_features(whole, run_kernels([aggregator], events, splits=splits), exact=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists(), st.integers(2, 3))
+def test_keys_split_into_parts_give_the_same_features(aggregator, events, parts):
+    # the steps run big batches as two calls, each for half of the keys, on two cores
+    whole = run_kernels([aggregator], events)
+    assert_features(whole, run_kernels([aggregator], events, parts=parts), exact=True)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

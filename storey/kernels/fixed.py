@@ -254,18 +254,20 @@ def _prefetch(state, istate, cfg, rec, key_slot, t):
 
 
 @njit(cache=True, nogil=True)
-def fixed_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags):
+def fixed_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
     """Aggregates a batch in arrival order and writes every event's features (arguments as in
     `sliding_update`)."""
     naggr = cfg[0]
     n = times.shape[0]
     for i in range(n):
+        key_slot = slots[i]
+        if key_slot % parts != part:
+            continue
         ahead = i + _AHEAD
-        if ahead < n:
+        if ahead < n and slots[ahead] % parts == part:
             for a in range(naggr):
                 _prefetch(state, istate, cfg, cfg[1 + a], slots[ahead], times[ahead])
         t = times[i]
-        key_slot = slots[i]
         row = state[key_slot]
         irow = istate[key_slot]
         for a in range(naggr):

@@ -280,23 +280,27 @@ def _prefetch(state, istate, cfg, rec, key_slot, t):
 
 
 @njit(cache=True, nogil=True)
-def sliding_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags):
+def sliding_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
     """Aggregates a batch in arrival order and writes every event's features.
 
     cfg: int64 records of the aggregators (cfg[0] aggregators, cfg[1 + a] the record of a);
     max_values: float64 per aggregator; times: int64 ns; slots: int64 state row of each event's
     key; values/valid: float64/uint8 [value row, event]; state/istate: float64/int64
-    [slot, ...]; out/flags: float64/uint8 [feature, event].
+    [slot, ...]; out/flags: float64/uint8 [feature, event]. Only the events whose slot is `part`
+    modulo `parts` are processed: calls for different parts touch different keys and events, and
+    can run at the same time.
     """
     naggr = cfg[0]
     n = times.shape[0]
     for i in range(n):
+        key_slot = slots[i]
+        if key_slot % parts != part:
+            continue
         ahead = i + _AHEAD
-        if ahead < n:
+        if ahead < n and slots[ahead] % parts == part:
             for a in range(naggr):
                 _prefetch(state, istate, cfg, cfg[1 + a], slots[ahead], times[ahead])
         t = times[i]
-        key_slot = slots[i]
         row = state[key_slot]
         irow = istate[key_slot]
         for a in range(naggr):
