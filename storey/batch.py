@@ -21,47 +21,74 @@ from .times import to_ns_array
 _DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
 
 
-class IdSequence:
-    """Event ids `<uuid hex>-<4-digit counter>`, generated only when someone looks at them."""
+# Generated ids are '<uuid hex>-<counter>': a new uuid every 1024 events, as the reference does.
+_ID_BLOCK_BITS = 10
+_ID_BLOCK = 1 << _ID_BLOCK_BITS
 
-    __slots__ = ("prefix", "counter")
+
+class IdSequence:
+    """Event ids `<uuid hex>-<4-digit counter>` (a new uuid every 1024 ids), generated only when
+    someone looks at them."""
+
+    __slots__ = ("block", "prefix", "serial")
 
     def __init__(self):
+        self.serial = 0  # ids handed out so far
+        self.block = 0  # serial // 1024 of `prefix`
         self.prefix = uuid.uuid4().hex
-        self.counter = 0
+
+    def _prefix_of(self, block):
+        if block != self.block:
+            self.block = block
+            self.prefix = uuid.uuid4().hex
+        return self.prefix
 
     def reserve(self, n):
         """Ids for the next n events, generated when first looked at."""
-        if self.counter + n > 10000:
-            self.prefix = uuid.uuid4().hex
-            self.counter = 0
-        start = self.counter
-        self.counter += n
-        return LazyIds(self.prefix, range(start, start + n))
+        start = self.serial
+        self.serial += n
+        if not n:
+            return LazyIds({}, range(0))
+        first, last = start >> _ID_BLOCK_BITS, (start + n - 1) >> _ID_BLOCK_BITS
+        prefixes = {block: self._prefix_of(block) for block in range(first, last + 1)}
+        return LazyIds(prefixes, range(start, start + n))
 
     def next_id(self):
-        if self.counter >= 10000:
-            self.prefix = uuid.uuid4().hex
-            self.counter = 0
-        value = f"{self.prefix}-{self.counter:04}"
-        self.counter += 1
-        return value
+        serial = self.serial
+        self.serial += 1
+        return f"{self._prefix_of(serial >> _ID_BLOCK_BITS)}-{serial & (_ID_BLOCK - 1):04}"
 
 
 class LazyIds:
-    __slots__ = ("prefix", "counters")
+    """Generated ids not built yet: their serial numbers, and the uuid prefix of each block."""
 
-    def __init__(self, prefix, counters):
-        self.prefix = prefix
-        self.counters = counters
+    __slots__ = ("prefixes", "serials")
+
+    def __init__(self, prefixes, serials):
+        self.prefixes = prefixes
+        self.serials = serials
 
     def to_list(self):
-        prefix = self.prefix
-        return [f"{prefix}-{c:04}" for c in self.counters]
+        prefixes = self.prefixes
+        mask = _ID_BLOCK - 1
+        if len(prefixes) == 1:
+            (prefix,) = prefixes.values()
+            return [f"{prefix}-{s & mask:04}" for s in self.serials]
+        return [f"{prefixes[s >> _ID_BLOCK_BITS]}-{s & mask:04}" for s in self.serials]
 
     def take(self, indices):
-        counters = self.counters
-        return LazyIds(self.prefix, [counters[i] for i in indices])
+        serials = self.serials
+        return LazyIds(self.prefixes, [serials[i] for i in indices])
+
+    def one(self, i):
+        return LazyIds(self.prefixes, (self.serials[i],))
+
+    @staticmethod
+    def concat(parts):
+        prefixes = {}
+        for part in parts:
+            prefixes.update(part.prefixes)
+        return LazyIds(prefixes, [s for part in parts for s in part.serials])
 
 
 def _take_list(values, indices):
@@ -308,7 +335,7 @@ class EventBatch:
                 times=None if times is None else times[i : i + 1],
                 time_values=None if time_values is None else [time_values[i]],
                 time_style=style,
-                ids=None if ids is None else LazyIds(ids.prefix, (ids.counters[i],)) if lazy else [ids[i]],
+                ids=None if ids is None else ids.one(i) if lazy else [ids[i]],
                 awaitables=None if awaitables is None else [awaitables[i]],
                 meta=None if meta is None else [meta[i]],
             )
@@ -403,8 +430,8 @@ class EventBatch:
             times, time_values = np.concatenate([b._times for b in batches]), None
         else:
             times, time_values = None, [t for b in batches for t in b.time_values]
-        if all(isinstance(b._ids, LazyIds) for b in batches) and len({b._ids.prefix for b in batches}) == 1:
-            ids = LazyIds(batches[0]._ids.prefix, [c for b in batches for c in b._ids.counters])
+        if all(isinstance(b._ids, LazyIds) for b in batches):
+            ids = LazyIds.concat([b._ids for b in batches])
         else:
             ids = [i for b in batches for i in b.ids]
         awaitables = None

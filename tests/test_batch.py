@@ -262,9 +262,15 @@ def test_generated_ids_are_unique_and_lazy():
     prefix = listed[0].rsplit("-", 1)[0]
     assert listed == [f"{prefix}-0000", f"{prefix}-0001", f"{prefix}-0002"]
     assert ids.next_id() == f"{prefix}-0003"
-    # a new prefix before the 4-digit counter runs out
-    big = ids.reserve(9999).to_list()
-    assert len(set(big)) == 9999 and not big[0].startswith(prefix)
+    # as in the reference, a new prefix every 1024 ids, the counter starting again at 0
+    big = ids.reserve(3000).to_list()
+    assert len(set(big)) == 3000
+    assert big[1019] == f"{prefix}-1023" and big[1020].endswith("-0000")
+    prefixes = [i.rsplit("-", 1)[0] for i in big]
+    assert len(set(prefixes)) == 3 and prefixes[1020] == prefixes[2043] != prefixes[2044]
+    assert ids.next_id().rsplit("-", 1)[0] == prefixes[-1]
+    taken = EventBatch(3000, bodies=[None] * 3000, ids=ids.reserve(3000)).take([0, 2999])
+    assert EventBatch.concat([taken, taken]).ids == taken.ids * 2
     pair = EventBatch(2, bodies=[1, 2], ids=ids.reserve(2))
     second = pair.take([1]).ids[0]
     assert pair.ids[1] == second
