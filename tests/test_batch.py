@@ -269,7 +269,9 @@ def test_generated_ids_are_unique_and_lazy():
     prefixes = [i.rsplit("-", 1)[0] for i in big]
     assert len(set(prefixes)) == 3 and prefixes[1020] == prefixes[2043] != prefixes[2044]
     assert ids.next_id().rsplit("-", 1)[0] == prefixes[-1]
-    taken = EventBatch(3000, bodies=[None] * 3000, ids=ids.reserve(3000)).take([0, 2999])
+    taken = EventBatch(3000, bodies=[None] * 3000, time_values=[T] * 3000, ids=ids.reserve(3000)).take(
+        [0, 2999]
+    )
     assert EventBatch.concat([taken, taken]).ids == taken.ids * 2
     pair = EventBatch(2, bodies=[1, 2], ids=ids.reserve(2))
     second = pair.take([1]).ids[0]
