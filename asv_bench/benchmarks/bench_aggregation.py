@@ -1,0 +1,167 @@
+"""AggregateByKey in whole flows, with the features of the issue: sum, count, avg, min and max of
+one field over sliding 1h/6h/24h windows with a 10m period, on 1M events over 10k keys (one day).
+
+- backfill: ParquetSource -> AggregateByKey -> ParquetTarget (one file), and DataframeSource ->
+  AggregateByKey -> a sink that keeps nothing (no file writing in the timing);
+- live, awaited: `emit(...).await_result()` through SyncEmitSource -> AggregateByKey -> Complete,
+  one event at a time (events/s, and the 50th and 99th percentile latency as tracked values);
+- live, fire-and-forget: emits through SyncEmitSource -> AggregateByKey, then terminate.
+
+Run with `cd asv_bench && asv run --python=same` (the installed project is measured).
+"""
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from storey import (
+    AggregateByKey,
+    Complete,
+    DataframeSource,
+    Flow,
+    NoopDriver,
+    ParquetSource,
+    ParquetTarget,
+    SyncEmitSource,
+    Table,
+    build_flow,
+)
+from storey.dtypes import FieldAggregator, SlidingWindows
+
+N = 1_000_000
+KEYS = 10_000
+LIVE = 20_000
+
+
+def _frame(n=N, keys=KEYS, days=1, seed=0):
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2024-01-01T00:00:00", "ns").astype(np.int64)
+    times = start + np.sort(rng.integers(0, days * 86_400 * 10**9, n))
+    users = np.array([f"user{i}" for i in range(keys)], dtype=object)[rng.integers(0, keys, n)]
+    return pd.DataFrame(
+        {"user": users, "time": pd.to_datetime(times, utc=True), "amount": np.round(rng.random(n) * 100, 2)}
+    )
+
+
+def _aggregate():
+    windows = SlidingWindows(["1h", "6h", "24h"], "10m")
+    aggregator = FieldAggregator("amount", "amount", ["sum", "count", "avg", "min", "max"], windows)
+    return AggregateByKey([aggregator], Table("features", NoopDriver()))
+
+
+class _Drop(Flow):
+    async def _do(self, batch):
+        pass
+
+
+class Backfill:
+    timeout = 600
+
+    def setup_cache(self):
+        folder = os.path.abspath("bench-aggregation")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "events.parquet")
+        _frame().to_parquet(path)
+        return path
+
+    def setup(self, path):
+        self.out = tempfile.mkdtemp()
+        self.frame = pd.read_parquet(path)
+
+    def teardown(self, path):
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def time_parquet_to_parquet(self, path):
+        target = ParquetTarget(os.path.join(self.out, "features.parquet"))
+        build_flow(
+            [ParquetSource(path, key_field="user", time_field="time"), _aggregate(), target]
+        ).run().await_termination()
+
+    def track_parquet_to_parquet_rows_per_second(self, path):
+        start = time.perf_counter()
+        self.time_parquet_to_parquet(path)
+        return N / (time.perf_counter() - start)
+
+    track_parquet_to_parquet_rows_per_second.unit = "rows/s"
+
+    def time_dataframe_to_sink(self, path):
+        source = DataframeSource(self.frame, key_field="user", time_field="time")
+        build_flow([source, _aggregate(), _Drop()]).run().await_termination()
+
+
+def _live_events(n=LIVE, keys=KEYS):
+    rng = np.random.default_rng(1)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    users = [f"user{i}" for i in rng.integers(0, keys, n)]
+    amounts = np.round(rng.random(n) * 100, 2).tolist()
+    return [
+        ({"amount": a}, u, start + dt.timedelta(seconds=6 * i))
+        for i, (u, a) in enumerate(zip(users, amounts))
+    ]
+
+
+class LiveAwaited:
+    timeout = 300
+
+    def setup(self):
+        self.events = _live_events()
+        self.latencies = []
+
+    def _run(self):
+        controller = build_flow([SyncEmitSource(), _aggregate(), Complete()]).run()
+        emit = controller.emit
+        latencies = []
+        clock = time.perf_counter
+        for body, key, when in self.events:
+            start = clock()
+            emit(body, key, when).await_result()
+            latencies.append(clock() - start)
+        controller.terminate()
+        controller.await_termination()
+        return latencies
+
+    def time_awaited_emits(self):
+        self._run()
+
+    def track_events_per_second(self):
+        latencies = self._run()
+        return len(latencies) / sum(latencies)
+
+    track_events_per_second.unit = "events/s"
+
+    def track_p50_latency_us(self):
+        return float(np.percentile(self._run(), 50) * 1e6)
+
+    track_p50_latency_us.unit = "us"
+
+    def track_p99_latency_us(self):
+        return float(np.percentile(self._run(), 99) * 1e6)
+
+    track_p99_latency_us.unit = "us"
+
+
+class LiveFireAndForget:
+    timeout = 300
+
+    def setup(self):
+        self.events = _live_events()
+
+    def time_emits(self):
+        controller = build_flow([SyncEmitSource(), _aggregate()]).run()
+        emit = controller.emit
+        for body, key, when in self.events:
+            emit(body, key, when)
+        controller.terminate()
+        controller.await_termination()
+
+    def track_events_per_second(self):
+        start = time.perf_counter()
+        self.time_emits()
+        return LIVE / (time.perf_counter() - start)
+
+    track_events_per_second.unit = "events/s"
