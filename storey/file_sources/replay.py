@@ -1,11 +1,12 @@
-"""Running a flow from stored rows: read a batch in a worker thread while the flow runs the last.
+"""Running a flow from stored rows: read batches in a worker thread while the flow runs them.
 
 A replay source is the first step of a flow. `run()` starts the flow's event loop in a
-background thread, whose main coroutine asks a worker thread for the next `EventBatch` (reading
-and converting release the GIL much of the time, so reading batch i+1 overlaps running batch
-i), runs each batch through the flow, and terminates the flow at the end of the data or at the
-first error. Everything already handed to the flow is flushed by the termination, also after an
-error, so nothing written so far is lost.
+background thread, whose main coroutine runs each `EventBatch` through the flow as a worker
+thread hands them over, and terminates the flow at the end of the data or at the first error.
+The worker reads ahead, up to `READ_AHEAD` batches (reading and converting release the GIL much
+of the time, so the two threads use two cores; and a file read in blocks gives many batches per
+block, which the flow can run while the next block is read). Everything already handed to the
+flow is flushed by the termination, also after an error, so nothing written so far is lost.
 """
 
 import asyncio
@@ -17,11 +18,16 @@ from ..emit_sources import FlowAwaiter
 from ..flow import Flow, drive
 from ..runtime import FlowRuntime
 
+# Batches read but not yet run, at most.
+READ_AHEAD = 16
 _END = object()
 
 
-def _next(batches):
-    return next(batches, _END)
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
 
 
 class ReplaySource(Flow):
@@ -46,32 +52,48 @@ class ReplaySource(Flow):
 
 async def _replay(runtime, batches):
     loop = asyncio.get_running_loop()
+    ready = asyncio.Queue()
+    room = threading.Semaphore(READ_AHEAD)
+    stop = threading.Event()
+
+    def hand_over(item):
+        loop.call_soon_threadsafe(ready.put_nowait, item)
+
+    def read_all():
+        try:
+            for batch in batches:
+                room.acquire()
+                if stop.is_set():
+                    return
+                hand_over(batch)
+            hand_over(_END)
+        except BaseException as ex:
+            hand_over(_Failed(ex))
+        finally:
+            batches.close()
+
     reader = ThreadPoolExecutor(1, thread_name_prefix=f"storey-{runtime.source.name}-reader")
-    pending = None
+    reading = loop.run_in_executor(reader, read_all)
     try:
-        pending = loop.run_in_executor(reader, _next, batches)
         while True:
-            try:
-                batch = await pending
-            except BaseException as ex:
-                pending = None
-                runtime.fail(ex)
-                break
-            pending = None
+            batch = await ready.get()
+            room.release()
             if batch is _END:
                 break
-            pending = loop.run_in_executor(reader, _next, batches)
+            if isinstance(batch, _Failed):
+                runtime.fail(batch.error)
+                break
             if batch.n and not await _run(runtime, batch):
                 break
             if runtime.error is not None:
                 break
     finally:
-        if pending is not None:
-            try:
-                await pending
-            except BaseException:
-                pass
-        await loop.run_in_executor(reader, batches.close)
+        stop.set()
+        room.release()
+        try:
+            await reading
+        except BaseException:
+            pass
         reader.shutdown(wait=False)
         await runtime.shutdown()
 
