@@ -36,14 +36,16 @@ class ArrowColumnData(Mapping):
     holding this mapping is the one the source made (any change to the bodies makes new data).
     """
 
-    __slots__ = ("record_batch", "_names", "_index", "_plans", "_cache")
+    __slots__ = ("record_batch", "_names", "_index", "_plans", "_cache", "overridden")
 
-    def __init__(self, record_batch, plans, cache=None):
+    def __init__(self, record_batch, plans, cache=None, overridden=None):
         self.record_batch = record_batch
         self._names = record_batch.schema.names
         self._index = {name: i for i, name in enumerate(self._names)}
         self._plans = plans
         self._cache = {} if cache is None else cache
+        # the columns whose values were given (in `cache`), not made from the arrow array alone
+        self.overridden = frozenset(self._cache) if overridden is None else overridden
 
     def __getitem__(self, name):
         values = self._cache.get(name)
@@ -82,7 +84,7 @@ class ArrowColumnData(Mapping):
     def filter(self, mask):
         """The rows where the boolean array `mask` is True."""
         cache = {name: values[mask] for name, values in self._cache.items()}
-        return ArrowColumnData(self.record_batch.filter(pa.array(mask)), self._plans, cache)
+        return ArrowColumnData(self.record_batch.filter(pa.array(mask)), self._plans, cache, self.overridden)
 
 
 class ColumnPlan:

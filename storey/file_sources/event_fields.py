@@ -107,6 +107,8 @@ class EventFields:
             def make():
                 return columns.column_list(key)
 
+            return LazyKeys(columns.n, make, lambda: _text_column(columns, key))
+
         return LazyKeys(columns.n, make)
 
     def _times(self, columns, where):
@@ -115,6 +117,18 @@ class EventFields:
             now = datetime.now(UTC)
             return np.full(n, to_ns(now), dtype=np.int64), None, self.now_style
         return column_times(columns, self.time, where)
+
+
+def _text_column(columns, name):
+    """The arrow string array a column of text was read from (its values are the row values:
+    the keys), or None for any other column."""
+    data = columns.data
+    if not isinstance(data, ArrowColumnData) or name in data.overridden:
+        return None
+    column = data.arrow_column(name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    return None
 
 
 def _none_mask(columns, name):
@@ -188,14 +202,20 @@ def _event_time(value, name, where):
 
 class LazyKeys(Sequence):
     """The keys of a batch's events, made from the key column(s) the first time they are looked
-    at: a flow that never reads keys (a file copied to a file) never builds them."""
+    at: a flow that never reads keys (a file copied to a file) never builds them. `arrow()` gives
+    them as an arrow string array, without building them, when they are the values of one text
+    column (else None)."""
 
-    __slots__ = ("_n", "_make", "_values")
+    __slots__ = ("_n", "_make", "_values", "_arrow")
 
-    def __init__(self, n, make):
+    def __init__(self, n, make, arrow=None):
         self._n = n
         self._make = make
         self._values = None
+        self._arrow = arrow
+
+    def arrow(self):
+        return None if self._arrow is None else self._arrow()
 
     def _list(self):
         if self._values is None:

@@ -12,13 +12,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import arrow_tz, column_sample, source_arrow_column, time_info, time_ns
+from .values import arrow_tz, column_sample, key_values, source_arrow_column, time_info, time_ns
 
 
 def spec_array(batch, spec):
     """The arrow array of one output column (a `ColumnSpec`) of a batch with column bodies."""
     if spec.meta == "key":
-        arr = _from_values(batch.keys)
+        keys = key_values(batch)
+        arr = keys if isinstance(keys, pa.Array) else _from_values(keys)
     elif spec.meta == "time":
         arr = time_array(batch)
     elif spec.meta == "id":

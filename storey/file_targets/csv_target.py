@@ -8,7 +8,7 @@ from .csv_cells import column_texts, time_texts, value_texts
 from .csv_lines import Lines, line_text, lines_of_cells, text_of_rows
 from .partitions import _factorize, _key_texts
 from .spec import check_positive, merge_inferred, parse_columns
-from .values import body_rows, field_values, first_body_fields
+from .values import body_rows, field_values, first_body_fields, key_values
 
 
 class CSVTarget(BufferedFileTarget):
@@ -152,7 +152,9 @@ class CSVTarget(BufferedFileTarget):
 
     def _spec_texts(self, batch, spec):
         if spec.meta == "key":
-            keys = batch.keys
+            keys = key_values(batch)
+            if isinstance(keys, pa.Array):
+                return keys.cast(pa.string())
             if all(type(k) is str for k in keys):
                 return pa.array(keys, pa.string())
             return pa.array(["" if k is None else str(k) for k in keys], pa.string())

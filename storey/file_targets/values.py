@@ -59,6 +59,18 @@ def time_ns(batch):
     return np.asarray(batch.times, dtype=np.int64)
 
 
+def key_values(batch):
+    """The event keys: an arrow array when the source can give them so (the values of one text
+    column), else a list."""
+    keys = batch.keys
+    as_arrow = getattr(keys, "arrow", None)
+    if as_arrow is not None:
+        arr = as_arrow()
+        if arr is not None:
+            return arr
+    return keys if isinstance(keys, list) else list(keys)
+
+
 def field_values(batch, rows, name):
     """The values of field `name` in row bodies (None where missing or not a dict)."""
     return [b.get(name) if type(b) is dict else _get(b, name) for b in rows]
@@ -89,7 +101,7 @@ def source_arrow_column(cols, name):
     source made (so the array holds exactly the field's values) and no entry is absent; else None."""
     data = cols.data
     arrow_column = getattr(data, "arrow_column", None)
-    if arrow_column is None or name not in data:
+    if arrow_column is None or name not in data or name in data.overridden:
         return None
     absent = cols.absent.get(name)
     if absent is not None and absent.any():
