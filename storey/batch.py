@@ -30,28 +30,34 @@ class IdSequence:
     """Event ids `<uuid hex>-<4-digit counter>` (a new uuid every 1024 ids), generated only when
     someone looks at them."""
 
-    __slots__ = ("block", "prefix", "serial")
+    __slots__ = ("block", "prefix", "current", "serial")
 
     def __init__(self):
         self.serial = 0  # ids handed out so far
-        self.block = 0  # serial // 1024 of `prefix`
-        self.prefix = uuid.uuid4().hex
+        self.block = -1
+        self._prefix_of(0)
 
     def _prefix_of(self, block):
         if block != self.block:
             self.block = block
             self.prefix = uuid.uuid4().hex
+            # shared by the LazyIds of this block (never changed)
+            self.current = {block: self.prefix}
         return self.prefix
 
     def reserve(self, n):
         """Ids for the next n events, generated when first looked at."""
         start = self.serial
-        self.serial += n
+        end = start + n
+        self.serial = end
+        block = self.block
+        if start >> _ID_BLOCK_BITS == block and (end - 1) >> _ID_BLOCK_BITS == block:
+            return LazyIds(self.current, range(start, end))
         if not n:
             return LazyIds({}, range(0))
-        first, last = start >> _ID_BLOCK_BITS, (start + n - 1) >> _ID_BLOCK_BITS
-        prefixes = {block: self._prefix_of(block) for block in range(first, last + 1)}
-        return LazyIds(prefixes, range(start, start + n))
+        first, last = start >> _ID_BLOCK_BITS, (end - 1) >> _ID_BLOCK_BITS
+        prefixes = {b: self._prefix_of(b) for b in range(first, last + 1)}
+        return LazyIds(prefixes, range(start, end))
 
     def next_id(self):
         serial = self.serial
