@@ -801,3 +801,26 @@ def test_a_later_flow_continues_part_of_the_aggregators_of_a_table():
         [({"v": 3}, "k", T0 + dt.timedelta(minutes=5)), ({"v": 9}, "k", T0 - dt.timedelta(hours=5))],
     )
     assert result == [{"y_max_1h": 5.0, "y_count_1h": 3.0, "v": 3}, {"v": 9}]
+
+
+def test_wall_clock_policy_emits_each_touched_key_with_its_features():
+    from storey.dtypes import EmitAfterDelay
+
+    step = AggregateByKey(
+        [fa("x", "v", ["sum", "count"], ["1h"], "10m")], table(), emit_policy=EmitAfterDelay(0.2)
+    )
+    seen = []
+    controller = build_flow([SyncEmitSource(), step, Map(lambda b: seen.append(b) or b)]).run()
+    controller.emit({"v": 1}, "a", T0)
+    controller.emit({"v": 2}, "a", T0 + dt.timedelta(minutes=1))
+    controller.emit({"v": 5}, "b", T0)
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    controller.terminate()
+    controller.await_termination()
+    assert sorted((b["key"], b["x_sum_1h"], b["x_count_1h"]) for b in seen) == [
+        ("a", 3.0, 2.0),
+        ("b", 5.0, 1.0),
+    ]
+    assert all(isinstance(b["time"], dt.datetime) for b in seen)
