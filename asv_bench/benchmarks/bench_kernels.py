@@ -1,4 +1,4 @@
-"""The window kernels alone: 1M events over 10k keys through `sliding_update` / `fixed_update`,
+"""The window kernels alone: 1M (and 100k) events over 10k keys through `sliding_update` / `fixed_update`,
 arrays in and arrays out (no flow, no Python per event).
 
 - one aggregator (sum, count, avg, min, max over 1h/6h/24h, 10m period; fixed 1h/6h/24h), events
@@ -18,6 +18,8 @@ from storey.kernels import kernels
 from storey.kernels.registry import AGGREGATIONS
 
 N = 1_000_000
+# events per kernel call: the sliding and fixed kernels are timed at both sizes
+SIZES = [100_000, N]
 KEYS = 10_000
 FEATURES = ["sum", "count", "avg", "min", "max"]
 
@@ -86,31 +88,31 @@ class _Kernel:
 
 
 class SlidingKernel(_Kernel):
-    params = [1, 30]
-    param_names = ["days"]
+    params = [[1, 30], SIZES]
+    param_names = ["days", "events"]
     timeout = 300
 
-    def setup(self, days):
+    def setup(self, days, events):
         aggregator = FieldAggregator("amount", "v", FEATURES, SlidingWindows(["1h", "6h", "24h"], "10m"))
-        self.prepare([aggregator], _events(days))
+        self.prepare([aggregator], _events(days, n=events))
 
-    def time_sliding(self, days):
+    def time_sliding(self, days, events):
         self.run()
 
-    def time_sliding_in_two_parts(self, days):
+    def time_sliding_in_two_parts(self, days, events):
         self.run(parts=2)
 
 
 class FixedKernel(_Kernel):
-    params = [1, 30]
-    param_names = ["days"]
+    params = [[1, 30], SIZES]
+    param_names = ["days", "events"]
     timeout = 300
 
-    def setup(self, days):
+    def setup(self, days, events):
         aggregator = FieldAggregator("amount", "v", FEATURES, FixedWindows(["1h", "6h", "24h"]))
-        self.prepare([aggregator], _events(days))
+        self.prepare([aggregator], _events(days, n=events))
 
-    def time_fixed(self, days):
+    def time_fixed(self, days, events):
         self.run()
 
 
