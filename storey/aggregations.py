@@ -219,7 +219,11 @@ class AggregateByKey(Flow):
         n = batch.n
         if n == 0:
             return
-        keys = self._keys.keys(batch)
+        try:
+            keys = self._keys.keys(batch)
+        except Exception as ex:
+            ex.add_note(f"raised in step {self.name}")
+            raise
         if self._enrich_with and self._table._persists:
             await self._table._ensure_loaded(keys)
         try:
@@ -566,7 +570,11 @@ class QueryByKey(AggregateByKey):
         if n == 0:
             return
         self._resolve()
-        keys = self._keys.keys(batch)
+        try:
+            keys = self._keys.keys(batch)
+        except Exception as ex:
+            ex.add_note(f"raised in step {self.name}")
+            raise
         if self._table._persists:
             await self._table._ensure_loaded([k for k in keys if k is not None])
         try:

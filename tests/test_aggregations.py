@@ -824,3 +824,13 @@ def test_wall_clock_policy_emits_each_touched_key_with_its_features():
         ("b", 5.0, 1.0),
     ]
     assert all(isinstance(b["time"], dt.datetime) for b in seen)
+
+
+def test_a_failing_key_function_fails_the_flow_naming_the_step():
+    step = AggregateByKey(
+        [fa("x", "v", ["sum"], ["1h"], "10m")], table(), key=lambda body: body["user"], name="agg"
+    )
+    with pytest.raises(KeyError) as info:
+        run("sync", [step], [({"v": 1}, "k", T0)])
+    notes = getattr(info.value, "__notes__", []) + getattr(info.value.__cause__, "__notes__", [])
+    assert any("agg" in note for note in notes)
