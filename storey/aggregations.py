@@ -238,7 +238,7 @@ class AggregateByKey(Flow):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.slots_of(keys)
-        times = batch.times
+        times = np.ascontiguousarray(batch.times, dtype=np.int64)
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
         valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
@@ -412,7 +412,7 @@ class AggregateByKey(Flow):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.existing_slots(keys)
-        times = batch.times
+        times = np.ascontiguousarray(batch.times, dtype=np.int64)
         features = Features(n)
         for call in self._calls:
             group = call.group
@@ -588,7 +588,7 @@ class QueryByKey(AggregateByKey):
         n = batch.n
         state = aggregation_state(self._table)
         slots = state.existing_slots(keys)
-        times = batch.times
+        times = np.ascontiguousarray(batch.times, dtype=np.int64)
         features = Features(n)
         fixed_mode = (
             MODE_LAST_CLOSED if self._fixed_window_type == FixedWindowType.LastClosedWindow else MODE_QUERY

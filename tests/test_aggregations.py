@@ -834,3 +834,26 @@ def test_a_failing_key_function_fails_the_flow_naming_the_step():
         run("sync", [step], [({"v": 1}, "k", T0)])
     notes = getattr(info.value, "__notes__", []) + getattr(info.value.__cause__, "__notes__", [])
     assert any("agg" in note for note in notes)
+
+
+def test_one_compiled_signature_per_kernel_whatever_the_aggregators():
+    from storey.kernels import kernels
+
+    steps = [
+        AggregateByKey([fa("a", "v", ["sum"], ["1h"], "10m")], table()),
+        AggregateByKey([fa("b", "v", ALL, ["2h", "5h"], "1h"), fa("c", "v", ["max"], ["1d"])], table()),
+        AggregateByKey(
+            [
+                fa("d", "v", ["count", "last"], ["15m", "1h"]),
+                fa("e", "v", ["sum"], ["1h"], "10m", max_value=3),
+            ],
+            table(),
+        ),
+    ]
+    df = _random_frame(n=20_000, seed=4)
+    for step in steps:
+        run_replay(DataframeSource(df, key_field="user", time_field="when"), step)
+        run("sync", [step], [({"v": 1}, "k", T0)])
+    k = kernels()
+    assert len(k.sliding_update.signatures) == 1
+    assert len(k.fixed_update.signatures) == 1
