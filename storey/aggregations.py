@@ -40,7 +40,7 @@ _CORES = os.cpu_count() or 1
 _helper = None
 
 
-def _update(update, args, n):
+def _run_update(update, args, n):
     """Runs a kernel update over a batch of n events, on two cores when it is big enough."""
     global _helper
     if n >= _PARALLEL_MIN and _CORES > 1:
@@ -261,7 +261,7 @@ class AggregateByKey(Flow):
                 out,
                 flags,
             )
-            _update(update, args, n)
+            _run_update(update, args, n)
             features.add_block(call.names, out, flags, call.rows)
         return features
 
