@@ -24,7 +24,11 @@ import pyarrow.csv as pacsv
 
 from ..storage import get_filesystem
 
+# Types are inferred from the first block of this size; the file is then read in smaller
+# blocks (as fast), so that the flow gets its first rows sooner, unless a column has no value in
+# the first block (its type then comes from the first block, as large, where it has some).
 BLOCK_BYTES = 1 << 22
+READ_BLOCK_BYTES = 1 << 20
 
 
 def _spellings(word):
@@ -147,7 +151,8 @@ class CsvFile:
                         reader = pacsv.open_csv(
                             self._source(),
                             read_options=pacsv.ReadOptions(
-                                block_size=BLOCK_BYTES,
+                                # a column typed later is typed by a block as large as the first
+                                block_size=BLOCK_BYTES if deferred else READ_BLOCK_BYTES,
                                 column_names=list(types),
                                 skip_rows=1 if self.header else 0,
                             ),
@@ -190,7 +195,7 @@ class CsvFile:
             reader = pacsv.open_csv(
                 self._source(),
                 read_options=pacsv.ReadOptions(
-                    block_size=BLOCK_BYTES,
+                    block_size=READ_BLOCK_BYTES,
                     column_names=list(types),
                     skip_rows=1 if self.header else 0,
                     skip_rows_after_names=self.rows_read,
