@@ -186,6 +186,42 @@ def test_list_bodies_without_build_dict_or_header(tmp_path):
     assert [e.id for e in events] == ["v", "1"]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_list_bodies_are_built_only_when_a_step_asks_for_rows(tmp_path, monkeypatch, mode):
+    path = _file(tmp_path, "k,v\nx,1\ny,2\n")
+    seen = []
+
+    class Look(Flow):
+        async def _do(self, batch):
+            # the columns of list rows are not named fields: steps that read fields see rows
+            seen.append((batch.columns, batch.stored_columns().list_rows, batch.field("c1").tolist()))
+            await self._emit(batch)
+
+    events, _ = run_flow(CSVSource(path, header=True, key_field="k"), Look(), mode=mode)
+    assert [e.body for e in events] == [["x", 1], ["y", 2]]
+    assert seen == [(None, True, [None, None])]
+
+    def no_rows(self):
+        raise AssertionError("rows were built")
+
+    monkeypatch.setattr(Columns, "to_rows", no_rows)
+    out = tmp_path / "out.csv"
+    target = CSVTarget(str(out), columns=["k", "v"])
+    build_flow([CSVSource(path, header=True, key_field="k"), target]).run().await_termination()
+    assert out.read_text() == "x,1\ny,2\n"
+
+
+def test_times_with_more_than_six_fraction_digits_drop_the_others(tmp_path):
+    # as datetime.fromisoformat reads them (the reference's parser)
+    text = "t,u\n2020-01-01 00:00:01.780093499+00:00,1969-12-31T23:59:59.9999999\n"
+    events, _ = run_flow(CSVSource(_file(tmp_path, text), time_field="t", parse_dates=["u"], **HEADER_DICT))
+    assert events[0].time == dt.datetime(2020, 1, 1, 0, 0, 1, 780093, tzinfo=dt.UTC)
+    assert events[0].body == {
+        "t": dt.datetime(2020, 1, 1, 0, 0, 1, 780093, tzinfo=dt.UTC),
+        "u": dt.datetime(1969, 12, 31, 23, 59, 59, 999999),
+    }
+
+
 def test_first_field_index_is_a_valid_time_and_id_field(tmp_path):
     path = _file(tmp_path, "2020-01-01,x\n2020-01-02,y\n")
     events, _ = run_flow(CSVSource(path, time_field=0, id_field=1))

@@ -354,6 +354,106 @@ def test_row_bodies_are_written_as_pythons_csv_writer_writes_them(tmp_path):
         assert f.read() == out.getvalue()
 
 
+# a file with a value of each kind, empty fields, quoting, times with and without fractions
+MIXED_CSV = (
+    "k,d,x,f,s\n"
+    'a,2020-01-01T00:00:00.5,1,1.0,"x,y"\n'
+    'b,,2,,"q""r"\n'
+    "c,2020-01-02T00:00:00,,1e20,ab\n"
+    "d,1969-12-31T23:59:59.999999,-5,-0.0,\n"
+)
+
+
+@pytest.mark.parametrize(
+    "build_dict, columns, expected",
+    [
+        # written by storey 1.0.6 from MIXED_CSV
+        (
+            True,
+            None,
+            'd,f,k,s,x\n2020-01-01 00:00:00.500000,1.0,a,"x,y",1\n,nan,b,"q""r",2\n'
+            "2020-01-02 00:00:00,1e+20,c,ab,nan\n1969-12-31 23:59:59.999999,-0.0,d,,-5\n",
+        ),
+        (
+            False,
+            ["k", "d", "x", "f", "s"],
+            'k,d,x,f,s\na,2020-01-01 00:00:00.500000,1,1.0,"x,y"\nb,,2,nan,"q""r"\n'
+            "c,2020-01-02 00:00:00,nan,1e+20,ab\nd,1969-12-31 23:59:59.999999,-5,-0.0,\n",
+        ),
+    ],
+)
+@pytest.mark.parametrize("rows", [False, True])
+def test_csv_to_csv_writes_what_storey_writes(tmp_path, build_dict, columns, expected, rows):
+    from storey import CSVSource
+
+    path = tmp_path / "in.csv"
+    path.write_text(MIXED_CSV, newline="")
+    out = tmp_path / "out.csv"
+    steps = [CSVSource(str(path), header=True, build_dict=build_dict, key_field="k", parse_dates=["d"])]
+    if rows:
+        steps.append(Map(lambda body: body))  # the target then gets rows, not columns
+    steps.append(CSVTarget(str(out), header=True, columns=columns))
+    build_flow(steps).run().await_termination()
+    assert out.read_bytes() == expected.encode()
+
+
+@pytest.mark.parametrize("build_dict", [False, True])
+def test_csv_to_csv_columns_and_rows_write_the_same_file(tmp_path, build_dict):
+    from storey import CSVSource
+
+    rng = np.random.default_rng(5)
+    n = 25_000
+    floats = rng.standard_normal(n) * 10.0 ** rng.integers(-9, 22, n)
+    floats[::7] = np.round(floats[::7])
+    texts = np.array(["plain", "with,comma", 'with "quote"', "", "é"], dtype=object)[rng.integers(0, 5, n)]
+    frame = pd.DataFrame(
+        {
+            "k": np.array(["a", "b", ""], dtype=object)[rng.integers(0, 3, n)],
+            "t": pd.to_datetime(1_600_000_000 + rng.integers(0, 10**6, n), unit="s").strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
+            + np.where(rng.random(n) < 0.5, ".25+02:00", "+02:00"),
+            "i": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(-(10**9), 10**9, n)), "Int64"),
+            "f": floats,
+            "b": rng.random(n) < 0.5,
+            "s": texts,
+        }
+    )
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    written = []
+    for rows in (False, True):
+        out = tmp_path / f"out{rows}.csv"
+        columns = None if build_dict else ["$key", "$time", "k", "t", "i", "f", "b", "s"]
+        steps = [CSVSource(str(path), header=True, build_dict=build_dict, key_field="k", time_field="t")]
+        if rows:
+            steps.append(Map(lambda body: body))
+        steps.append(CSVTarget(str(out), header=True, columns=columns))
+        build_flow(steps).run().await_termination()
+        written.append(out.read_bytes())
+    assert written[0] == written[1]
+    assert written[0].count(b"\n") == n + 1 - (frame["k"] == "").sum()
+
+
+def test_cells_with_a_carriage_return_are_not_quoted(tmp_path):
+    import csv
+    import io
+
+    values = ["a\rb", "c,d", "e"]
+    path = str(tmp_path / "c.csv")
+    batch = EventBatch(
+        3,
+        columns=Columns({"s": np.array(values, dtype=object)}, 3),
+        keys=["k"] * 3,
+        times=np.zeros(3, np.int64),
+    )
+    run_batches([CSVTarget(path, columns=["s", "s"])], [batch])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[v, v] for v in values])
+    with open(path, newline="") as f:
+        assert f.read() == out.getvalue()
+
+
 def test_round_trip_through_csv_source(tmp_path):
     from storey import CSVSource, DataframeSource
     from storey.steps import ReduceToDataFrame
