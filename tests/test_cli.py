@@ -330,10 +330,36 @@ def test_demo_small(tmp_path):
     assert {"amount_sum_24h", "today_sum_1d"} <= set(features.column_names)
 
 
-def test_demo_rejects_more_live_events_than_events():
-    done = storey("demo", "--events", "100", "--live", "100")
-    assert done.returncode == 2
-    assert "--live 100 must be less than --events 100" in done.stderr
+def test_demo_rejects_more_live_events_than_events(capsys):
+    assert main(["demo", "--events", "100", "--live", "100"]) == 2
+    assert "--live 100 must be less than --events 100" in capsys.readouterr().err
+
+
+def test_demo_features_must_name_a_number_column_of_the_sample(capsys):
+    assert main(["demo", "--events", "100", "--features", "category:sum@1h"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "storey demo: error: --features 'category:sum@1h': the sample events have no number"
+    )
+    assert main(["demo", "--events", "100", "--features", "amount:sum@1x"]) == 2
+    assert "window '1x' is not a duration" in capsys.readouterr().err
+
+
+def test_demo_with_own_features(tmp_path):
+    done = storey(
+        "demo",
+        "--events",
+        "3000",
+        "--keys",
+        "5",
+        "--live",
+        "50",
+        "--features",
+        "online:sum@1h;amount:min@fixed:1h",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "online:sum@1h; amount:min@fixed:1h (2 per event)" in done.stdout
+    assert "3. identical: the 50 live events" in done.stdout
 
 
 def test_fsspec_urls_in_and_out(events, capsys):

@@ -20,7 +20,7 @@ import numpy as np
 from .backfill import BackfillPlan, aggregate_step, build_backfill_flow, new_table, source_step
 from .inputs import resolve_input
 from .progress import CountRows, Progress, on_terminal
-from .sample_data import DEFAULT_FEATURES, KEY, TIME, generate_events, write_events
+from .sample_data import DEFAULT_FEATURES, KEY, NUMERIC_COLUMNS, TIME, generate_events, write_events
 from .spec import parse_specs
 
 DEFAULT_EVENTS = 2_000_000
@@ -47,6 +47,14 @@ def run_demo(args):
         raise CliError(f"--live {n_live} must be less than --events {n_events}")
     specs_text = args.features or [DEFAULT_FEATURES]
     specs = parse_specs(specs_text)
+    for spec in specs:
+        if spec.field not in NUMERIC_COLUMNS:
+            from . import CliError
+
+            raise CliError(
+                f"--features {spec.to_text()!r}: the sample events have no number column {spec.field!r}; "
+                f"use {' or '.join(NUMERIC_COLUMNS)}"
+            )
     show = not args.quiet and on_terminal()
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)

@@ -45,6 +45,7 @@ _HOURLY = np.array(
 )
 KEY = "user_id"
 TIME = "timestamp"
+NUMERIC_COLUMNS = ("amount", "online")
 DEFAULT_FEATURES = "amount:count,sum,avg,max@1h,24h/10m;today=amount:count,sum@fixed:1d"
 
 
