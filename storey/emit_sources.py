@@ -75,8 +75,12 @@ class AwaitableResult:
             self._result = self._results
         self._complete()
 
-    def _set_error(self, ex):
+    def _set_error(self, ex, override=False):
+        """Fails the result; with `override`, also one already completed (an event that a branch
+        completed while another branch failed on it fails, as in the reference)."""
         if self._completed:
+            if override and self._error is None:
+                self._error = ex
             return
         self._error = ex
         self._complete()
@@ -123,8 +127,11 @@ class AsyncAwaitableResult:
             self._result = self._results
         self._complete()
 
-    def _set_error(self, ex):
+    def _set_error(self, ex, override=False):
+        """Fails the result; with `override`, also one already completed (see AwaitableResult)."""
         if self._completed:
+            if override and self._error is None:
+                self._error = ex
             return
         self._error = ex
         self._complete()

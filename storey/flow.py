@@ -201,9 +201,17 @@ class Flow:
     async def _fan_out(self, batch):
         outlets = self._outlets
         copies = [batch.branch_copy() for _ in outlets[1:]]
-        await outlets[0]._process(batch)
-        for outlet, branch_batch in zip(outlets[1:], copies, strict=True):
-            await outlet._process(branch_batch)
+        # as in the reference, a branch that raises does not keep the others from the events:
+        # every branch runs, then the first error fails the flow
+        error = None
+        for outlet, branch_batch in zip(outlets, [batch, *copies], strict=True):
+            try:
+                await outlet._process(branch_batch)
+            except Exception as ex:
+                if error is None:
+                    error = ex
+        if error is not None:
+            raise error
 
     async def _terminate(self):
         self._terminations += 1

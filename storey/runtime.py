@@ -214,9 +214,16 @@ class FlowRuntime:
                 raise
 
     async def run_batch(self, batch):
-        if self.per_event and batch.n > 1:
+        if self.per_event:
             for one in batch.one_by_one():
-                await self.source._emit(one)
+                try:
+                    await self.source._emit(one)
+                except Exception as ex:
+                    # the event whose processing failed fails, even if a branch completed it
+                    for awaitable in one.awaitables or ():
+                        if awaitable is not None:
+                            awaitable._set_error(ex, override=True)
+                    raise
         else:
             await self.source._emit(batch)
 

@@ -301,3 +301,36 @@ def test_a_live_flow_that_branches_takes_each_event_down_every_branch_before_the
 
         asyncio.run(main())
     assert seen == [(name, i) for i in range(3) for name in ["pre", "b1", "b1.1", "b2"]]
+
+
+def _fail_on_2(x):
+    if x == 2:
+        raise ValueError("bad 2")
+    return x
+
+
+@pytest.mark.parametrize("failing_first", [True, False])
+def test_a_failing_branch_does_not_keep_the_event_from_the_other_branches(failing_first):
+    capture = Capture()
+    branches = [[Map(_fail_on_2)], [capture]]
+    if not failing_first:
+        branches.reverse()
+    flow = build_flow([SyncEmitSource(), *branches])
+    controller = flow.run()
+    with pytest.raises(ValueError, match="bad 2"):
+        for i in range(5):
+            controller.emit(i)
+        controller.terminate()
+        controller.await_termination()
+    assert [body for body, *_ in capture.seen] == [0, 1, 2]
+
+
+def test_a_failing_branch_fails_the_result_another_branch_completed():
+    flow = build_flow([SyncEmitSource(), [Map(_fail_on_2)], Complete()])
+    controller = flow.run()
+    assert controller.emit(1).await_result() == 1
+    with pytest.raises(ValueError, match="bad 2"):
+        controller.emit(2).await_result()
+    controller.terminate()
+    with pytest.raises(ValueError):
+        controller.await_termination()
