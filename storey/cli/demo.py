@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from . import CliError
 from .backfill import BackfillPlan, aggregate_step, build_backfill_flow, new_table, source_step
 from .inputs import resolve_input
 from .progress import CountRows, Progress, on_terminal
@@ -42,15 +43,11 @@ def run_demo(args):
     n_keys = args.keys or DEFAULT_KEYS
     n_live = args.live or min(DEFAULT_LIVE, max(n_events // 10, 1))
     if n_live >= n_events:
-        from . import CliError
-
         raise CliError(f"--live {n_live} must be less than --events {n_events}")
     specs_text = args.features or [DEFAULT_FEATURES]
     specs = parse_specs(specs_text)
     for spec in specs:
         if spec.field not in NUMERIC_COLUMNS:
-            from . import CliError
-
             raise CliError(
                 f"--features {spec.to_text()!r}: the sample events have no number column {spec.field!r}; "
                 f"use {' or '.join(NUMERIC_COLUMNS)}"
@@ -58,7 +55,7 @@ def run_demo(args):
     show = not args.quiet and on_terminal()
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
-        return _run(args.keep, n_events, n_keys, n_live, args.days, args.seed, specs, show)
+        return _run(args.keep, n_events, n_keys, n_live, args.days, args.seed, specs, show, kept=True)
     with tempfile.TemporaryDirectory(prefix="storey-demo-") as folder:
         return _run(folder, n_events, n_keys, n_live, args.days, args.seed, specs, show)
 
@@ -67,7 +64,7 @@ def _plan(path, specs, out):
     return BackfillPlan(resolve_input(path), [KEY], TIME, specs, out)
 
 
-def _run(folder, n_events, n_keys, n_live, days, seed, specs, show):
+def _run(folder, n_events, n_keys, n_live, days, seed, specs, show, kept=False):
     history_path = os.path.join(folder, "events-history.parquet")
     latest_path = os.path.join(folder, "events-latest.parquet")
     features_path = os.path.join(folder, "features.parquet")
@@ -84,11 +81,13 @@ def _run(folder, n_events, n_keys, n_live, days, seed, specs, show):
     # Numba compiles the kernels on first use (cached on disk after): keep that out of the figures
     start = time.perf_counter()
     warmup_path = os.path.join(folder, "warmup.parquet")
+    warmup_out = os.path.join(folder, "warmup-features.parquet")
     write_events(generate_events(WARMUP_EVENTS, 10, 1, seed), warmup_path)
-    build_backfill_flow(
-        _plan(warmup_path, specs, os.path.join(folder, "warmup-features.parquet"))
-    ).run().await_termination()
+    build_backfill_flow(_plan(warmup_path, specs, warmup_out)).run().await_termination()
     _live_emit(specs, new_table(), _rows(warmup_path)[:10], show=False)
+    for path in (warmup_path, warmup_out):
+        if os.path.exists(path):
+            os.remove(path)
     _say(f"  kernels ready in {time.perf_counter() - start:.1f} s (compiled once, then cached)")
 
     _say()
@@ -138,7 +137,9 @@ def _run(folder, n_events, n_keys, n_live, days, seed, specs, show):
         f"computed for them ({n_features} each)"
     )
     _say()
-    _say("Your own data: storey backfill EVENTS.parquet --key COL --time COL \\")
+    source = os.path.join(folder, "events-*.parquet") if kept else "EVENTS.parquet"
+    key, time_ = (KEY, TIME) if kept else ("COL", "COL")
+    _say(f"{'Again' if kept else 'Your own data'}: storey backfill '{source}' --key {key} --time {time_} \\")
     _say(f"    --features '{';'.join(s.to_text() for s in specs)}' --out features.parquet")
     _say("(add --print-flow to see the same flow as Python)")
     return 0
