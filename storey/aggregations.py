@@ -53,6 +53,16 @@ def _run_update(update, args, n):
         update(*args, 0, 1)
 
 
+def _kernel_times(batch):
+    """The events' times as the kernels take them: a writable, contiguous int64 array (a read-only
+    array, as an Arrow column gives, would make Numba compile the kernels once more)."""
+    times = batch.times
+    flags = times.flags
+    if times.dtype != np.int64 or not flags.c_contiguous or not flags.writeable:
+        times = np.array(times, dtype=np.int64)
+    return times
+
+
 def _check_aliases(step_name, aliases):
     if aliases is None:
         return {}
@@ -238,7 +248,7 @@ class AggregateByKey(Flow):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.slots_of(keys)
-        times = np.ascontiguousarray(batch.times, dtype=np.int64)
+        times = _kernel_times(batch)
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
         valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
@@ -412,7 +422,7 @@ class AggregateByKey(Flow):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.existing_slots(keys)
-        times = np.ascontiguousarray(batch.times, dtype=np.int64)
+        times = _kernel_times(batch)
         features = Features(n)
         for call in self._calls:
             group = call.group
@@ -588,7 +598,7 @@ class QueryByKey(AggregateByKey):
         n = batch.n
         state = aggregation_state(self._table)
         slots = state.existing_slots(keys)
-        times = np.ascontiguousarray(batch.times, dtype=np.int64)
+        times = _kernel_times(batch)
         features = Features(n)
         fixed_mode = (
             MODE_LAST_CLOSED if self._fixed_window_type == FixedWindowType.LastClosedWindow else MODE_QUERY
