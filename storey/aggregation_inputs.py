@@ -31,10 +31,12 @@ class KeySource:
         return self.key is not None
 
     def keys(self, batch):
-        """The key of each event (a list), as the events' new keys when the key comes from the body."""
+        """The key of each event (a sequence), as the events' new keys when the key comes from the
+        body."""
         key = self.key
         if key is None:
-            return list(batch.keys)
+            # as the batch has them: a source may hand them lazily (see AggregationState.slots_of)
+            return batch.keys
         if isinstance(key, str):
             columns = batch.columns
             if columns is not None:

@@ -200,6 +200,11 @@ class AggregationState:
 
     def slots_of(self, keys):
         """The slot of each key (an int64 array), giving new keys new slots."""
+        as_arrow = getattr(keys, "arrow", None)
+        if as_arrow is not None:
+            found = self._slots_of_arrow(as_arrow())
+            if found is not None:
+                return found
         if list in set(map(type, keys)):
             keys = [table_key(k) for k in keys]
         found = list(map(self.slots.get, keys))
@@ -211,6 +216,15 @@ class AggregationState:
                     slot = slots.get(key)
                     found[i] = self._new_slot(key) if slot is None else slot
         return np.array(found, dtype=np.int64)
+
+    def _slots_of_arrow(self, array):
+        """Slots of keys that a source hands as an Arrow string array: only the distinct keys
+        become Python objects. None when the array is not such an array."""
+        if array is None or array.null_count:
+            return None
+        encoded = array.dictionary_encode()
+        distinct = self.slots_of(encoded.dictionary.to_pylist())
+        return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
 
     def existing_slots(self, keys):
         """The slot of each key, -1 for keys the table has no state for."""
