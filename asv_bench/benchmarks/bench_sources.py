@@ -1,10 +1,14 @@
 """The replay sources on 1M rows (key, time, int, float, string columns).
 
 For Parquet and CSV input:
-- `time_plain_pyarrow`: pyarrow reads the file in batches and writes it back (the floor);
+- `time_plain_pyarrow`: pyarrow reads the file in batches and writes it back (the streaming
+  floor); `time_plain_pyarrow_whole_file`: pyarrow reads the whole file (with its threads) and
+  writes it back;
 - `time_read`: the source alone into a step that only counts (columns and times made, no rows
   or keys); `peakmem_read` its peak memory (files are streamed, never loaded whole);
 - `time_passthrough`: source -> target of the same format, no user function (columnar);
+- `track_passthrough_vs_pyarrow_*`: pyarrow's time over the passthrough's, both measured in
+  the same process, alternately (best of 3 each): the issue's target is >= 0.9;
 - `time_map_filter`: source -> Map -> Filter -> target (rows built for the user functions).
 `DataframeRead` times DataframeSource alone. Rows per second: divide 1M by the time.
 """
@@ -12,6 +16,7 @@ For Parquet and CSV input:
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,40 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 N = 1_000_000
+RATIO_UNIT = "pyarrow time / flow time (target >= 0.9)"
+
+
+def pyarrow_copy(kind, path, out, streaming):
+    """A plain pyarrow read + write of a Parquet or CSV file: in batches, as a streaming flow
+    reads and writes, or the whole file at once (read with pyarrow's threads)."""
+    if kind == "parquet":
+        if not streaming:
+            pq.write_table(pq.read_table(path), out)
+            return
+        writer = None
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65536):
+            if writer is None:
+                writer = pq.ParquetWriter(out, batch.schema)
+            writer.write_batch(batch)
+        writer.close()
+    elif not streaming:
+        pacsv.write_csv(pacsv.read_csv(path), out)
+    else:
+        reader = pacsv.open_csv(path)
+        with pacsv.CSVWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+
+
+def speed_ratio(floor, flow, rounds=3):
+    """The best time of `floor()` over the best time of `flow()`, run alternately."""
+    floor_times, flow_times = [], []
+    for _ in range(rounds):
+        for run, times in ((floor, floor_times), (flow, flow_times)):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    return min(floor_times) / min(flow_times)
 
 
 def _frame(n=N):
@@ -90,19 +129,10 @@ class FileSources:
         shutil.rmtree(self.out, ignore_errors=True)
 
     def time_plain_pyarrow(self, folder, kind):
-        out = os.path.join(self.out, f"plain.{kind}")
-        if kind == "parquet":
-            writer = None
-            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=65536):
-                if writer is None:
-                    writer = pq.ParquetWriter(out, batch.schema)
-                writer.write_batch(batch)
-            writer.close()
-        else:
-            reader = pacsv.open_csv(self.path)
-            with pacsv.CSVWriter(out, reader.schema) as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
+        pyarrow_copy(kind, self.path, os.path.join(self.out, f"plain.{kind}"), streaming=True)
+
+    def time_plain_pyarrow_whole_file(self, folder, kind):
+        pyarrow_copy(kind, self.path, os.path.join(self.out, f"plain.{kind}"), streaming=False)
 
     def time_read(self, folder, kind):
         from storey import build_flow
@@ -116,6 +146,21 @@ class FileSources:
         from storey import build_flow
 
         build_flow([_source(kind, self.path), _target(kind, self.out)]).run().await_termination()
+
+    def track_passthrough_vs_pyarrow_streaming(self, folder, kind):
+        return speed_ratio(
+            lambda: self.time_plain_pyarrow(folder, kind), lambda: self.time_passthrough(folder, kind)
+        )
+
+    track_passthrough_vs_pyarrow_streaming.unit = RATIO_UNIT
+
+    def track_passthrough_vs_pyarrow_whole_file(self, folder, kind):
+        return speed_ratio(
+            lambda: self.time_plain_pyarrow_whole_file(folder, kind),
+            lambda: self.time_passthrough(folder, kind),
+        )
+
+    track_passthrough_vs_pyarrow_whole_file.unit = RATIO_UNIT
 
     def time_map_filter(self, folder, kind):
         from storey import Filter, Map, build_flow
