@@ -60,9 +60,14 @@ class FlowRuntime:
         # So does a live flow that branches: each event goes down every branch before the next
         # one enters, so that the branches' functions see the events interleaved as the reference
         # runs them (the few events of a live batch make this cheap).
+        branching = [step for step in self.steps if len(step._outlets) > 1]
         self.per_event = any(
             step._recovery_step is not None or step._handles_errors for step in self.steps
-        ) or (live and any(len(step._outlets) > 1 for step in self.steps))
+        ) or (live and bool(branching))
+        if live:
+            # events a step makes of one event (FlatMap) go down the branches one by one too
+            for step in branching:
+                step._fanout_per_event = True
         self.ids = IdSequence()
         # every emitted event carries an awaitable result (the flow has a Complete step)
         self.results_expected = False

@@ -9,6 +9,7 @@ from storey import (
     Complete,
     Context,
     Filter,
+    FlatMap,
     Flow,
     Map,
     Reduce,
@@ -301,6 +302,23 @@ def test_a_live_flow_that_branches_takes_each_event_down_every_branch_before_the
 
         asyncio.run(main())
     assert seen == [(name, i) for i in range(3) for name in ["pre", "b1", "b1.1", "b2"]]
+
+
+def test_events_a_step_makes_of_one_event_go_down_the_branches_one_by_one():
+    seen = []
+    flow = build_flow(
+        [
+            SyncEmitSource(),
+            FlatMap(lambda x: [x, x + 10]),
+            [Map(lambda x: seen.append(("b1", x)) or x)],
+            Map(lambda x: seen.append(("b2", x)) or x),
+        ]
+    )
+    controller = flow.run()
+    controller.emit(1)
+    controller.terminate()
+    controller.await_termination()
+    assert seen == [("b1", 1), ("b2", 1), ("b1", 11), ("b2", 11)]
 
 
 def _fail_on_2(x):
