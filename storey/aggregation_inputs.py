@@ -39,7 +39,7 @@ class KeySource:
             return batch.keys
         if isinstance(key, str):
             columns = batch.columns
-            if columns is not None:
+            if columns is not None and not columns.list_rows:
                 return _column_keys(batch, columns, key)
             return [_field(body, key, event_key) for body, event_key in zip(batch.peek_bodies(), batch.keys)]
         if isinstance(key, list):
@@ -134,6 +134,9 @@ def fill_values(step_name, aggregators, batch, values, valid):
     """Fills row a of `values`/`valid` with aggregator a's value for every event (valid[a, i] = 0
     where event i has none, or its aggr_filter rejects it)."""
     columns = batch.columns
+    if columns is not None and columns.list_rows:
+        # list bodies (a CSV read without build_dict): no fields to aggregate
+        columns = None
     bodies = None
     for a, aggregator in enumerate(aggregators):
         field = aggregator.field

@@ -4,8 +4,11 @@ columns added to column bodies (a columnar batch stays columnar).
 As in the reference, a body field of the same name as a feature wins over the feature.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
+from .columns import Columns
 from .kernels.layout import ABSENT, INT
 
 __all__ = ["Features"]
@@ -90,7 +93,47 @@ class Features:
             extra[name] = values
             if missing is not None:
                 absent[name] = missing
-        return columns.with_columns(extra, absent)
+        data = columns.data
+        if getattr(data, "arrow_column", None) is None or any(name in data for name in extra):
+            return columns.with_columns(extra, absent)
+        # columns a file source read stay unconverted Arrow arrays (a target writes them as read)
+        kept_absent = {**columns.absent, **absent}
+        return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
+
+
+class _ArrowWithFeatures(Mapping):
+    """The columns of a file source (converted to NumPy on first use, their Arrow arrays at hand
+    for targets through `arrow_column`) with feature columns added."""
+
+    __slots__ = ("base", "extra", "overridden")
+
+    def __init__(self, base, extra):
+        self.base = base
+        self.extra = extra
+        self.overridden = frozenset(extra) | getattr(base, "overridden", frozenset())
+
+    def __getitem__(self, name):
+        values = self.extra.get(name)
+        return self.base[name] if values is None else values
+
+    def __iter__(self):
+        yield from self.base
+        yield from self.extra
+
+    def __len__(self):
+        return len(self.base) + len(self.extra)
+
+    def __contains__(self, name):
+        return name in self.extra or name in self.base
+
+    def arrow_column(self, name):
+        return self.base.arrow_column(name)
+
+    def none_mask(self, name):
+        if name in self.extra:
+            return None
+        none_mask = getattr(self.base, "none_mask", None)
+        return None if none_mask is None else none_mask(name)
 
 
 def _body_wins(columns, name, values, missing):

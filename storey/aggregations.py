@@ -287,7 +287,12 @@ class AggregateByKey(Flow):
 
     def _output(self, batch, keys, features):
         columns = batch.columns
-        if columns is not None and self._augmentation_fn is None and not self._enrich_with:
+        if (
+            columns is not None
+            and not columns.list_rows
+            and self._augmentation_fn is None
+            and not self._enrich_with
+        ):
             out = batch.with_columns(features.add_to_columns(columns))
         else:
             bodies = batch.peek_bodies()

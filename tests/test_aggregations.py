@@ -861,3 +861,28 @@ def test_one_compiled_signature_per_kernel_whatever_the_aggregators(tmp_path):
     k = kernels()
     assert len(k.sliding_update.signatures) == 1
     assert len(k.fixed_update.signatures) == 1
+
+
+def test_columns_read_from_parquet_stay_arrow_arrays_beside_the_features(tmp_path):
+    from storey.file_targets.values import source_arrow_column
+
+    df = _random_frame(n=500, seed=9)
+    path = tmp_path / "events.parquet"
+    df.to_parquet(path)
+    seen = []
+
+    class Look(Capture):
+        async def _do(self, batch):
+            columns = batch.columns
+            seen.append((source_arrow_column(columns, "user"), source_arrow_column(columns, "a_sum_1h")))
+            await self._emit(batch)
+
+    events, _ = run_replay(
+        ParquetSource(str(path), key_field="user", time_field="when"),
+        AggregateByKey(_bulk_aggregates(), table()),
+        Look(),
+    )
+    user, feature = seen[0]
+    assert user is not None and user.to_pylist()[:3] == df["user"].tolist()[:3]
+    assert feature is None  # a feature is a NumPy column, not one the file held
+    assert [e.body["a_count_1d"] for e in events][:2] == [1.0, 1.0 + (df["user"][1] == df["user"][0])]
