@@ -227,6 +227,19 @@ def test_floats_are_formatted_as_repr():
     assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
 
 
+def test_any_float_is_formatted_as_repr():
+    # every exponent, subnormals, both signs, NaN payloads: random bit patterns
+    rng = np.random.default_rng(12)
+    bits = rng.integers(0, 2**64 - 1, 300_000, dtype=np.uint64, endpoint=True)
+    values = bits.view(np.float64)
+    assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
+    # short decimals (where ties and trailing zeros matter), around the exponent thresholds
+    digits = rng.integers(1, 10**6, 100_000) / 10.0 ** rng.integers(-25, 25, 100_000)
+    edges = np.array([10.0**e * m for e in range(-8, 20) for m in (1, 0.999999999999999, 1.000000000000001)])
+    for values in (digits, -digits, edges):
+        assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
+
+
 @pytest.mark.parametrize("tz", [None, dt.UTC, "America/New_York"])
 @pytest.mark.parametrize("pandas_style", [False, True])
 def test_times_are_formatted_as_str(tz, pandas_style):

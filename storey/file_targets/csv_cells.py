@@ -21,25 +21,10 @@ _NS_PER_SECOND = 1_000_000_000
 
 # ---- floats
 def format_floats(values):
-    """Floats as Python's repr() writes them, computed with arrow (Python for extreme values).
+    """Floats as Python's repr() writes them (an arrow string array)."""
+    from .float_text import float_texts  # imports Numba: only when floats are written
 
-    Arrow writes the same shortest round-trip digits as repr(); they differ only in how whole
-    numbers ('1' for 1.0) and very large or small magnitudes (exponent thresholds) are spelled."""
-    values = np.asarray(values, dtype=np.float64)
-    text = pc.cast(pa.array(values), pa.string())
-    finite = np.isfinite(values)
-    magnitude = np.abs(values)
-    with np.errstate(invalid="ignore"):
-        odd = finite & ((magnitude >= 1e9) | ((magnitude < 1e-4) & (values != 0)))
-        integral = finite & ~odd & (values == np.floor(values))
-    if integral.any():
-        where = np.flatnonzero(integral)
-        whole = pc.binary_join_element_wise(text.take(pa.array(where)), ".0", "")
-        text = pc.replace_with_mask(text, pa.array(integral), whole)
-    if odd.any():
-        where = np.flatnonzero(odd)
-        text = pc.replace_with_mask(text, pa.array(odd), pa.array([repr(v) for v in values[where].tolist()]))
-    return text
+    return float_texts(values)
 
 
 # ---- times
