@@ -69,6 +69,8 @@ class FlowRuntime:
             for step in branching:
                 step._fanout_per_event = True
         self.ids = IdSequence()
+        # how long the loop lets fire-and-forget events gather before draining them itself
+        self.linger = LINGER_SECONDS
         # every emitted event carries an awaitable result (the flow has a Complete step)
         self.results_expected = False
         self.error = None
@@ -115,6 +117,9 @@ class FlowRuntime:
 
     def start_task(self, main=None):
         """Runs the flow's loop as a task of the running event loop (asynchronous emitters)."""
+        # emitters on the same loop batch events by themselves until they yield to it: the
+        # events are then processed at once, as the reference does
+        self.linger = 0
         self._bind_loop()
         self._task = asyncio.get_running_loop().create_task(
             main() if main is not None else self._drain_loop()
@@ -326,8 +331,8 @@ class FlowRuntime:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self.inline and not self.terminating and self.error is None:
-                await asyncio.sleep(LINGER_SECONDS)
+            if self.inline and self.linger and not self.terminating and self.error is None:
+                await asyncio.sleep(self.linger)
             while self.error is None:
                 if self.inline:
                     with self.cond:

@@ -342,6 +342,22 @@ def test_a_new_event_passing_the_awaitable_result_on_completes():
     controller.await_termination()
 
 
+def test_async_emitted_events_are_processed_once_the_emitter_yields_to_the_loop():
+    seen = []
+
+    async def main():
+        controller = build_flow([AsyncEmitSource(), Map(lambda x: seen.append(x) or x)]).run()
+        for i in range(5):
+            await controller.emit(i)
+        await asyncio.sleep(0)
+        processed = list(seen)
+        await controller.terminate()
+        await controller.await_termination()
+        return processed
+
+    assert _async(main) == [0, 1, 2, 3, 4]
+
+
 def test_async_expected_number_of_results():
     async def main():
         flow = build_flow([AsyncEmitSource(), [Complete()], Map(lambda x: -x), Complete()])
