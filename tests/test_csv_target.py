@@ -240,19 +240,27 @@ def test_any_float_is_formatted_as_repr():
         assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
 
 
-@pytest.mark.parametrize("tz", [None, dt.UTC, "America/New_York"])
+@pytest.mark.parametrize(
+    "tz", [None, dt.UTC, "America/New_York", dt.timezone(-dt.timedelta(hours=3, minutes=30))]
+)
 @pytest.mark.parametrize("pandas_style", [False, True])
 def test_times_are_formatted_as_str(tz, pandas_style):
     rng = np.random.default_rng(3)
-    ns = rng.integers(-(10**18), 2 * 10**18, 300)
+    # the whole range of nanosecond times (years 1677 to 2262), away from its ends for the zones
+    ns = rng.integers(-(9 * 10**18), 9 * 10**18, 3000)
     ns[::3] = ns[::3] // 1000 * 1000
     ns[::5] = ns[::5] // 10**9 * 10**9
-    style = TimeStyle(
-        tz=None if tz is None else (tz if tz is dt.UTC else __import__("zoneinfo").ZoneInfo(tz)),
-        pandas=pandas_style,
-    )
+    ns[::7] = ns[::7] // 86_400_000_000_000 * 86_400_000_000_000
+    if isinstance(tz, str):
+        tz = __import__("zoneinfo").ZoneInfo(tz)
+    style = TimeStyle(tz=tz, pandas=pandas_style)
     expected = [str(v) for v in style.values(ns)]
     assert format_times(ns, style.tz, pandas_style).to_pylist() == expected
+    # NaT: 'NaT' for Timestamps, an empty cell for datetimes read as None
+    ns[::11] = np.iinfo(np.int64).min
+    missing = "NaT" if pandas_style else None
+    expected = [missing if i % 11 == 0 else text for i, text in enumerate(expected)]
+    assert format_times(ns, style.tz, pandas_style, missing).to_pylist() == expected
 
 
 # ---- files, flushing, storage

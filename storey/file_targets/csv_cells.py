@@ -96,9 +96,11 @@ def _cast_times(values, unit):
 
 
 def _offset_text(seconds):
+    """A UTC offset as str() writes it: +HH:MM, and :SS when not 0 (local mean times)."""
     sign = "+" if seconds >= 0 else "-"
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    minutes, seconds = divmod(abs(seconds), 60)
+    text = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return text if not seconds else f"{text}:{seconds:02d}"
 
 
 def time_texts(batch):
