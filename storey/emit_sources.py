@@ -75,12 +75,8 @@ class AwaitableResult:
             self._result = self._results
         self._complete()
 
-    def _set_error(self, ex, override=False):
-        """Fails the result; with `override`, also one already completed (an event that a branch
-        completed while another branch failed on it fails, as in the reference)."""
+    def _set_error(self, ex):
         if self._completed:
-            if override and self._error is None:
-                self._error = ex
             return
         self._error = ex
         self._complete()
@@ -127,11 +123,8 @@ class AsyncAwaitableResult:
             self._result = self._results
         self._complete()
 
-    def _set_error(self, ex, override=False):
-        """Fails the result; with `override`, also one already completed (see AwaitableResult)."""
+    def _set_error(self, ex):
         if self._completed:
-            if override and self._error is None:
-                self._error = ex
             return
         self._error = ex
         self._complete()

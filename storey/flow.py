@@ -202,7 +202,8 @@ class Flow:
         outlets = self._outlets
         copies = [batch.branch_copy() for _ in outlets[1:]]
         # as in the reference, a branch that raises does not keep the others from the events:
-        # every branch runs, then the first error fails the flow
+        # every branch runs, then the first error fails the flow. The results of the events fail
+        # at once, unless a branch before completed them: the first to complete an event wins.
         error = None
         for outlet, branch_batch in zip(outlets, [batch, *copies], strict=True):
             try:
@@ -210,6 +211,9 @@ class Flow:
             except Exception as ex:
                 if error is None:
                     error = ex
+                for awaitable in batch.awaitables or ():
+                    if awaitable is not None:
+                        awaitable._set_error(ex)
         if error is not None:
             raise error
 

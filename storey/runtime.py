@@ -226,14 +226,7 @@ class FlowRuntime:
     async def run_batch(self, batch):
         if self.per_event:
             for one in batch.one_by_one():
-                try:
-                    await self.source._emit(one)
-                except Exception as ex:
-                    # the event whose processing failed fails, even if a branch completed it
-                    for awaitable in one.awaitables or ():
-                        if awaitable is not None:
-                            awaitable._set_error(ex, override=True)
-                    raise
+                await self.source._emit(one)
         else:
             await self.source._emit(batch)
 

@@ -343,12 +343,20 @@ def test_a_failing_branch_does_not_keep_the_event_from_the_other_branches(failin
     assert [body for body, *_ in capture.seen] == [0, 1, 2]
 
 
-def test_a_failing_branch_fails_the_result_another_branch_completed():
+def test_the_first_branch_to_finish_an_event_decides_its_result():
+    # a branch that fails before the one with Complete fails the result...
     flow = build_flow([SyncEmitSource(), [Map(_fail_on_2)], Complete()])
     controller = flow.run()
     assert controller.emit(1).await_result() == 1
     with pytest.raises(ValueError, match="bad 2"):
         controller.emit(2).await_result()
+    controller.terminate()
+    with pytest.raises(ValueError):
+        controller.await_termination()
+    # ... while one that fails after it leaves the result; the flow fails all the same
+    flow = build_flow([SyncEmitSource(), [Complete()], Map(_fail_on_2)])
+    controller = flow.run()
+    assert controller.emit(2).await_result() == 2
     controller.terminate()
     with pytest.raises(ValueError):
         controller.await_termination()
