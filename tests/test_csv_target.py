@@ -10,7 +10,8 @@ import pytest
 from storey import Map, SyncEmitSource, build_flow
 from storey.batch import EventBatch
 from storey.columns import Columns
-from storey.file_targets.csv_cells import format_floats, format_times
+from storey.file_targets.csv_cells import arrow_float_texts, format_floats, format_times
+from storey.file_targets.float_text import float_texts
 from storey.targets import CSVTarget
 from storey.times import UTC_DATETIME, TimeStyle
 from tests.conformance import input_events, load_case
@@ -224,7 +225,8 @@ def test_floats_are_formatted_as_repr():
             ],
         ]
     )
-    assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
+    for texts in (format_floats, arrow_float_texts, float_texts):
+        assert texts(values).to_pylist() == [repr(v) for v in values.tolist()]
 
 
 def test_any_float_is_formatted_as_repr():
@@ -232,12 +234,13 @@ def test_any_float_is_formatted_as_repr():
     rng = np.random.default_rng(12)
     bits = rng.integers(0, 2**64 - 1, 300_000, dtype=np.uint64, endpoint=True)
     values = bits.view(np.float64)
-    assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
     # short decimals (where ties and trailing zeros matter), around the exponent thresholds
     digits = rng.integers(1, 10**6, 100_000) / 10.0 ** rng.integers(-25, 25, 100_000)
     edges = np.array([10.0**e * m for e in range(-8, 20) for m in (1, 0.999999999999999, 1.000000000000001)])
-    for values in (digits, -digits, edges):
-        assert format_floats(values).to_pylist() == [repr(v) for v in values.tolist()]
+    for values in (bits.view(np.float64), digits, -digits, edges):
+        expected = [repr(v) for v in values.tolist()]
+        assert float_texts(values).to_pylist() == expected
+        assert arrow_float_texts(values).to_pylist() == expected
 
 
 @pytest.mark.parametrize(

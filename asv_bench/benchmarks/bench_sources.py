@@ -49,8 +49,12 @@ def pyarrow_copy(kind, path, out, streaming):
                 writer.write_batch(batch)
 
 
-def speed_ratio(floor, flow, rounds=3):
-    """The best time of `floor()` over the best time of `flow()`, run alternately."""
+def speed_ratio(floor, flow, rounds=3, warmup=2):
+    """The best time of `floor()` over the best time of `flow()`, run alternately, after
+    `warmup` runs of the flow (a process that has written 2M floats has loaded the compiled
+    float kernel: the steady state)."""
+    for _ in range(warmup):
+        flow()
     floor_times, flow_times = [], []
     for _ in range(rounds):
         for run, times in ((floor, floor_times), (flow, flow_times)):

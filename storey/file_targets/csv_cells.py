@@ -1,4 +1,5 @@
-"""CSV cell texts of whole columns, as `str()` writes each value, computed with arrow and NumPy.
+"""CSV cell texts of whole columns, as `str()` writes each value, computed with arrow and NumPy
+(and, for floats in a long job, a compiled kernel: `float_text`).
 
 A cell is '' for None and `str(value)` otherwise: ints in decimal, floats as `repr()`, bools as
 'True'/'False', datetimes and pandas Timestamps as `str()` writes them. The functions here give
@@ -20,11 +21,51 @@ _NS_PER_SECOND = 1_000_000_000
 
 
 # ---- floats
+# The compiled kernel (`float_text`) writes floats in half the time arrow takes, but loading Numba
+# and the kernel costs 0.3-0.4 s once per process: it is loaded once the process has written this
+# many floats (a job long enough to pay it back); until then arrow writes them.
+KERNEL_AFTER_FLOATS = 2_000_000
+_floats_written = 0
+_float_kernel = None
+
+
 def format_floats(values):
     """Floats as Python's repr() writes them (an arrow string array)."""
-    from .float_text import float_texts  # imports Numba: only when floats are written
+    global _floats_written, _float_kernel
+    values = np.asarray(values, dtype=np.float64)
+    if _float_kernel is None:
+        _floats_written += len(values)
+        if _floats_written < KERNEL_AFTER_FLOATS:
+            return arrow_float_texts(values)
+        _float_kernel = _load_float_kernel()
+    return _float_kernel(values)
 
-    return float_texts(values)
+
+def _load_float_kernel():
+    try:
+        from .float_text import float_texts
+    except ImportError:  # no working Numba: arrow then writes every float
+        return arrow_float_texts
+    return float_texts
+
+
+def arrow_float_texts(values):
+    """Floats as repr() writes them, with arrow's cast: the same shortest digits, laid out as
+    repr() lays them out where arrow differs (whole numbers, large and tiny magnitudes)."""
+    text = pc.cast(pa.array(values), pa.string())
+    finite = np.isfinite(values)
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        odd = finite & ((magnitude >= 1e9) | ((magnitude < 1e-4) & (values != 0)))
+        integral = finite & ~odd & (values == np.floor(values))
+    if integral.any():
+        where = np.flatnonzero(integral)
+        whole = pc.binary_join_element_wise(text.take(pa.array(where)), ".0", "")
+        text = pc.replace_with_mask(text, pa.array(integral), whole)
+    if odd.any():
+        where = np.flatnonzero(odd)
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array([repr(v) for v in values[where].tolist()]))
+    return text
 
 
 # ---- times
