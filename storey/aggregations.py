@@ -54,12 +54,16 @@ def _run_update(update, args, n):
 
 
 def _kernel_times(batch):
-    """The events' times as the kernels take them: a writable, contiguous int64 array (a read-only
-    array, as an Arrow column gives, would make Numba compile the kernels once more)."""
+    """The events' times as the kernels take them: a writable, aligned, contiguous int64 array.
+
+    Numba compiles a kernel once per distinct argument type, and an array's type includes its
+    layout, alignment and whether it is read-only: the times are the one kernel argument that
+    comes from outside (an Arrow column is read-only, a pandas column may be a strided view), so
+    they are copied into the one type the kernels are compiled for."""
     times = batch.times
     flags = times.flags
-    if times.dtype != np.int64 or not flags.c_contiguous or not flags.writeable:
-        times = np.array(times, dtype=np.int64)
+    if times.dtype != np.int64 or not (flags.c_contiguous and flags.writeable and flags.aligned):
+        times = np.require(times, np.int64, ["C", "A", "W", "O"])
     return times
 
 

@@ -16,6 +16,7 @@ from storey import (
     AsyncEmitSource,
     Complete,
     Context,
+    CSVSource,
     DataframeSource,
     Map,
     NoopDriver,
@@ -837,30 +838,54 @@ def test_a_failing_key_function_fails_the_flow_naming_the_step():
 
 
 def test_one_compiled_signature_per_kernel_whatever_the_aggregators(tmp_path):
+    # Numba compiles a kernel again for every new argument type (read-only, strided or unaligned
+    # arrays are other types): whatever the source, every kernel keeps the one compiled version
     from storey.kernels import kernels
 
-    steps = [
-        AggregateByKey([fa("a", "v", ["sum"], ["1h"], "10m")], table()),
-        AggregateByKey([fa("b", "v", ALL, ["2h", "5h"], "1h"), fa("c", "v", ["max"], ["1d"])], table()),
-        AggregateByKey(
+    def steps():
+        shared = table()
+        return [
+            [AggregateByKey([fa("a", "v", ["sum"], ["1h"], "10m")], table())],
             [
-                fa("d", "v", ["count", "last"], ["15m", "1h"]),
-                fa("e", "v", ["sum"], ["1h"], "10m", max_value=3),
+                AggregateByKey(
+                    [fa("b", "v", ALL, ["2h", "5h"], "1h"), fa("c", "v", ["max"], ["1d"])], shared
+                ),
+                QueryByKey(["b_sum_2h", "c_max_1d"], shared),
+                QueryByKey(["c_max_1d"], shared, fixed_window_type=FixedWindowType.LastClosedWindow),
             ],
-            table(),
-        ),
+            [
+                AggregateByKey(
+                    [
+                        fa("d", "v", ["count", "last"], ["15m", "1h"]),
+                        fa("e", "v", ["sum"], ["1h"], "10m", max_value=3),
+                    ],
+                    table(),
+                )
+            ],
+        ]
+
+    df = _random_frame(n=20_000, seed=4).rename(columns={"amount": "v"})
+    parquet = tmp_path / "events.parquet"
+    df.to_parquet(parquet)
+    csv = tmp_path / "events.csv"
+    df.to_csv(csv, index=False)
+    # a frame whose time column is a strided view (every other row of a bigger block)
+    strided = pd.concat([df, df]).sort_index(kind="stable").iloc[::2]
+    sources = [
+        lambda: DataframeSource(df, key_field="user", time_field="when"),
+        lambda: DataframeSource(strided, key_field="user", time_field="when"),
+        # Arrow hands read-only columns
+        lambda: ParquetSource(str(parquet), key_field="user", time_field="when"),
+        lambda: CSVSource(str(csv), header=True, build_dict=True, key_field="user", time_field="when"),
     ]
-    df = _random_frame(n=20_000, seed=4)
-    path = tmp_path / "events.parquet"
-    df.to_parquet(path)
-    for step in steps:
-        run_replay(DataframeSource(df, key_field="user", time_field="when"), step)
-        # Arrow hands read-only columns: the times are copied, not compiled for
-        run_replay(ParquetSource(str(path), key_field="user", time_field="when"), step)
-        run("sync", [step], [({"v": 1}, "k", T0)])
+    for source in sources:
+        for chain in steps():
+            run_replay(source(), *chain)
+    for chain in steps():
+        run("sync", chain, [({"v": 1}, "k", T0)])
     k = kernels()
-    assert len(k.sliding_update.signatures) == 1
-    assert len(k.fixed_update.signatures) == 1
+    for name in ("sliding_update", "fixed_update", "sliding_read", "fixed_read"):
+        assert len(getattr(k, name).signatures) == 1, name
 
 
 def test_columns_read_from_parquet_stay_arrow_arrays_beside_the_features(tmp_path):
