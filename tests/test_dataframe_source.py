@@ -176,7 +176,9 @@ def test_ids_are_generated_or_come_from_the_id_field():
 
 
 def test_many_frames_and_many_batches_keep_row_order():
-    n = 25_000
+    from storey.file_sources.dataframe_source import BATCH_ROWS
+
+    n = BATCH_ROWS + 25_000
     dfs = (pd.DataFrame({"i": np.arange(start, start + n)}) for start in (0, n))
     log = BatchLog()
     result = (
@@ -185,7 +187,7 @@ def test_many_frames_and_many_batches_keep_row_order():
         .await_termination()
     )
     assert result == 2 * n
-    assert max(log.sizes) <= 10_000
+    assert max(log.sizes) <= BATCH_ROWS and len(log.sizes) >= 4
     events, _ = run_flow(DataframeSource([pd.DataFrame({"i": np.arange(n)}), pd.DataFrame({"i": [-1]})]))
     assert [e.body["i"] for e in events] == [*range(n), -1]
 

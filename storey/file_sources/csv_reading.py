@@ -28,7 +28,7 @@ from ..storage import get_filesystem
 # blocks (as fast), so that the flow gets its first rows sooner, unless a column has no value in
 # the first block (its type then comes from the first block, as large, where it has some).
 BLOCK_BYTES = 1 << 22
-READ_BLOCK_BYTES = 1 << 20
+READ_BLOCK_BYTES = 1 << 21
 
 
 def _spellings(word):

@@ -19,7 +19,7 @@ from ..flow import Flow, drive
 from ..runtime import FlowRuntime
 
 # Batches read but not yet run, at most.
-READ_AHEAD = 16
+READ_AHEAD = 4
 _END = object()
 
 
