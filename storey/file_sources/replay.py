@@ -3,10 +3,11 @@
 A replay source is the first step of a flow. `run()` starts the flow's event loop in a
 background thread, whose main coroutine runs each `EventBatch` through the flow as a worker
 thread hands them over, and terminates the flow at the end of the data or at the first error.
-The worker reads ahead, up to `READ_AHEAD` batches (reading and converting release the GIL much
-of the time, so the two threads use two cores; and a file read in blocks gives many batches per
-block, which the flow can run while the next block is read). Everything already handed to the
-flow is flushed by the termination, also after an error, so nothing written so far is lost.
+The worker reads ahead, up to `READ_AHEAD` batches: reading and converting release the GIL much
+of the time, so the two threads use two cores, and neither waits for the other while the time
+they take per batch varies (a Parquet row group gives many batches at once). Everything already
+handed to the flow is flushed by the termination, also after an error, so nothing written so
+far is lost.
 """
 
 import asyncio
