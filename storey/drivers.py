@@ -268,6 +268,37 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
                     f"status {response.status_code}: {_body_text(response)}"
                 )
 
+    # ---- streams (StreamTarget)
+    async def _create_stream(self, container, path, shard_count, retention_period_hours):
+        """Creates the stream at `path` in `container`; a stream already there is kept as it is."""
+        from v3io.dataplane.transport import RaiseForStatus
+
+        response = await self._client().stream.create(
+            container,
+            path,
+            shard_count,
+            retention_period_hours=retention_period_hours,
+            raise_for_status=RaiseForStatus.never,
+        )
+        if response.status_code not in (200, 204, 409):  # 409: the stream exists
+            raise V3ioError(
+                f"Failed to create stream {container}{path}: "
+                f"status {response.status_code}: {_body_text(response)}"
+            )
+
+    async def _put_records(self, container, path, records):
+        """Adds `records` (dicts with 'data' and 'shard_id') to the stream, in one request."""
+        from v3io.dataplane.transport import RaiseForStatus
+
+        response = await self._client().stream.put_records(
+            container, path, records, raise_for_status=RaiseForStatus.never
+        )
+        if response.status_code != 200 or response.output.failed_record_count:
+            raise V3ioError(
+                f"Failed to put {len(records)} records to stream {container}{path}: "
+                f"status {response.status_code}: {_body_text(response)}"
+            )
+
     async def close(self):
         """Closes database connection to V3IO"""
         client, self._v3io_client = self._v3io_client, None
