@@ -201,6 +201,7 @@ class StreamTarget(Flow):
         )
         for result in results:
             if isinstance(result, BaseException):
+                result.add_note(f"raised in step {self.name}")
                 raise result
 
     async def _put_shard(self, shard, texts):
