@@ -89,6 +89,7 @@ class Layout:
         record[B.R_CAP_INT] = 1 if max_value is not None and float(max_value).is_integer() else 0
         record[B.R_VALUE] = value_row
         record[B.R_MODE] = mode
+        record[B.R_KIND] = B.KIND_FIXED if self.fixed else B.KIND_SLIDING
         record[B.R_WMAX] = windows.max_window_ns
         if self.fixed:
             record[B.R_SMALL] = windows.smallest_window_ns

@@ -261,7 +261,7 @@ class AggregateByKey(Flow):
         for call in self._calls:
             group = call.group
             out = np.empty((group.n_features, n), dtype=np.float64)
-            flags = np.empty((group.n_features, n), dtype=np.uint8)
+            flags = np.zeros((group.n_features, n), dtype=np.uint8)
             update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
             args = (
                 call.cfg,
@@ -436,7 +436,7 @@ class AggregateByKey(Flow):
         for call in self._calls:
             group = call.group
             out = np.empty((group.n_features, n), dtype=np.float64)
-            flags = np.empty((group.n_features, n), dtype=np.uint8)
+            flags = np.zeros((group.n_features, n), dtype=np.uint8)
             read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
             read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
             features.add_block(call.names, out, flags, call.rows)
@@ -615,15 +615,12 @@ class QueryByKey(AggregateByKey):
         for call in self._calls:
             group = call.group
             out = np.empty((call.n_features, n), dtype=np.float64)
-            flags = np.empty((call.n_features, n), dtype=np.uint8)
+            flags = np.zeros((call.n_features, n), dtype=np.uint8)
             if group.fixed:
-                self._kernels.fixed_read(
-                    call.cfg, call.max_values, times, slots, fixed_mode, group.state, group.istate, out, flags
-                )
+                read, mode = self._kernels.fixed_read, fixed_mode
             else:
-                self._kernels.sliding_read(
-                    call.cfg, call.max_values, times, slots, MODE_QUERY, group.state, group.istate, out, flags
-                )
+                read, mode = self._kernels.sliding_read, MODE_QUERY
+            read(call.cfg, call.max_values, times, slots, mode, group.state, group.istate, out, flags)
             features.add_block(call.names, out, flags, call.rows)
         feature_dicts = features.dicts()
         if self._attributes:

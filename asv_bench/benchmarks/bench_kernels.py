@@ -1,4 +1,4 @@
-"""The window kernels alone: 1M (and 100k) events over 10k keys through `sliding_update` / `fixed_update`,
+"""The window kernels alone: 1M (and 100k) events over 10k keys through the `sliding`/`fixed` kernels,
 arrays in and arrays out (no flow, no Python per event).
 
 - one aggregator (sum, count, avg, min, max over 1h/6h/24h, 10m period; fixed 1h/6h/24h), events

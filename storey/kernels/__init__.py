@@ -1,48 +1,79 @@
 """Numba kernels of the window aggregations: plain loops, arrays in and arrays out.
 
 Nothing here knows about events, keys or flows. `registry` (pure Python) lists the aggregations;
-`sliding` and `fixed` hold the kernels, loaded on first use by `kernels()` so that importing storey
-never imports Numba. Every kernel is `njit(cache=True)`: compiled once per dtype signature (the
-same for every flow) and cached on disk.
+`sliding` and `fixed` hold the kernel of each kind of window (`sliding_kernel`, `fixed_kernel`),
+loaded on first use by `kernels()` so that importing storey never imports Numba; a flow compiles
+only the kind it uses. Every function is `njit(cache=True)`: compiled once for the one argument
+signature the steps use (the same for every flow) and cached on disk.
 """
 
 import types
 
+import numpy as np
+
 __all__ = ["kernels"]
 
 _LOADED = {}
+# `values`/`valid` of a read, which has none
+_NO_VALUES = np.zeros((1, 0))
+_NO_VALID = np.zeros((1, 0), dtype=np.uint8)
 
 
-def _python_twins(module):
-    """The module's jitted functions (and the bucket helpers they call) as plain Python functions
-    calling each other, not the compiled versions: the pure-Python twin the tests compare the
-    compiled kernels with."""
-    from . import buckets
+def _python_twins():
+    """The jitted functions as plain Python functions calling each other, not the compiled
+    versions: the pure-Python twin the tests compare the compiled kernels with."""
+    from . import buckets, fixed, sliding
 
-    namespace = {**vars(buckets), **vars(module), **buckets.PYTHON_TWINS}
+    namespace = {}
+    for module in (buckets, sliding, fixed):
+        namespace.update(vars(module))
+    namespace.update(buckets.PYTHON_TWINS)
     for name, value in list(namespace.items()):
         py_func = getattr(value, "py_func", None)
         if py_func is not None:
             namespace[name] = types.FunctionType(
                 py_func.__code__, namespace, name, py_func.__defaults__, py_func.__closure__
             )
-    return namespace
+    return namespace["sliding_kernel"], namespace["fixed_kernel"]
 
 
 def kernels(compiled=True):
     """The kernels, compiled (Numba) or as their pure-Python twins: a namespace with
-    `sliding_update`, `sliding_read`, `fixed_update` and `fixed_read`."""
+
+    - `sliding_update` / `fixed_update(cfg, max_values, times, slots, values, valid, state,
+      istate, out, flags, part, parts)`: aggregate a batch and write every event's features;
+    - `sliding_read` / `fixed_read(cfg, max_values, times, slots, mode, state, istate, out,
+      flags)`: write the features the keys have at the events' times;
+    - `sliding` and `fixed`, the compiled kernels they call (see `storey.kernels.sliding`).
+    """
     found = _LOADED.get(compiled)
     if found is None:
-        from . import fixed, sliding
-
-        names = ("sliding_update", "sliding_read", "fixed_update", "fixed_read")
         if compiled:
-            spaces = [vars(sliding), vars(fixed)]
+            from .fixed import fixed_kernel as fixed
+            from .sliding import sliding_kernel as sliding
         else:
-            spaces = [_python_twins(sliding), _python_twins(fixed)]
+            sliding, fixed = _python_twins()
         found = types.SimpleNamespace(
-            **{name: next(space[name] for space in spaces if name in space) for name in names}
+            sliding=sliding,
+            fixed=fixed,
+            sliding_update=_updating(sliding),
+            fixed_update=_updating(fixed),
+            sliding_read=_reading(sliding),
+            fixed_read=_reading(fixed),
         )
         _LOADED[compiled] = found
     return found
+
+
+def _updating(kernel):
+    def update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
+        kernel(cfg, max_values, times, slots, values, valid, 1, 0, state, istate, out, flags, part, parts)
+
+    return update
+
+
+def _reading(kernel):
+    def read(cfg, max_values, times, slots, mode, state, istate, out, flags):
+        kernel(cfg, max_values, times, slots, _NO_VALUES, _NO_VALID, 0, mode, state, istate, out, flags, 0, 1)
+
+    return read

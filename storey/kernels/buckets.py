@@ -5,10 +5,11 @@ An aggregator is described by a record of int64s in the kernels' `cfg` array (`R
 its row of `state` (float64s):
 
     istate: header (4)     latest bucket B (NO_STATE before the key's first value), offset of the
-                           latest time in B (ns), first bucket the key ever had, unused
+                           latest time in B (ns), first bucket the key ever had, ring slot of B
             bitmap         one bit per ring slot: set when the slot holds a bucket of this turn
     state:  windows (8 each) per window, the running aggregate of the buckets it covers:
-                           count, sum, sqr, min, max, oldest bucket holding a first candidate, lo
+                           count, sum, sqr, min, max, oldest bucket holding a first candidate, and
+                           for fixed windows the first bucket of its range and the one after it
             ring (N buckets) bucket b at slot b mod N, its statistics side by side (one cache
                            line): count, then those kept of sum, sqr, min, max, first (time
                            offset, value), last (time offset, value)
@@ -16,13 +17,16 @@ its row of `state` (float64s):
 A slot whose bit is clear is an empty bucket whatever it holds: nothing is cleared when buckets
 leave the ring, and loops over buckets skip empty ones without touching their memory. NaN values
 are counted and summed; min/max/first/last skip them. Ring positions are passed around as `j`
-(the slot) and `s` (its offset, slot * stride).
+(the slot) and `s` (its offset, slot * stride). The functions take the 2-D `state`/`istate` and
+the key's row `k` (a row view would cost an atomic reference count each time it is made).
 
 Outputs: `out[f, i]` is feature f of event i and `flags[f, i]` says ABSENT (the event gets no
-such feature: it came too late) or INT (a capped value equal to an int `max_value`).
+such feature: it came too late) or INT (a capped value equal to an int `max_value`). Callers pass
+`flags` zeroed: only these marks are written.
 
-The small helpers on the per-event path are inlined by Numba; the loops of the rare paths (late
-events, reads at other times, capped values) stay separate functions to keep compilation short.
+The per-event path of the kernels (`sliding`, `fixed`) is written out in their loops; the
+functions here serve the rarer paths (late events, reads at other times, windows recomputed from
+their buckets, capped values) and stay separate functions, which keeps compilation short.
 """
 
 import math
@@ -65,6 +69,8 @@ from .layout import (
 )
 
 INF = np.inf
+# how many events ahead the kernels ask for the state they will touch
+AHEAD = 12
 
 
 @intrinsic
@@ -100,200 +106,89 @@ def _no_prefetch(array, i, j):
 PYTHON_TWINS = {"prefetch": _no_prefetch}
 
 
-@njit(cache=True, nogil=True, inline="always")
-def slot(cfg, rec, b):
-    """The offset of bucket b's slot in the ring."""
-    return (b % cfg[rec + R_N]) * cfg[rec + R_STRIDE]
-
-
 # the bitmap keeps 32 slots per int64 word, so that every bit operation stays positive (the same in
 # the compiled kernels and their pure-Python twin)
 _DE_BRUIJN = np.array(
-    [
-        0,
-        1,
-        28,
-        2,
-        29,
-        14,
-        24,
-        3,
-        30,
-        22,
-        20,
-        15,
-        25,
-        17,
-        4,
-        8,
-        31,
-        27,
-        13,
-        23,
-        21,
-        19,
-        16,
-        7,
-        26,
-        12,
-        18,
-        6,
-        11,
-        5,
-        10,
-        9,
-    ],
+    [0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8]
+    + [31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9],
     dtype=np.int64,
 )
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
 def bit_index(low):
     """The index of the only bit set in `low` (< 2**32)."""
     return _DE_BRUIJN[((low * 0x077CB531) & 0xFFFFFFFF) >> 27]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def filled(irow, cfg, rec, j):
-    """Whether ring slot j holds a bucket."""
-    return (irow[cfg[rec + R_IOFF] + HEADER + (j >> 5)] >> (j & 31)) & 1 == 1
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def filled(istate, k, words, j):
+    """Whether ring slot j holds a bucket (`words`: where the key's bitmap starts in istate)."""
+    return (istate[k, words + (j >> 5)] >> (j & 31)) & 1 == 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def fill(irow, cfg, rec, j):
-    irow[cfg[rec + R_IOFF] + HEADER + (j >> 5)] |= np.int64(1) << (j & 31)
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def clear_slots(istate, k, words, n, j, count):
+    """Marks `count` ring slots empty, from slot j on (wrapping around the n slots)."""
+    if count >= n:
+        for word in range((n + 31) >> 5):
+            istate[k, words + word] = 0
+        return
+    for _ in range(count):
+        istate[k, words + (j >> 5)] &= ~(np.int64(1) << (j & 31))
+        j += 1
+        if j == n:
+            j = 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def chunk(irow, cfg, rec, b, hi):
-    """For the buckets from b on: the slot j of b, how many buckets share its bitmap word (up to
-    the word's end, the ring's end or bucket hi) and their bits (bit k: bucket b + k is filled)."""
-    n = cfg[rec + R_N]
-    j = b % n
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def chunk(istate, k, words, n, j, left):
+    """For the slots from j on: how many of the next `left` share j's bitmap word (up to the
+    word's end or the ring's end), and their bits (bit x: slot j + x is filled)."""
     bit = j & 31
     span = 32 - bit
     if n - j < span:
         span = n - j
-    if hi - b + 1 < span:
-        span = hi - b + 1
-    bits = (irow[cfg[rec + R_IOFF] + HEADER + (j >> 5)] >> bit) & ((np.int64(1) << span) - 1)
-    return j, span, bits
+    if left < span:
+        span = left
+    bits = (istate[k, words + (j >> 5)] >> bit) & ((np.int64(1) << span) - 1)
+    return span, bits
 
 
-@njit(cache=True, nogil=True, inline="always")
-def empty_slots(irow, cfg, rec, lo, hi):
-    """Marks the slots of buckets lo..hi empty (the buckets that reuse them start empty)."""
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    if hi - lo + 1 >= n:
-        for word in range((n + 31) >> 5):
-            irow[words + word] = 0
-        return
-    b = lo
-    while b <= hi:
-        j, span, _ = chunk(irow, cfg, rec, b, hi)
-        irow[words + (j >> 5)] &= ~(((np.int64(1) << span) - 1) << (j & 31))
-        b += span
-
-
-@njit(cache=True, nogil=True, inline="always")
-def clear_bucket(row, cfg, rec, s):
-    rings = rec + R_RINGS
-    row[cfg[rings + K_CNT] + s] = 0.0
-    o = cfg[rings + K_SUM]
-    if o >= 0:
-        row[o + s] = 0.0
-    o = cfg[rings + K_SQR]
-    if o >= 0:
-        row[o + s] = 0.0
-    o = cfg[rings + K_MIN]
-    if o >= 0:
-        row[o + s] = INF
-    o = cfg[rings + K_MAX]
-    if o >= 0:
-        row[o + s] = -INF
-    o = cfg[rings + K_FOFF]
-    if o >= 0:
-        row[o + s] = INF
-        row[cfg[rings + K_FVAL] + s] = np.nan
-    o = cfg[rings + K_LOFF]
-    if o >= 0:
-        row[o + s] = -INF
-        row[cfg[rings + K_LVAL] + s] = np.nan
-
-
-@njit(cache=True, nogil=True, inline="always")
-def reset_window(row, wo):
-    row[wo + W_CNT] = 0.0
-    row[wo + W_SUM] = 0.0
-    row[wo + W_SQR] = 0.0
-    row[wo + W_MIN] = INF
-    row[wo + W_MAX] = -INF
-    row[wo + W_FB] = INF
-
-
-@njit(cache=True, nogil=True, inline="always")
-def capped(x, cap, mv):
-    if cap and x > mv:
-        return mv
-    return x
-
-
-@njit(cache=True, nogil=True, inline="always")
-def insert(row, irow, cfg, rec, mv, j, off, v):
-    """Adds value v, at time offset `off` (ns), into the bucket in ring slot j."""
-    s = j * cfg[rec + R_STRIDE]
-    if not filled(irow, cfg, rec, j):
-        clear_bucket(row, cfg, rec, s)
-        fill(irow, cfg, rec, j)
-    rings = rec + R_RINGS
-    cap = cfg[rec + R_CAP] == 1
-    o = cfg[rings + K_CNT]
-    row[o + s] = capped(row[o + s] + 1.0, cap, mv)
-    o = cfg[rings + K_SUM]
-    if o >= 0:
-        row[o + s] = capped(row[o + s] + v, cap, mv)
-    o = cfg[rings + K_SQR]
-    if o >= 0:
-        row[o + s] = capped(row[o + s] + v * v, cap, mv)
-    if v != v:
-        return
-    vc = capped(v, cap, mv)
-    o = cfg[rings + K_MIN]
-    if o >= 0 and v < row[o + s]:
-        row[o + s] = v
-    o = cfg[rings + K_MAX]
-    if o >= 0 and vc > row[o + s]:
-        row[o + s] = vc
-    o = cfg[rings + K_FOFF]
-    if o >= 0 and off < row[o + s]:
-        row[o + s] = off
-        row[cfg[rings + K_FVAL] + s] = vc
-    o = cfg[rings + K_LOFF]
-    if o >= 0 and off >= row[o + s]:
-        row[o + s] = off
-        row[cfg[rings + K_LVAL] + s] = vc
-
-
-@njit(cache=True, nogil=True, inline="always")
-def add_to_window(row, wo, b, v):
-    """Adds value v (in bucket b) to a window's running aggregate."""
-    row[wo + W_CNT] += 1.0
-    row[wo + W_SUM] += v
-    row[wo + W_SQR] += v * v
-    if v == v:
-        if v < row[wo + W_MIN]:
-            row[wo + W_MIN] = v
-        if v > row[wo + W_MAX]:
-            row[wo + W_MAX] = v
-        if b < row[wo + W_FB]:
-            row[wo + W_FB] = b
-
-
-@njit(cache=True, nogil=True)
-def scan(row, irow, cfg, rec, lo, hi):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def scan(state, istate, k, cfg, rec, lo, hi):
     """The aggregate of buckets lo..hi (within the ring): count, sum, sqr, min, max, first, last,
     and the oldest bucket holding a first candidate (+inf if none)."""
+    n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
     stride = cfg[rec + R_STRIDE]
     rings = rec + R_RINGS
     oc = cfg[rings + K_CNT]
@@ -312,76 +207,175 @@ def scan(row, irow, cfg, rec, lo, hi):
     first_bucket = INF
     last = np.nan
     b = lo
+    j = lo % n
     while b <= hi:
-        j, span, bits = chunk(irow, cfg, rec, b, hi)
+        span, bits = chunk(istate, k, words, n, j, hi - b + 1)
         while bits != 0:
             low = bits & -bits
             bits ^= low
-            k = bit_index(low)
-            s = (j + k) * stride
-            cnt += row[oc + s]
+            x = bit_index(low)
+            s = (j + x) * stride
+            cnt += state[k, oc + s]
             if os_ >= 0:
-                sm += row[os_ + s]
+                sm += state[k, os_ + s]
             if oq >= 0:
-                sq += row[oq + s]
-            if omin >= 0 and row[omin + s] < mn:
-                mn = row[omin + s]
-            if omax >= 0 and row[omax + s] > mx:
-                mx = row[omax + s]
-            if of >= 0 and first_bucket == INF and row[of + s] < INF:
-                first = row[cfg[rings + K_FVAL] + s]
-                first_bucket = b + k
-            if ol >= 0 and row[ol + s] > -INF:
-                last = row[cfg[rings + K_LVAL] + s]
+                sq += state[k, oq + s]
+            if omin >= 0 and state[k, omin + s] < mn:
+                mn = state[k, omin + s]
+            if omax >= 0 and state[k, omax + s] > mx:
+                mx = state[k, omax + s]
+            if of >= 0 and first_bucket == INF and state[k, of + s] < INF:
+                first = state[k, cfg[rings + K_FVAL] + s]
+                first_bucket = b + x
+            if ol >= 0 and state[k, ol + s] > -INF:
+                last = state[k, cfg[rings + K_LVAL] + s]
         b += span
+        j += span
+        if j == n:
+            j = 0
     return cnt, sm, sq, mn, mx, first, last, first_bucket
 
 
-@njit(cache=True, nogil=True)
-def window_from_ring(row, irow, cfg, rec, wo, lo, hi):
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def reset_window(state, k, wo):
+    state[k, wo + W_CNT] = 0.0
+    state[k, wo + W_SUM] = 0.0
+    state[k, wo + W_SQR] = 0.0
+    state[k, wo + W_MIN] = INF
+    state[k, wo + W_MAX] = -INF
+    state[k, wo + W_FB] = INF
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     """Recomputes a window's running aggregate from its buckets lo..hi."""
-    reset_window(row, wo)
+    reset_window(state, k, wo)
     if hi < lo:
         return
-    cnt, sm, sq, mn, mx, _, _, first_bucket = scan(row, irow, cfg, rec, lo, hi)
-    row[wo + W_CNT] = cnt
-    row[wo + W_SUM] = sm
-    row[wo + W_SQR] = sq
-    row[wo + W_MIN] = mn
-    row[wo + W_MAX] = mx
-    row[wo + W_FB] = first_bucket
+    cnt, sm, sq, mn, mx, _, _, first_bucket = scan(state, istate, k, cfg, rec, lo, hi)
+    state[k, wo + W_CNT] = cnt
+    state[k, wo + W_SUM] = sm
+    state[k, wo + W_SQR] = sq
+    state[k, wo + W_MIN] = mn
+    state[k, wo + W_MAX] = mx
+    state[k, wo + W_FB] = first_bucket
 
 
-@njit(cache=True, nogil=True, inline="always")
-def newest_last(row, irow, cfg, rec, lo, hi):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def newest_last(state, istate, k, cfg, rec, lo, hi):
     """The last value of the newest bucket in lo..hi that has one (NaN if none)."""
     ol = cfg[rec + R_RINGS + K_LOFF]
     n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
     stride = cfg[rec + R_STRIDE]
     j = hi % n
     for _ in range(hi - lo + 1):
-        if filled(irow, cfg, rec, j):
+        if filled(istate, k, words, j):
             s = j * stride
-            if row[ol + s] > -INF:
-                return row[cfg[rec + R_RINGS + K_LVAL] + s]
+            if state[k, ol + s] > -INF:
+                return state[k, cfg[rec + R_RINGS + K_LVAL] + s]
         j -= 1
         if j < 0:
             j = n - 1
     return np.nan
 
 
-@njit(cache=True, nogil=True)
-def progressive(row, irow, cfg, rec, o, lo, hi, mv):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def clear_bucket(state, k, cfg, rec, s):
+    """An empty bucket at slot offset s (before its first value)."""
+    rings = rec + R_RINGS
+    state[k, cfg[rings + K_CNT] + s] = 0.0
+    o = cfg[rings + K_SUM]
+    if o >= 0:
+        state[k, o + s] = 0.0
+    o = cfg[rings + K_SQR]
+    if o >= 0:
+        state[k, o + s] = 0.0
+    o = cfg[rings + K_MIN]
+    if o >= 0:
+        state[k, o + s] = INF
+    o = cfg[rings + K_MAX]
+    if o >= 0:
+        state[k, o + s] = -INF
+    o = cfg[rings + K_FOFF]
+    if o >= 0:
+        state[k, o + s] = INF
+        state[k, cfg[rings + K_FVAL] + s] = np.nan
+    o = cfg[rings + K_LOFF]
+    if o >= 0:
+        state[k, o + s] = -INF
+        state[k, cfg[rings + K_LVAL] + s] = np.nan
+
+
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def capped(x, mv):
+    return mv if x > mv else x
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def insert_capped(state, istate, k, cfg, rec, mv, j, off, v):
+    """Adds value v, at time offset `off` (ns), into the bucket in ring slot j, capping the
+    bucket's statistics at `mv` as the reference does."""
+    s = j * cfg[rec + R_STRIDE]
+    words = cfg[rec + R_IOFF] + HEADER
+    rings = rec + R_RINGS
+    if not filled(istate, k, words, j):
+        clear_bucket(state, k, cfg, rec, s)
+        istate[k, words + (j >> 5)] |= np.int64(1) << (j & 31)
+    o = cfg[rings + K_CNT]
+    state[k, o + s] = capped(state[k, o + s] + 1.0, mv)
+    o = cfg[rings + K_SUM]
+    if o >= 0:
+        state[k, o + s] = capped(state[k, o + s] + v, mv)
+    o = cfg[rings + K_SQR]
+    if o >= 0:
+        state[k, o + s] = capped(state[k, o + s] + v * v, mv)
+    if v != v:
+        return
+    vc = capped(v, mv)
+    o = cfg[rings + K_MIN]
+    if o >= 0 and v < state[k, o + s]:
+        state[k, o + s] = v
+    o = cfg[rings + K_MAX]
+    if o >= 0 and vc > state[k, o + s]:
+        state[k, o + s] = vc
+    o = cfg[rings + K_FOFF]
+    if o >= 0 and off < state[k, o + s]:
+        state[k, o + s] = off
+        state[k, cfg[rings + K_FVAL] + s] = vc
+    o = cfg[rings + K_LOFF]
+    if o >= 0 and off >= state[k, o + s]:
+        state[k, o + s] = off
+        state[k, cfg[rings + K_LVAL] + s] = vc
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def progressive(state, istate, k, cfg, rec, o, lo, hi, mv):
     """Sum of the statistic at offset o of buckets hi down to lo (empty ones adding 0.0), capped
     at mv after each step as the reference caps window values; returns the value and whether the
     last step capped it."""
     n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
     stride = cfg[rec + R_STRIDE]
     total = 0.0
     was_capped = False
     j = hi % n
     for _ in range(hi - lo + 1):
-        x = row[o + j * stride] if filled(irow, cfg, rec, j) else 0.0
+        x = state[k, o + j * stride] if filled(istate, k, words, j) else 0.0
         s = total + x
         if s > mv:
             total = mv
@@ -395,7 +389,14 @@ def progressive(row, irow, cfg, rec, o, lo, hi, mv):
     return total, was_capped
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
 def finish(code, cnt, sm, sq, mn, mx, first, last):
     """An aggregation's value from the base statistics of a window (codes as in the registry)."""
     if code == 0:
@@ -427,71 +428,34 @@ def finish(code, cnt, sm, sq, mn, mx, first, last):
     return math.sqrt(var)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def write(out, flags, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last):
     """Writes an event's features of window w from the window's base statistics."""
     nw = cfg[rec + R_NW]
-    na = cfg[rec + R_NA]
     base = cfg[rec + R_OUT]
     codes = rec + R_WIN + nw
-    for a in range(na):
-        f = base + a * nw + w
-        out[f, i] = finish(cfg[codes + a], cnt, sm, sq, mn, mx, first, last)
-        flags[f, i] = 0
+    for a in range(cfg[rec + R_NA]):
+        out[base + a * nw + w, i] = finish(cfg[codes + a], cnt, sm, sq, mn, mx, first, last)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def write_absent(out, flags, cfg, rec, i):
     """The event gets none of the aggregator's features."""
-    nw = cfg[rec + R_NW]
-    na = cfg[rec + R_NA]
     base = cfg[rec + R_OUT]
-    for f in range(base, base + na * nw):
+    for f in range(base, base + cfg[rec + R_NA] * cfg[rec + R_NW]):
         out[f, i] = np.nan
         flags[f, i] = ABSENT
 
 
-@njit(cache=True, nogil=True)
-def write_empty(out, flags, cfg, rec, mv, i):
-    """Features of a key that has nothing aggregated yet."""
-    nw = cfg[rec + R_NW]
-    cap = cfg[rec + R_CAP] == 1
-    for w in range(nw):
-        if cap:
-            nothing = np.nan
-            write_capped(
-                out,
-                flags,
-                cfg,
-                rec,
-                mv,
-                w,
-                i,
-                0.0,
-                False,
-                0.0,
-                False,
-                0.0,
-                False,
-                INF,
-                -INF,
-                nothing,
-                nothing,
-            )
-        else:
-            write(out, flags, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
-
-
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last):
     """Writes capped features: additive values as summed by `progressive` (an int `max_value`
     where the last step capped), min as min(max_value, min), max/first/last of capped values."""
     nw = cfg[rec + R_NW]
-    na = cfg[rec + R_NA]
     base = cfg[rec + R_OUT]
     codes = rec + R_WIN + nw
     as_int = cfg[rec + R_CAP_INT] == 1
-    for a in range(na):
+    for a in range(cfg[rec + R_NA]):
         f = base + a * nw + w
         code = cfg[codes + a]
         flag = 0
@@ -519,22 +483,42 @@ def write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c,
         else:
             value = finish(code, cnt, sm, sq, mn, mx, first, last)
         out[f, i] = value
-        flags[f, i] = flag
+        if flag != 0:
+            flags[f, i] = flag
 
 
-@njit(cache=True, nogil=True)
-def capped_features(row, irow, cfg, rec, mv, w, i, lo, hi, out, flags):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
     """Writes window w's capped features over buckets lo..hi."""
     if hi < lo:
         cnt, sm, sq, mn, mx, first, last = 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan
     else:
-        cnt, sm, sq, mn, mx, first, last, _ = scan(row, irow, cfg, rec, lo, hi)
+        cnt, sm, sq, mn, mx, first, last, _ = scan(state, istate, k, cfg, rec, lo, hi)
     rings = rec + R_RINGS
-    cnt, cnt_c = progressive(row, irow, cfg, rec, cfg[rings + K_CNT], lo, hi, mv)
+    cnt, cnt_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_CNT], lo, hi, mv)
     sm_c = False
     sq_c = False
     if cfg[rings + K_SUM] >= 0:
-        sm, sm_c = progressive(row, irow, cfg, rec, cfg[rings + K_SUM], lo, hi, mv)
+        sm, sm_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_SUM], lo, hi, mv)
     if cfg[rings + K_SQR] >= 0:
-        sq, sq_c = progressive(row, irow, cfg, rec, cfg[rings + K_SQR], lo, hi, mv)
+        sq, sq_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_SQR], lo, hi, mv)
     write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
+    """Writes window w's features over buckets lo..hi, from the ring."""
+    if cfg[rec + R_CAP] == 1:
+        capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags)
+    elif hi < lo:
+        write(out, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
+    else:
+        cnt, sm, sq, mn, mx, first, last, _ = scan(state, istate, k, cfg, rec, lo, hi)
+        write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def write_empty(state, istate, cfg, rec, mv, out, flags, i):
+    """Features of a key that has nothing aggregated yet (every window over no bucket)."""
+    for w in range(cfg[rec + R_NW]):
+        features(state, istate, 0, cfg, rec, mv, w, i, 1, 0, out, flags)

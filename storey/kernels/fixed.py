@@ -7,22 +7,24 @@ reference's precalculated windows instead: whenever an event enters a new smalle
 window restarts from the first reference bucket (half the smallest window) at or after
 max(event time rounded up to the next unit of the smallest window - window length, start of the
 largest window), and accumulates from there until the next smallest window begins.
+
+Each window block remembers where its current range ends (W_END): an in-order event opens a new
+range when its bucket reaches it.
 """
 
 import numpy as np
 from numba import njit
 
 from .buckets import (
+    AHEAD,
     INF,
-    add_to_window,
-    capped_features,
-    empty_slots,
-    insert,
+    clear_slots,
+    features,
+    filled,
+    finish,
+    insert_capped,
     newest_last,
     prefetch,
-    reset_window,
-    scan,
-    slot,
     window_from_ring,
     write,
     write_absent,
@@ -30,10 +32,18 @@ from .buckets import (
 )
 from .layout import (
     H_B,
+    H_J,
     H_OFF,
+    HEADER,
+    K_CNT,
     K_FOFF,
     K_FVAL,
     K_LOFF,
+    K_LVAL,
+    K_MAX,
+    K_MIN,
+    K_SQR,
+    K_SUM,
     MODE_AGG,
     MODE_LAST_CLOSED,
     NO_STATE,
@@ -41,18 +51,21 @@ from .layout import (
     R_IOFF,
     R_MODE,
     R_N,
+    R_NA,
     R_NW,
-    R_OFF,
+    R_OUT,
     R_PERIOD,
     R_REFP,
     R_RINGS,
     R_SMALL,
+    R_STRIDE,
     R_UNIT,
     R_VALUE,
     R_WIN,
     R_WMAX,
     R_WOFF,
     W_CNT,
+    W_END,
     W_FB,
     W_LO,
     W_MAX,
@@ -62,11 +75,9 @@ from .layout import (
     W_SUM,
 )
 
-_AHEAD = 6
 
-
-@njit(cache=True, nogil=True)
-def _start(cfg, rec, t, w):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_start(cfg, rec, t, w):
     """The first bucket of the range window w covers for an event at time t."""
     period = cfg[rec + R_PERIOD]
     length = cfg[rec + R_WIN + w] * period
@@ -83,9 +94,37 @@ def _start(cfg, rec, t, w):
     return lo // period
 
 
-@njit(cache=True, nogil=True)
-def _same_range(cfg, rec, t, latest_t, w):
-    """Whether an event at t still belongs to the range window w has at the latest time."""
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_new_range(state, istate, k, cfg, rec, t, b, w):
+    """Window w starts the range of an event at time t (in bucket b): its running aggregate is
+    recomputed from the range's first bucket up to b."""
+    wo = cfg[rec + R_WOFF] + w * W_SIZE
+    lo = fixed_start(cfg, rec, t, w)
+    if cfg[rec + R_MODE] == 0:
+        size = cfg[rec + R_WIN + w]
+    else:
+        size = cfg[rec + R_SMALL] // cfg[rec + R_PERIOD]
+    state[k, wo + W_LO] = lo
+    state[k, wo + W_END] = (b // size + 1) * size
+    window_from_ring(state, istate, k, cfg, rec, wo, lo, b)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_start_key(state, istate, k, cfg, rec, t, b):
+    """The first value of a key: an empty ring, and every window's range starting."""
+    io = cfg[rec + R_IOFF]
+    n = cfg[rec + R_N]
+    clear_slots(istate, k, io + HEADER, n, 0, n)
+    istate[k, io + H_B] = b
+    istate[k, io + H_OFF] = t - b * cfg[rec + R_PERIOD]
+    istate[k, io + H_J] = b % n
+    for w in range(cfg[rec + R_NW]):
+        fixed_new_range(state, istate, k, cfg, rec, t, b, w)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_same_range(cfg, rec, t, latest_t, w):
+    """Whether an event at t belongs to the range window w has at the latest time."""
     if cfg[rec + R_MODE] == 0:
         length = cfg[rec + R_WIN + w] * cfg[rec + R_PERIOD]
         return t // length == latest_t // length
@@ -93,46 +132,8 @@ def _same_range(cfg, rec, t, latest_t, w):
     return t // smallest == latest_t // smallest
 
 
-@njit(cache=True, nogil=True)
-def _features(row, irow, cfg, rec, mv, latest, lo, hi, running_wo, w, out, flags, i):
-    """Writes window w's features over buckets lo..hi (its running aggregate when running_wo >= 0)."""
-    if hi > latest:
-        hi = latest
-    if cfg[rec + R_CAP] == 1:
-        capped_features(row, irow, cfg, rec, mv, w, i, lo, hi, out, flags)
-        return
-    if running_wo >= 0:
-        first = np.nan
-        fb = row[running_wo + W_FB]
-        if cfg[rec + R_RINGS + K_FOFF] >= 0 and fb < INF:
-            first = row[cfg[rec + R_RINGS + K_FVAL] + slot(cfg, rec, np.int64(fb))]
-        last = np.nan
-        if cfg[rec + R_RINGS + K_LOFF] >= 0:
-            last = newest_last(row, irow, cfg, rec, lo, hi)
-        write(
-            out,
-            flags,
-            cfg,
-            rec,
-            w,
-            i,
-            row[running_wo + W_CNT],
-            row[running_wo + W_SUM],
-            row[running_wo + W_SQR],
-            row[running_wo + W_MIN],
-            row[running_wo + W_MAX],
-            first,
-            last,
-        )
-    elif hi < lo:
-        write(out, flags, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
-    else:
-        cnt, sm, sq, mn, mx, first, last, _ = scan(row, irow, cfg, rec, lo, hi)
-        write(out, flags, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
-
-
-@njit(cache=True, nogil=True)
-def _kept_from(cfg, rec, latest, latest_t):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_kept_from(cfg, rec, latest, latest_t):
     """The oldest bucket the key keeps: the start of the largest window before the latest one."""
     largest = cfg[rec + R_WMAX]
     kept = ((latest_t // largest) - 1) * largest // cfg[rec + R_PERIOD]
@@ -140,81 +141,39 @@ def _kept_from(cfg, rec, latest, latest_t):
     return kept if kept > ring_start else ring_start
 
 
-@njit(cache=True, nogil=True)
-def _update(row, irow, cfg, rec, mv, t, v, out, flags, i):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
+    """Features of a late event (before the key's latest time): the windows holding its time."""
     io = cfg[rec + R_IOFF]
-    period = cfg[rec + R_PERIOD]
-    n = cfg[rec + R_N]
-    nw = cfg[rec + R_NW]
-    woff = cfg[rec + R_WOFF]
-    b = t // period
-    off = t - b * period
-    latest = irow[io + H_B]
-    in_order = True
-    if latest == NO_STATE:
-        empty_slots(irow, cfg, rec, b - n + 1, b)
-        irow[io + H_B] = b
-        irow[io + H_OFF] = off
-        latest = b
-        for w in range(nw):
-            wo = woff + w * W_SIZE
-            reset_window(row, wo)
-            row[wo + W_LO] = _start(cfg, rec, t, w)
-    else:
-        latest_t = latest * period + irow[io + H_OFF]
-        if t >= latest_t:
-            if b > latest:
-                empty_slots(irow, cfg, rec, latest + 1, b)
-                irow[io + H_B] = b
-                latest = b
-            irow[io + H_OFF] = t - latest * period
-            for w in range(nw):
-                if not _same_range(cfg, rec, t, latest_t, w):
-                    wo = woff + w * W_SIZE
-                    lo = _start(cfg, rec, t, w)
-                    row[wo + W_LO] = lo
-                    window_from_ring(row, irow, cfg, rec, wo, lo, b)
+    latest = istate[k, io + H_B]
+    kept = fixed_kept_from(cfg, rec, latest, latest * cfg[rec + R_PERIOD] + istate[k, io + H_OFF])
+    for w in range(cfg[rec + R_NW]):
+        lo = fixed_start(cfg, rec, t, w)
+        if cfg[rec + R_MODE] == 0:
+            hi = lo + cfg[rec + R_WIN + w] - 1
         else:
-            if b < _kept_from(cfg, rec, latest, latest_t):
-                write_absent(out, flags, cfg, rec, i)
-                return
-            in_order = False
-    insert(row, irow, cfg, rec, mv, b % n, float(off), v)
-    for w in range(nw):
-        wo = woff + w * W_SIZE
-        if b >= row[wo + W_LO]:
-            add_to_window(row, wo, b, v)
-    for w in range(nw):
-        wo = woff + w * W_SIZE
-        if in_order:
-            _features(row, irow, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), b, wo, w, out, flags, i)
-        else:
-            lo = _start(cfg, rec, t, w)
-            if cfg[rec + R_MODE] == 0:
-                hi = lo + cfg[rec + R_WIN + w] - 1
-            else:
-                hi = b
-            kept = _kept_from(cfg, rec, latest, latest * period + irow[io + H_OFF])
-            if lo < kept:
-                lo = kept
-            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+            hi = b
+        if lo < kept:
+            lo = kept
+        features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True)
-def _read(row, irow, cfg, rec, mv, t, mode, out, flags, i):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
+    """Features the key has at time t, changing nothing."""
     io = cfg[rec + R_IOFF]
-    latest = irow[io + H_B]
+    latest = istate[k, io + H_B]
     if latest == NO_STATE:
         if mode == MODE_AGG:
-            write_empty(out, flags, cfg, rec, mv, i)
+            write_empty(state, istate, cfg, rec, mv, out, flags, i)
         else:
             write_absent(out, flags, cfg, rec, i)
         return
     period = cfg[rec + R_PERIOD]
-    latest_t = latest * period + irow[io + H_OFF]
+    latest_t = latest * period + istate[k, io + H_OFF]
     if mode == MODE_AGG and t > latest_t:
         t = latest_t
-    kept = _kept_from(cfg, rec, latest, latest_t)
+    kept = fixed_kept_from(cfg, rec, latest, latest_t)
     if t // period < kept:
         write_absent(out, flags, cfg, rec, i)
         return
@@ -225,72 +184,231 @@ def _read(row, irow, cfg, rec, mv, t, mode, out, flags, i):
             length = size * period
             lo = ((t // length) - 1) * length // period
             hi = lo + size - 1
-            if lo < kept:
-                lo = kept
-            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
-        elif _same_range(cfg, rec, t, latest_t, w):
+        elif fixed_same_range(cfg, rec, t, latest_t, w):
             wo = woff + w * W_SIZE
-            _features(row, irow, cfg, rec, mv, latest, np.int64(row[wo + W_LO]), latest, wo, w, out, flags, i)
+            lo = np.int64(state[k, wo + W_LO])
+            if cfg[rec + R_CAP] == 1:
+                features(state, istate, k, cfg, rec, mv, w, i, lo, latest, out, flags)
+                continue
+            # the window's running aggregate
+            first = np.nan
+            fb = state[k, wo + W_FB]
+            if cfg[rec + R_RINGS + K_FOFF] >= 0 and fb < INF:
+                j = np.int64(fb) % cfg[rec + R_N]
+                first = state[k, cfg[rec + R_RINGS + K_FVAL] + j * cfg[rec + R_STRIDE]]
+            last = np.nan
+            if cfg[rec + R_RINGS + K_LOFF] >= 0:
+                last = newest_last(state, istate, k, cfg, rec, lo, latest)
+            write(
+                out,
+                cfg,
+                rec,
+                w,
+                i,
+                state[k, wo + W_CNT],
+                state[k, wo + W_SUM],
+                state[k, wo + W_SQR],
+                state[k, wo + W_MIN],
+                state[k, wo + W_MAX],
+                first,
+                last,
+            )
+            continue
         else:
-            lo = _start(cfg, rec, t, w)
+            lo = fixed_start(cfg, rec, t, w)
             if cfg[rec + R_MODE] == 0:
                 hi = lo + size - 1
             else:
                 hi = t // period
-            if lo < kept:
-                lo = kept
-            _features(row, irow, cfg, rec, mv, latest, lo, hi, -1, w, out, flags, i)
+        if lo < kept:
+            lo = kept
+        features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch(state, istate, cfg, rec, key_slot, t):
-    """Asks for the cache lines an event at time t of the key in `key_slot` will touch."""
-    prefetch(istate, key_slot, cfg[rec + R_IOFF])
-    o = cfg[rec + R_OFF]
-    ring = o + cfg[rec + R_NW] * W_SIZE
-    for x in range(o, ring, 8):
-        prefetch(state, key_slot, x)
-    prefetch(state, key_slot, ring + slot(cfg, rec, t // cfg[rec + R_PERIOD]))
-
-
-@njit(cache=True, nogil=True)
-def fixed_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
-    """Aggregates a batch in arrival order and writes every event's features (arguments as in
-    `sliding_update`)."""
-    naggr = cfg[0]
+@njit(cache=True, nogil=True, error_model="numpy")
+def fixed_kernel(
+    cfg, max_values, times, slots, values, valid, update, mode, state, istate, out, flags, part, parts
+):
+    """`sliding_kernel` for fixed windows (same arguments)."""
     n = times.shape[0]
-    for i in range(n):
-        key_slot = slots[i]
-        if key_slot % parts != part:
-            continue
-        ahead = i + _AHEAD
-        if ahead < n and slots[ahead] % parts == part:
-            for a in range(naggr):
-                _prefetch(state, istate, cfg, cfg[1 + a], slots[ahead], times[ahead])
-        t = times[i]
-        row = state[key_slot]
-        irow = istate[key_slot]
-        for a in range(naggr):
-            rec = cfg[1 + a]
-            vr = cfg[rec + R_VALUE]
-            if valid[vr, i]:
-                _update(row, irow, cfg, rec, max_values[a], t, values[vr, i], out, flags, i)
-            else:
-                _read(row, irow, cfg, rec, max_values[a], t, MODE_AGG, out, flags, i)
-
-
-@njit(cache=True, nogil=True)
-def fixed_read(cfg, max_values, times, slots, mode, state, istate, out, flags):
-    """Writes the features each event's key has at the event's time, changing nothing (arguments
-    as in `sliding_read`)."""
-    naggr = cfg[0]
-    for i in range(times.shape[0]):
-        key_slot = slots[i]
-        for a in range(naggr):
-            rec = cfg[1 + a]
-            if key_slot < 0:
+    for a in range(cfg[0]):
+        rec = cfg[1 + a]
+        mv = max_values[a]
+        period = cfg[rec + R_PERIOD]
+        n_ring = cfg[rec + R_N]
+        nw = cfg[rec + R_NW]
+        io = cfg[rec + R_IOFF]
+        words = io + HEADER
+        woff = cfg[rec + R_WOFF]
+        ring = woff + nw * W_SIZE
+        stride = cfg[rec + R_STRIDE]
+        rings = rec + R_RINGS
+        oc = cfg[rings + K_CNT]
+        os_ = cfg[rings + K_SUM]
+        oq = cfg[rings + K_SQR]
+        omin = cfg[rings + K_MIN]
+        omax = cfg[rings + K_MAX]
+        of = cfg[rings + K_FOFF]
+        ofv = cfg[rings + K_FVAL]
+        ol = cfg[rings + K_LOFF]
+        olv = cfg[rings + K_LVAL]
+        capped = cfg[rec + R_CAP] == 1
+        vr = cfg[rec + R_VALUE]
+        na = cfg[rec + R_NA]
+        base = cfg[rec + R_OUT]
+        codes = rec + R_WIN + nw
+        read_mode = mode if update == 0 else MODE_AGG
+        for i in range(n):
+            k = slots[i]
+            if parts != 1 and k % parts != part:
+                continue
+            ahead = i + AHEAD
+            if ahead < n:
+                ka = slots[ahead]
+                if ka >= 0 and (parts == 1 or ka % parts == part):
+                    prefetch(istate, ka, io)
+                    for x in range(woff, ring, 8):
+                        prefetch(state, ka, x)
+                    prefetch(state, ka, ring + ((times[ahead] // period) % n_ring) * stride)
+            t = times[i]
+            if k < 0:
                 write_absent(out, flags, cfg, rec, i)
+                continue
+            if update == 0 or valid[vr, i] == 0:
+                fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
+                continue
+            v = values[vr, i]
+            b = t // period
+            latest = istate[k, io + H_B]
+            in_order = True
+            if latest == NO_STATE:
+                fixed_start_key(state, istate, k, cfg, rec, t, b)
+                latest = b
             else:
-                _read(
-                    state[key_slot], istate[key_slot], cfg, rec, max_values[a], times[i], mode, out, flags, i
-                )
+                latest_t = latest * period + istate[k, io + H_OFF]
+                if t >= latest_t:
+                    if b > latest:
+                        d = b - latest
+                        j_latest = istate[k, io + H_J]
+                        j = j_latest + 1
+                        if j == n_ring:
+                            j = 0
+                        clear_slots(istate, k, words, n_ring, j, d)
+                        if d < n_ring:
+                            j_latest += d
+                            if j_latest >= n_ring:
+                                j_latest -= n_ring
+                        else:
+                            j_latest = b % n_ring
+                        istate[k, io + H_B] = b
+                        istate[k, io + H_J] = j_latest
+                        latest = b
+                    istate[k, io + H_OFF] = t - latest * period
+                    for w in range(nw):
+                        if b >= state[k, woff + w * W_SIZE + W_END]:
+                            fixed_new_range(state, istate, k, cfg, rec, t, b, w)
+                else:
+                    if b < fixed_kept_from(cfg, rec, latest, latest_t):
+                        write_absent(out, flags, cfg, rec, i)
+                        continue
+                    in_order = False
+            j_latest = istate[k, io + H_J]
+            j = j_latest - (latest - b)
+            if j < 0:
+                j += n_ring
+            if capped:
+                insert_capped(state, istate, k, cfg, rec, mv, j, float(t - b * period), v)
+            else:
+                # the value into its bucket
+                s = j * stride
+                if not filled(istate, k, words, j):
+                    state[k, oc + s] = 0.0
+                    if os_ >= 0:
+                        state[k, os_ + s] = 0.0
+                    if oq >= 0:
+                        state[k, oq + s] = 0.0
+                    if omin >= 0:
+                        state[k, omin + s] = INF
+                    if omax >= 0:
+                        state[k, omax + s] = -INF
+                    if of >= 0:
+                        state[k, of + s] = INF
+                        state[k, ofv + s] = np.nan
+                    if ol >= 0:
+                        state[k, ol + s] = -INF
+                        state[k, olv + s] = np.nan
+                    istate[k, words + (j >> 5)] |= np.int64(1) << (j & 31)
+                state[k, oc + s] += 1.0
+                if os_ >= 0:
+                    state[k, os_ + s] += v
+                if oq >= 0:
+                    state[k, oq + s] += v * v
+                if v == v:
+                    if omin >= 0 and v < state[k, omin + s]:
+                        state[k, omin + s] = v
+                    if omax >= 0 and v > state[k, omax + s]:
+                        state[k, omax + s] = v
+                    if of >= 0 or ol >= 0:
+                        off = float(t - b * period)
+                        if of >= 0 and off < state[k, of + s]:
+                            state[k, of + s] = off
+                            state[k, ofv + s] = v
+                        if ol >= 0 and off >= state[k, ol + s]:
+                            state[k, ol + s] = off
+                            state[k, olv + s] = v
+            # and into the running aggregates of the windows whose range holds its bucket
+            for w in range(nw):
+                wo = woff + w * W_SIZE
+                if b >= state[k, wo + W_LO]:
+                    state[k, wo + W_CNT] += 1.0
+                    state[k, wo + W_SUM] += v
+                    state[k, wo + W_SQR] += v * v
+                    if v == v:
+                        if v < state[k, wo + W_MIN]:
+                            state[k, wo + W_MIN] = v
+                        if v > state[k, wo + W_MAX]:
+                            state[k, wo + W_MAX] = v
+                        if b < state[k, wo + W_FB]:
+                            state[k, wo + W_FB] = b
+            if not in_order:
+                fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i)
+                continue
+            if capped:
+                for w in range(nw):
+                    lo = np.int64(state[k, woff + w * W_SIZE + W_LO])
+                    features(state, istate, k, cfg, rec, mv, w, i, lo, b, out, flags)
+                continue
+            # features from the running aggregates (the event's bucket is the latest)
+            for w in range(nw):
+                wo = woff + w * W_SIZE
+                lo = np.int64(state[k, wo + W_LO])
+                cnt = state[k, wo + W_CNT]
+                first = np.nan
+                if of >= 0:
+                    fb = state[k, wo + W_FB]
+                    if fb < INF:
+                        jf = j_latest - (latest - np.int64(fb))
+                        if jf < 0:
+                            jf += n_ring
+                        first = state[k, ofv + jf * stride]
+                last = np.nan
+                if ol >= 0:
+                    jl = j_latest
+                    for _ in range(b - lo + 1):
+                        if filled(istate, k, words, jl) and state[k, ol + jl * stride] > -INF:
+                            last = state[k, olv + jl * stride]
+                            break
+                        jl -= 1
+                        if jl < 0:
+                            jl = n_ring - 1
+                for x in range(na):
+                    out[base + x * nw + w, i] = finish(
+                        cfg[codes + x],
+                        cnt,
+                        state[k, wo + W_SUM],
+                        state[k, wo + W_SQR],
+                        state[k, wo + W_MIN],
+                        state[k, wo + W_MAX],
+                        first,
+                        last,
+                    )

@@ -21,7 +21,11 @@ R_RINGS = 15  # 9 offsets of the statistics in a row: ring start + place in a bu
 R_WOFF = 24  # absolute offset of the first window block in a row
 R_STRIDE = 25  # floats per bucket (the statistics kept)
 R_IOFF = 26  # offset of the aggregator's block in a row of `istate` (int64s)
-R_WIN = 27  # window lengths in buckets (R_NW of them), then aggregation codes (R_NA of them)
+R_KIND = 27  # KIND_SLIDING or KIND_FIXED
+R_WIN = 28  # window lengths in buckets (R_NW of them), then aggregation codes (R_NA of them)
+
+KIND_SLIDING = 0
+KIND_FIXED = 1
 
 # statistics of a bucket, in the order of R_RINGS
 K_CNT = 0
@@ -42,7 +46,8 @@ W_SQR = 2
 W_MIN = 3
 W_MAX = 4
 W_FB = 5
-W_LO = 6
+W_LO = 6  # fixed windows: first bucket of the window's current range
+W_END = 7  # fixed windows: first bucket after the current range; sliding windows: a scratch flag
 W_SIZE = 8
 
 # int64 block: header, then a bitmap of the ring slots that hold a bucket
@@ -50,6 +55,7 @@ HEADER = 4
 H_B = 0  # latest bucket of the key (NO_STATE before its first value)
 H_OFF = 1  # offset (ns) of the latest time in its bucket
 H_FIRST = 2  # first bucket the key ever had
+H_J = 3  # ring slot of the latest bucket (H_B modulo the ring size)
 NO_STATE = -(2**63)
 
 # stats bits (same as registry)

@@ -4,38 +4,39 @@ A window of n buckets, read at bucket r, covers buckets r - n + 1 .. r. The ring
 buckets of the longest window up to B, the latest bucket of the key. In-order events (bucket B)
 read the running aggregates, updated as values arrive and as buckets leave the windows (sums are
 recomputed from the ring when a subtraction would lose precision or a NaN/inf leaves; min and max
-when the bucket holding them leaves). Late events and reads at other times scan the ring.
-Aggregators with a `max_value` always scan, capping as the reference does.
+when the bucket holding them leaves, first when its bucket leaves). Late events and reads at other
+times scan the ring. Aggregators with a `max_value` always scan, capping as the reference does.
 """
 
 import numpy as np
 from numba import njit
 
 from .buckets import (
+    AHEAD,
     INF,
-    add_to_window,
     bit_index,
-    capped_features,
     chunk,
-    empty_slots,
-    insert,
-    newest_last,
+    clear_slots,
+    features,
+    filled,
+    finish,
+    insert_capped,
     prefetch,
     reset_window,
-    scan,
-    slot,
     window_from_ring,
-    write,
     write_absent,
     write_empty,
 )
 from .layout import (
     H_B,
     H_FIRST,
+    H_J,
+    HEADER,
     K_CNT,
     K_FOFF,
     K_FVAL,
     K_LOFF,
+    K_LVAL,
     K_MAX,
     K_MIN,
     K_SQR,
@@ -45,8 +46,9 @@ from .layout import (
     R_CAP,
     R_IOFF,
     R_N,
+    R_NA,
     R_NW,
-    R_OFF,
+    R_OUT,
     R_PERIOD,
     R_RINGS,
     R_STRIDE,
@@ -54,6 +56,7 @@ from .layout import (
     R_WIN,
     R_WOFF,
     W_CNT,
+    W_END,
     W_FB,
     W_MAX,
     W_MIN,
@@ -64,266 +67,336 @@ from .layout import (
 
 # a subtraction that leaves less than this fraction of a sum is redone from the buckets
 _CANCELLATION = 1.0 / (1 << 20)
-_RECOMPUTE = 7  # spare field of a window block: set when the window must be recomputed
-# how many events ahead the kernels ask for the state they will touch
-_AHEAD = 6
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _drop(row, cfg, rec, wo, s):
-    """Takes the bucket at slot offset s out of a window's running aggregate; True when the
-    window must be recomputed from its buckets instead."""
-    rings = rec + R_RINGS
-    c = row[cfg[rings + K_CNT] + s]
-    if c == 0.0:
-        return False
-    row[wo + W_CNT] -= c
-    redo = False
-    o = cfg[rings + K_SUM]
-    if o >= 0:
-        x = row[o + s]
-        before = row[wo + W_SUM]
-        after = before - x
-        if not np.isfinite(x) or not np.isfinite(before) or abs(after) < abs(before) * _CANCELLATION:
-            redo = True
-        row[wo + W_SUM] = after
-    o = cfg[rings + K_SQR]
-    if o >= 0:
-        x = row[o + s]
-        before = row[wo + W_SQR]
-        after = before - x
-        if not np.isfinite(x) or not np.isfinite(before) or abs(after) < abs(before) * _CANCELLATION:
-            redo = True
-        row[wo + W_SQR] = after
-    o = cfg[rings + K_MIN]
-    if o >= 0 and row[o + s] <= row[wo + W_MIN]:
-        redo = True
-    o = cfg[rings + K_MAX]
-    if o >= 0 and row[o + s] >= row[wo + W_MAX]:
-        redo = True
-    return redo
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sliding_start_key(state, istate, k, cfg, rec, b):
+    """The first value of a key: an empty ring and empty windows."""
+    io = cfg[rec + R_IOFF]
+    n = cfg[rec + R_N]
+    clear_slots(istate, k, io + HEADER, n, 0, n)
+    woff = cfg[rec + R_WOFF]
+    for w in range(cfg[rec + R_NW]):
+        reset_window(state, k, woff + w * W_SIZE)
+    istate[k, io + H_B] = b
+    istate[k, io + H_FIRST] = b
+    istate[k, io + H_J] = b % n
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _advance(row, irow, cfg, rec, old, new):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sliding_advance(state, istate, k, cfg, rec, old, new):
     """Moves the key's latest bucket from `old` to `new` (> old): buckets leave the windows and
-    the ring slots of buckets old+1..new start empty."""
+    the ring slots of buckets old+1..new start empty. Returns the ring slot of `new`."""
+    n = cfg[rec + R_N]
+    io = cfg[rec + R_IOFF]
+    words = io + HEADER
     stride = cfg[rec + R_STRIDE]
     nw = cfg[rec + R_NW]
     woff = cfg[rec + R_WOFF]
+    rings = rec + R_RINGS
+    oc = cfg[rings + K_CNT]
+    os_ = cfg[rings + K_SUM]
+    oq = cfg[rings + K_SQR]
+    omin = cfg[rings + K_MIN]
+    omax = cfg[rings + K_MAX]
+    of = cfg[rings + K_FOFF]
+    j_old = istate[k, io + H_J]
+    d = new - old
+    any_redo = False
     for w in range(nw):
         wo = woff + w * W_SIZE
         size = cfg[rec + R_WIN + w]
-        if new - old >= size or row[wo + W_CNT] == 0.0:
-            reset_window(row, wo)
-            row[wo + _RECOMPUTE] = 0.0
+        if d >= size or state[k, wo + W_CNT] == 0.0:
+            reset_window(state, k, wo)
+            state[k, wo + W_END] = 0.0
             continue
         redo = False
-        b = old - size + 1
-        last_dropped = new - size
-        while b <= last_dropped:
-            j, span, bits = chunk(irow, cfg, rec, b, last_dropped)
+        # buckets old - size + 1 .. new - size leave the window
+        j = j_old - size + 1
+        if j < 0:
+            j += n
+        left = d
+        while left > 0:
+            span, bits = chunk(istate, k, words, n, j, left)
             while bits != 0:
                 low = bits & -bits
                 bits ^= low
-                if _drop(row, cfg, rec, wo, (j + bit_index(low)) * stride):
+                s = (j + bit_index(low)) * stride
+                c = state[k, oc + s]
+                if c == 0.0:
+                    continue
+                state[k, wo + W_CNT] -= c
+                if os_ >= 0:
+                    x = state[k, os_ + s]
+                    before = state[k, wo + W_SUM]
+                    after = before - x
+                    if (
+                        not np.isfinite(x)
+                        or not np.isfinite(before)
+                        or abs(after) < abs(before) * _CANCELLATION
+                    ):
+                        redo = True
+                    state[k, wo + W_SUM] = after
+                if oq >= 0:
+                    x = state[k, oq + s]
+                    before = state[k, wo + W_SQR]
+                    after = before - x
+                    if (
+                        not np.isfinite(x)
+                        or not np.isfinite(before)
+                        or abs(after) < abs(before) * _CANCELLATION
+                    ):
+                        redo = True
+                    state[k, wo + W_SQR] = after
+                if omin >= 0 and state[k, omin + s] <= state[k, wo + W_MIN]:
                     redo = True
-            b += span
-        if row[wo + W_FB] < new - size + 1:
+                if omax >= 0 and state[k, omax + s] >= state[k, wo + W_MAX]:
+                    redo = True
+            left -= span
+            j += span
+            if j == n:
+                j = 0
+        if of >= 0 and state[k, wo + W_FB] < new - size + 1:
             redo = True
-        if row[wo + W_CNT] == 0.0:
-            reset_window(row, wo)
+        if state[k, wo + W_CNT] == 0.0:
+            reset_window(state, k, wo)
             redo = False
-        row[wo + _RECOMPUTE] = 1.0 if redo else 0.0
-    empty_slots(irow, cfg, rec, old + 1, new)
-    for w in range(nw):
-        wo = woff + w * W_SIZE
-        if row[wo + _RECOMPUTE] != 0.0:
-            size = cfg[rec + R_WIN + w]
-            window_from_ring(row, irow, cfg, rec, wo, new - size + 1, new)
-            row[wo + _RECOMPUTE] = 0.0
-    irow[cfg[rec + R_IOFF] + H_B] = new
+        state[k, wo + W_END] = 1.0 if redo else 0.0
+        any_redo = any_redo or redo
+    j_new = j_old + 1
+    if j_new == n:
+        j_new = 0
+    clear_slots(istate, k, words, n, j_new, d)
+    if d < n:
+        j_new = j_old + d
+        if j_new >= n:
+            j_new -= n
+    else:
+        j_new = new % n
+    istate[k, io + H_B] = new
+    istate[k, io + H_J] = j_new
+    if any_redo:
+        for w in range(nw):
+            wo = woff + w * W_SIZE
+            if state[k, wo + W_END] != 0.0:
+                window_from_ring(state, istate, k, cfg, rec, wo, new - cfg[rec + R_WIN + w] + 1, new)
+                state[k, wo + W_END] = 0.0
+    return j_new
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _running(row, irow, cfg, rec, latest, out, flags, i):
-    """Features at the latest bucket, from the running aggregates."""
-    nw = cfg[rec + R_NW]
-    woff = cfg[rec + R_WOFF]
-    of = cfg[rec + R_RINGS + K_FOFF]
-    ol = cfg[rec + R_RINGS + K_LOFF]
-    for w in range(nw):
-        wo = woff + w * W_SIZE
-        first = np.nan
-        fb = row[wo + W_FB]
-        if of >= 0 and fb < INF:
-            first = row[cfg[rec + R_RINGS + K_FVAL] + slot(cfg, rec, np.int64(fb))]
-        last = np.nan
-        if ol >= 0:
-            last = newest_last(row, irow, cfg, rec, latest - cfg[rec + R_WIN + w] + 1, latest)
-        write(
-            out,
-            flags,
-            cfg,
-            rec,
-            w,
-            i,
-            row[wo + W_CNT],
-            row[wo + W_SUM],
-            row[wo + W_SQR],
-            row[wo + W_MIN],
-            row[wo + W_MAX],
-            first,
-            last,
-        )
-
-
-@njit(cache=True, nogil=True)
-def _scanned(row, irow, cfg, rec, mv, latest, r, out, flags, i):
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
     """Features of the windows ending at bucket r, from the buckets the ring keeps."""
-    nw = cfg[rec + R_NW]
     kept = latest - cfg[rec + R_N] + 1
-    capped = cfg[rec + R_CAP] == 1
-    if capped:
+    if cfg[rec + R_CAP] == 1:
         # the reference's windows start at the key's first bucket
-        first_bucket = irow[cfg[rec + R_IOFF] + H_FIRST]
+        first_bucket = istate[k, cfg[rec + R_IOFF] + H_FIRST]
         if first_bucket > kept:
             kept = first_bucket
-    for w in range(nw):
+    for w in range(cfg[rec + R_NW]):
         lo = r - cfg[rec + R_WIN + w] + 1
         if lo < kept:
             lo = kept
         hi = r if r < latest else latest
-        if capped:
-            capped_features(row, irow, cfg, rec, mv, w, i, lo, hi, out, flags)
-        elif hi < lo:
-            write(out, flags, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
-        else:
-            cnt, sm, sq, mn, mx, first, last, _ = scan(row, irow, cfg, rec, lo, hi)
-            write(out, flags, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
+        features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags)
 
 
-@njit(cache=True, nogil=True)
-def _start_key(row, irow, cfg, rec, b):
-    """The first value of a key: an empty ring and empty windows."""
-    io = cfg[rec + R_IOFF]
-    empty_slots(irow, cfg, rec, b - cfg[rec + R_N] + 1, b)
-    woff = cfg[rec + R_WOFF]
-    for w in range(cfg[rec + R_NW]):
-        reset_window(row, woff + w * W_SIZE)
-    irow[io + H_B] = b
-    irow[io + H_FIRST] = b
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _update(row, irow, cfg, rec, mv, t, v, out, flags, i):
-    period = cfg[rec + R_PERIOD]
-    b = t // period
-    latest = irow[cfg[rec + R_IOFF] + H_B]
-    if latest == NO_STATE:
-        _start_key(row, irow, cfg, rec, b)
-        latest = b
-    elif b > latest:
-        _advance(row, irow, cfg, rec, latest, b)
-        latest = b
-    elif b < latest - cfg[rec + R_N] + 1:
-        write_absent(out, flags, cfg, rec, i)
-        return
-    insert(row, irow, cfg, rec, mv, b % cfg[rec + R_N], float(t - b * period), v)
-    if cfg[rec + R_CAP] == 1:
-        _scanned(row, irow, cfg, rec, mv, latest, b, out, flags, i)
-        return
-    woff = cfg[rec + R_WOFF]
-    for w in range(cfg[rec + R_NW]):
-        if b >= latest - cfg[rec + R_WIN + w] + 1:
-            add_to_window(row, woff + w * W_SIZE, b, v)
-    if b == latest:
-        _running(row, irow, cfg, rec, latest, out, flags, i)
-    else:
-        _scanned(row, irow, cfg, rec, mv, latest, b, out, flags, i)
-
-
-@njit(cache=True, nogil=True)
-def _read(row, irow, cfg, rec, mv, t, mode, out, flags, i):
-    latest = irow[cfg[rec + R_IOFF] + H_B]
-    if latest == NO_STATE:
-        if mode == MODE_AGG:
-            write_empty(out, flags, cfg, rec, mv, i)
-        else:
-            write_absent(out, flags, cfg, rec, i)
-        return
-    r = t // cfg[rec + R_PERIOD]
-    if mode == MODE_AGG and r > latest:
-        # like the reference, an event that is not aggregated reads the windows as they are
-        r = latest
-    if r < latest - cfg[rec + R_N] + 1:
-        write_absent(out, flags, cfg, rec, i)
-    elif r == latest and cfg[rec + R_CAP] != 1:
-        _running(row, irow, cfg, rec, latest, out, flags, i)
-    else:
-        _scanned(row, irow, cfg, rec, mv, latest, r, out, flags, i)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch(state, istate, cfg, rec, key_slot, t):
-    """Asks for the cache lines an event at time t of the key in `key_slot` will touch: its
-    header and bitmap, its windows, its bucket and the buckets leaving its windows."""
-    prefetch(istate, key_slot, cfg[rec + R_IOFF])
-    o = cfg[rec + R_OFF]
-    ring = o + cfg[rec + R_NW] * W_SIZE
-    for x in range(o, ring, 8):
-        prefetch(state, key_slot, x)
-    b = t // cfg[rec + R_PERIOD]
-    prefetch(state, key_slot, ring + slot(cfg, rec, b))
-    for w in range(cfg[rec + R_NW]):
-        prefetch(state, key_slot, ring + slot(cfg, rec, b - cfg[rec + R_WIN + w]))
-
-
-@njit(cache=True, nogil=True)
-def sliding_update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
-    """Aggregates a batch in arrival order and writes every event's features.
+@njit(cache=True, nogil=True, error_model="numpy")
+def sliding_kernel(
+    cfg, max_values, times, slots, values, valid, update, mode, state, istate, out, flags, part, parts
+):
+    """Aggregates a batch in arrival order (update=1) or reads the features the keys have at the
+    events' times (update=0, changing nothing), and writes every event's features.
 
     cfg: int64 records of the aggregators (cfg[0] aggregators, cfg[1 + a] the record of a);
     max_values: float64 per aggregator; times: int64 ns; slots: int64 state row of each event's
-    key; values/valid: float64/uint8 [value row, event]; state/istate: float64/int64
-    [slot, ...]; out/flags: float64/uint8 [feature, event]. Only the events whose slot is `part`
-    modulo `parts` are processed: calls for different parts touch different keys and events, and
-    can run at the same time.
+    key (-1 when reading: a key without state); values/valid: float64/uint8 [value row, event]
+    (update only: an event without a value reads the windows as they stand, MODE_AGG); mode:
+    MODE_QUERY or MODE_LAST_CLOSED, how reads see the windows; state/istate: float64/int64
+    [slot, ...]; out/flags: float64/uint8 [feature, event], flags zeroed by the caller. Only the
+    events whose slot is `part` modulo `parts` are processed: calls for different parts touch
+    different keys and events, and can run at the same time.
+
+    Aggregators keep separate state, so each makes its own pass over the batch.
     """
-    naggr = cfg[0]
     n = times.shape[0]
-    for i in range(n):
-        key_slot = slots[i]
-        if key_slot % parts != part:
-            continue
-        ahead = i + _AHEAD
-        if ahead < n and slots[ahead] % parts == part:
-            for a in range(naggr):
-                _prefetch(state, istate, cfg, cfg[1 + a], slots[ahead], times[ahead])
-        t = times[i]
-        row = state[key_slot]
-        irow = istate[key_slot]
-        for a in range(naggr):
-            rec = cfg[1 + a]
-            vr = cfg[rec + R_VALUE]
-            if valid[vr, i]:
-                _update(row, irow, cfg, rec, max_values[a], t, values[vr, i], out, flags, i)
-            else:
-                _read(row, irow, cfg, rec, max_values[a], t, MODE_AGG, out, flags, i)
-
-
-@njit(cache=True, nogil=True)
-def sliding_read(cfg, max_values, times, slots, mode, state, istate, out, flags):
-    """Writes the features each event's key has at the event's time, changing nothing
-    (mode: MODE_AGG, MODE_QUERY or MODE_LAST_CLOSED; a slot of -1 is a key without state)."""
-    naggr = cfg[0]
-    for i in range(times.shape[0]):
-        key_slot = slots[i]
-        for a in range(naggr):
-            rec = cfg[1 + a]
-            if key_slot < 0:
+    for a in range(cfg[0]):
+        rec = cfg[1 + a]
+        mv = max_values[a]
+        period = cfg[rec + R_PERIOD]
+        n_ring = cfg[rec + R_N]
+        nw = cfg[rec + R_NW]
+        io = cfg[rec + R_IOFF]
+        words = io + HEADER
+        woff = cfg[rec + R_WOFF]
+        ring = woff + nw * W_SIZE
+        stride = cfg[rec + R_STRIDE]
+        rings = rec + R_RINGS
+        oc = cfg[rings + K_CNT]
+        os_ = cfg[rings + K_SUM]
+        oq = cfg[rings + K_SQR]
+        omin = cfg[rings + K_MIN]
+        omax = cfg[rings + K_MAX]
+        of = cfg[rings + K_FOFF]
+        ofv = cfg[rings + K_FVAL]
+        ol = cfg[rings + K_LOFF]
+        olv = cfg[rings + K_LVAL]
+        capped = cfg[rec + R_CAP] == 1
+        vr = cfg[rec + R_VALUE]
+        na = cfg[rec + R_NA]
+        base = cfg[rec + R_OUT]
+        wins = rec + R_WIN
+        codes = wins + nw
+        read_mode = mode if update == 0 else MODE_AGG
+        for i in range(n):
+            k = slots[i]
+            if parts != 1 and k % parts != part:
+                continue
+            ahead = i + AHEAD
+            if ahead < n:
+                ka = slots[ahead]
+                if ka >= 0 and (parts == 1 or ka % parts == part):
+                    # the lines the event `ahead` will touch: header and bitmap, windows, its
+                    # bucket and those leaving its windows
+                    prefetch(istate, ka, io)
+                    for x in range(woff, ring, 8):
+                        prefetch(state, ka, x)
+                    ja = (times[ahead] // period) % n_ring
+                    prefetch(state, ka, ring + ja * stride)
+                    for w in range(nw):
+                        jd = ja - cfg[wins + w]
+                        if jd < 0:
+                            jd += n_ring
+                        prefetch(state, ka, ring + jd * stride)
+            t = times[i]
+            if k < 0:
                 write_absent(out, flags, cfg, rec, i)
+                continue
+            latest = istate[k, io + H_B]
+            if update != 0 and valid[vr, i] != 0:
+                v = values[vr, i]
+                b = t // period
+                if latest == NO_STATE:
+                    sliding_start_key(state, istate, k, cfg, rec, b)
+                    latest = b
+                    j_latest = istate[k, io + H_J]
+                elif b > latest:
+                    j_latest = sliding_advance(state, istate, k, cfg, rec, latest, b)
+                    latest = b
+                else:
+                    if b < latest - n_ring + 1:
+                        write_absent(out, flags, cfg, rec, i)
+                        continue
+                    j_latest = istate[k, io + H_J]
+                j = j_latest - (latest - b)
+                if j < 0:
+                    j += n_ring
+                if capped:
+                    insert_capped(state, istate, k, cfg, rec, mv, j, float(t - b * period), v)
+                    sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
+                    continue
+                # the value into its bucket
+                s = j * stride
+                if not filled(istate, k, words, j):
+                    state[k, oc + s] = 0.0
+                    if os_ >= 0:
+                        state[k, os_ + s] = 0.0
+                    if oq >= 0:
+                        state[k, oq + s] = 0.0
+                    if omin >= 0:
+                        state[k, omin + s] = INF
+                    if omax >= 0:
+                        state[k, omax + s] = -INF
+                    if of >= 0:
+                        state[k, of + s] = INF
+                        state[k, ofv + s] = np.nan
+                    if ol >= 0:
+                        state[k, ol + s] = -INF
+                        state[k, olv + s] = np.nan
+                    istate[k, words + (j >> 5)] |= np.int64(1) << (j & 31)
+                state[k, oc + s] += 1.0
+                if os_ >= 0:
+                    state[k, os_ + s] += v
+                if oq >= 0:
+                    state[k, oq + s] += v * v
+                if v == v:
+                    if omin >= 0 and v < state[k, omin + s]:
+                        state[k, omin + s] = v
+                    if omax >= 0 and v > state[k, omax + s]:
+                        state[k, omax + s] = v
+                    if of >= 0 or ol >= 0:
+                        off = float(t - b * period)
+                        if of >= 0 and off < state[k, of + s]:
+                            state[k, of + s] = off
+                            state[k, ofv + s] = v
+                        if ol >= 0 and off >= state[k, ol + s]:
+                            state[k, ol + s] = off
+                            state[k, olv + s] = v
+                # and into the running aggregates of the windows that hold its bucket
+                for w in range(nw):
+                    if b >= latest - cfg[wins + w] + 1:
+                        wo = woff + w * W_SIZE
+                        state[k, wo + W_CNT] += 1.0
+                        state[k, wo + W_SUM] += v
+                        state[k, wo + W_SQR] += v * v
+                        if v == v:
+                            if v < state[k, wo + W_MIN]:
+                                state[k, wo + W_MIN] = v
+                            if v > state[k, wo + W_MAX]:
+                                state[k, wo + W_MAX] = v
+                            if b < state[k, wo + W_FB]:
+                                state[k, wo + W_FB] = b
+                if b != latest:
+                    sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
+                    continue
             else:
-                _read(
-                    state[key_slot], istate[key_slot], cfg, rec, max_values[a], times[i], mode, out, flags, i
-                )
+                if latest == NO_STATE:
+                    if read_mode == MODE_AGG:
+                        write_empty(state, istate, cfg, rec, mv, out, flags, i)
+                    else:
+                        write_absent(out, flags, cfg, rec, i)
+                    continue
+                r = t // period
+                if read_mode == MODE_AGG and r > latest:
+                    # like the reference, an event that is not aggregated reads the windows as they are
+                    r = latest
+                if r < latest - n_ring + 1:
+                    write_absent(out, flags, cfg, rec, i)
+                    continue
+                if r != latest or capped:
+                    sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i)
+                    continue
+                j_latest = istate[k, io + H_J]
+            # features at the latest bucket, from the running aggregates
+            for w in range(nw):
+                wo = woff + w * W_SIZE
+                cnt = state[k, wo + W_CNT]
+                first = np.nan
+                if of >= 0:
+                    fb = state[k, wo + W_FB]
+                    if fb < INF:
+                        jf = j_latest - (latest - np.int64(fb))
+                        if jf < 0:
+                            jf += n_ring
+                        first = state[k, ofv + jf * stride]
+                last = np.nan
+                if ol >= 0:
+                    jl = j_latest
+                    for _ in range(cfg[wins + w]):
+                        if filled(istate, k, words, jl) and state[k, ol + jl * stride] > -INF:
+                            last = state[k, olv + jl * stride]
+                            break
+                        jl -= 1
+                        if jl < 0:
+                            jl = n_ring - 1
+                for x in range(na):
+                    out[base + x * nw + w, i] = finish(
+                        cfg[codes + x],
+                        cnt,
+                        state[k, wo + W_SUM],
+                        state[k, wo + W_SQR],
+                        state[k, wo + W_MIN],
+                        state[k, wo + W_MAX],
+                        first,
+                        last,
+                    )
