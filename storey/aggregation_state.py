@@ -7,6 +7,8 @@ to the kernels (layout in `storey.kernels.buckets`). Arrays grow geometrically w
 """
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .kernels import layout as B
 from .kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
@@ -166,6 +168,9 @@ class AggregationState:
     def __init__(self):
         self.slots = {}
         self.keys = []
+        # whether every key is a str; then the keys as Arrow arrays, by string type (see _known_text)
+        self._all_text = True
+        self._text_keys = {}
         self.capacity = 64
         self.groups = []
         # aggregator name -> (group, index in group)
@@ -210,6 +215,8 @@ class AggregationState:
             keys = [table_key(k) for k in keys]
         found = list(map(self.slots.get, keys))
         if None in found:
+            # grown once for the batch, not once per doubling
+            self._reserve(len(self.keys) + found.count(None))
             slots = self.slots
             for i, slot in enumerate(found):
                 if slot is None:
@@ -219,13 +226,35 @@ class AggregationState:
         return np.array(found, dtype=np.int64)
 
     def _slots_of_arrow(self, array):
-        """Slots of keys that a source hands as an Arrow string array: only the distinct keys
-        become Python objects. None when the array is not such an array."""
+        """Slots of keys that a source hands as an Arrow string array: only new keys become
+        Python objects. None when the array is not such an array."""
         if array is None or array.null_count:
             return None
-        encoded = array.dictionary_encode()
-        distinct = self.slots_of(encoded.dictionary.to_pylist())
-        return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+        known = self._known_text(array.type, len(array))
+        if known is None:
+            encoded = array.dictionary_encode()
+            distinct = self.slots_of(encoded.dictionary.to_pylist())
+            return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+        found = pc.index_in(array, value_set=known)
+        if found.null_count:
+            # keys in order of first appearance, as the events bring them
+            self.slots_of(pc.unique(array.filter(found.is_null())).to_pylist())
+            found = pc.index_in(array, value_set=self._known_text(array.type, len(array)))
+        return found.to_numpy().astype(np.int64)
+
+    def _known_text(self, kind, n):
+        """Every key, in slot order, as an Arrow array of `kind` (a string type): its positions
+        are the slots. None when some key is not a str, or when looking the batch's n keys up
+        among them would cost more than hashing the batch's own keys."""
+        if not self._all_text or len(self.keys) > 4 * n:
+            return None
+        known = self._text_keys.get(kind)
+        count = 0 if known is None else len(known)
+        if count < len(self.keys):
+            more = pa.array(self.keys[count:], kind)
+            known = more if known is None else pa.concat_arrays([known, more])
+            self._text_keys[kind] = known
+        return known
 
     def existing_slots(self, keys):
         """The slot of each key, -1 for keys the table has no state for."""
@@ -238,11 +267,19 @@ class AggregationState:
         slot = len(self.keys)
         self.slots[key] = slot
         self.keys.append(key)
+        if type(key) is not str:
+            self._all_text = False
         if slot >= self.capacity:
-            self.capacity *= 2
+            self._reserve(slot + 1)
+        return slot
+
+    def _reserve(self, n):
+        """Room for n keys in every group's arrays (capacity doubled as often as needed)."""
+        if n > self.capacity:
+            while self.capacity < n:
+                self.capacity *= 2
             for group in self.groups:
                 group.grow(self.capacity)
-        return slot
 
 
 def _same(a, b):
