@@ -12,7 +12,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import arrow_tz, column_sample, key_values, source_arrow_column, time_info, time_ns
+from .values import (
+    arrow_tz,
+    column_sample,
+    is_plain_value,
+    key_values,
+    source_arrow_column,
+    time_info,
+    time_ns,
+)
 
 
 def spec_array(batch, spec):
@@ -95,7 +103,7 @@ def column_array(cols, name):
         absent = None
     kind = arr.dtype.kind
     convert = cols.converters.get(name)
-    if convert is not None and not _converter_is_plain(cols, name, kind):
+    if convert is not None and not is_plain_value(column_sample(cols, name), kind):
         values = cols.column_list(name)
         if absent is not None:
             values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
@@ -122,23 +130,6 @@ def column_array(cols, name):
     if absent is not None:
         values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
     return _from_values(values)
-
-
-def _converter_is_plain(cols, name, kind):
-    """Whether a column's converter only turns NumPy scalars into the matching Python ones (or
-    datetimes), so that the array itself can be written."""
-    sample = column_sample(cols, name)
-    if sample is None:
-        return True
-    if kind == "M":
-        return hasattr(sample, "tzinfo")
-    if kind == "b":
-        return isinstance(sample, bool | np.bool_)
-    if kind in "iu":
-        return isinstance(sample, int | np.integer) and not isinstance(sample, bool)
-    if kind == "f":
-        return isinstance(sample, float | np.floating)
-    return kind in "OU"
 
 
 def _to_naive_utc(values):

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .values import column_sample, source_arrow_column, time_info, time_ns
+from .values import column_sample, is_plain_value, source_arrow_column, time_info, time_ns
 
 NAT = np.iinfo(np.int64).min
 _NS_PER_SECOND = 1_000_000_000
@@ -202,7 +202,7 @@ def column_texts(cols, name):
         absent = None
     kind = arr.dtype.kind
     sample = column_sample(cols, name) if name in cols.converters else None
-    plain = name not in cols.converters or _plain_sample(sample, kind)
+    plain = name not in cols.converters or is_plain_value(sample, kind)
     if not plain:
         text = python_texts(cols.column_list(name))
     elif kind == "f":
@@ -260,17 +260,3 @@ def _missing_time_text(cols, name):
         return "NaT"
     value = convert(np.array(["NaT"], dtype=cols.data[name].dtype))[0]
     return None if value is None else str(value)
-
-
-def _plain_sample(sample, kind):
-    if sample is None:
-        return True
-    if kind == "M":
-        return hasattr(sample, "tzinfo")
-    if kind == "b":
-        return isinstance(sample, bool | np.bool_)
-    if kind in "iu":
-        return isinstance(sample, int | np.integer) and not isinstance(sample, bool)
-    if kind == "f":
-        return isinstance(sample, float | np.floating)
-    return kind in "OU"

@@ -96,6 +96,23 @@ def column_sample(cols, name):
     return convert(arr[i : i + 1])[0] if convert is not None else arr[i : i + 1].tolist()[0]
 
 
+def is_plain_value(sample, kind):
+    """Whether `sample`, a row value of a column of NumPy dtype kind `kind` (None when the column
+    has no value), shows the column's converter only turns NumPy scalars into the matching Python
+    ones (or datetimes): the array itself can then be written."""
+    if sample is None:
+        return True
+    if kind == "M":
+        return hasattr(sample, "tzinfo")
+    if kind == "b":
+        return isinstance(sample, bool | np.bool_)
+    if kind in "iu":
+        return isinstance(sample, int | np.integer) and not isinstance(sample, bool)
+    if kind == "f":
+        return isinstance(sample, float | np.floating)
+    return kind in "OU"
+
+
 def source_arrow_column(cols, name):
     """The arrow array a field was read from, when the column bodies are still those a file
     source made (so the array holds exactly the field's values) and no entry is absent; else None."""
