@@ -18,7 +18,27 @@ from .columns import Columns
 from .event import Event
 from .times import to_ns_array
 
-_DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
+# The request metadata of an event, as `EventBatch.meta` holds it (None stands for these defaults).
+DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
+
+
+def event_meta(event):
+    """The request metadata of an `Event` as a batch holds it: None when it has only defaults."""
+    if (
+        event.headers is None
+        and event.method is None
+        and event.path == "/"
+        and event.content_type is None
+        and event.error is None
+    ):
+        return None
+    return {
+        "headers": event.headers,
+        "method": event.method,
+        "path": event.path,
+        "content_type": event.content_type,
+        "error": event.error,
+    }
 
 
 # Generated ids are '<uuid hex>-<counter>': a new uuid every 1024 events, as the reference does.
@@ -151,24 +171,9 @@ class EventBatch:
         awaitables = [e._awaitable_result for e in events]
         if not any(a is not None for a in awaitables):
             awaitables = None
-        meta = None
-        for i, e in enumerate(events):
-            if (
-                e.headers is not None
-                or e.method is not None
-                or e.path != "/"
-                or e.content_type is not None
-                or e.error is not None
-            ):
-                if meta is None:
-                    meta = [None] * n
-                meta[i] = {
-                    "headers": e.headers,
-                    "method": e.method,
-                    "path": e.path,
-                    "content_type": e.content_type,
-                    "error": e.error,
-                }
+        meta = [event_meta(e) for e in events]
+        if not any(m is not None for m in meta):
+            meta = None
         return EventBatch(
             n,
             bodies=bodies,
@@ -268,7 +273,7 @@ class EventBatch:
         ev.time = self.time_values[i]
         ev.id = self.ids[i]
         meta = self.meta[i] if self.meta is not None else None
-        m = meta or _DEFAULT_META
+        m = meta or DEFAULT_META
         ev.headers = m["headers"]
         ev.method = m["method"]
         ev.path = m["path"]

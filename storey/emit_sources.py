@@ -5,6 +5,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime
 
+from .batch import event_meta
 from .event import Event, parse_event_time
 from .flow import Complete, Flow
 from .runtime import GENERATE_ID, TERMINATE, FlowRuntime, copy_error
@@ -166,7 +167,6 @@ class FlowControllerBase:
         self._plain = key_field is None and time_field is None and id_field is None
 
     def _record(self, element, key, event_time, awaitable):
-        meta = None
         explicit_key = key is not None
         if isinstance(element, Event):
             body = element.body
@@ -174,23 +174,12 @@ class FlowControllerBase:
                 key = element.key
             time = element.time if event_time is None else parse_event_time(event_time)
             id_ = element.id
-            if (
-                element.headers is not None
-                or element.method is not None
-                or element.path != "/"
-                or element.content_type is not None
-            ):
-                meta = {
-                    "headers": element.headers,
-                    "method": element.method,
-                    "path": element.path,
-                    "content_type": element.content_type,
-                    "error": None,
-                }
+            meta = event_meta(element)
         else:
             body = element
             time = parse_event_time(event_time)
             id_ = GENERATE_ID
+            meta = None
         key_field = self._key_field
         if key_field is not None and not explicit_key:
             if isinstance(key_field, list):

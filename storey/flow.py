@@ -8,6 +8,8 @@ which no step can suspend runs inline, in the thread that emits (see `storey.run
 
 import inspect
 
+from .batch import DEFAULT_META
+
 
 def _first_not_none(result, outlet_result):
     return result if result is not None else outlet_result
@@ -150,7 +152,7 @@ class Flow:
                 step = None if getattr(ex, "_storey_downstream", False) else self._recovery_for(ex)
                 if step is None:
                     raise
-                meta = [dict(m) if m else _default_meta() for m in (one.meta or [None] * one.n)]
+                meta = [dict(m or DEFAULT_META) for m in (one.meta or [None] * one.n)]
                 for m in meta:
                     m["error"] = ex
                 failed = one.shallow_copy()
@@ -257,10 +259,6 @@ def _mark_downstream(ex):
         ex._storey_downstream = True
     except AttributeError:
         pass
-
-
-def _default_meta():
-    return {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
 
 
 def _recovery_steps(step):

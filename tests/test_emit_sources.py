@@ -204,6 +204,31 @@ def test_an_emitted_event_keeps_its_metadata():
     ]
 
 
+@pytest.mark.parametrize("source", [SyncEmitSource, AsyncEmitSource])
+def test_an_emitted_event_keeps_its_error(source):
+    # as in the reference: an Event handed to emit() goes on with its error set
+    plain, routed = Event({"a": 1}), Event({"a": 2}, path="/p")
+    plain.error, routed.error = ValueError("x"), KeyError("y")
+    flow = build_flow([source(), Reduce([], lambda acc, e: acc + [(e.error, e.path)], full_event=True)])
+    if source is SyncEmitSource:
+        controller = flow.run()
+        controller.emit(plain)
+        controller.emit(routed)
+        controller.terminate()
+        result = controller.await_termination()
+    else:
+
+        async def main():
+            controller = flow.run()
+            await controller.emit(plain)
+            await controller.emit(routed)
+            await controller.terminate()
+            return await controller.await_termination()
+
+        result = _async(main)
+    assert result == [(plain.error, "/"), (routed.error, "/p")]
+
+
 def test_a_bool_time_field_value_is_epoch_seconds_as_in_the_reference():
     capture = _sync_capture(SyncEmitSource(time_field="ts"), [({"ts": True},)])
     assert capture.seen[0][2] == dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC)

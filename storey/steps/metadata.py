@@ -8,13 +8,12 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ..batch import DEFAULT_META
 from ..flow import Flow
 
 __all__ = ["ReifyMetadata", "Rename"]
 
-_META_FIELDS = ("headers", "method", "path", "content_type", "error")
-_DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
-EVENT_ATTRIBUTES = ("body", "key", "time", "id") + _META_FIELDS
+EVENT_ATTRIBUTES = ("body", "key", "time", "id", *DEFAULT_META)
 
 
 def _object_array(values):
@@ -35,8 +34,8 @@ def _attribute_values(batch, attribute):
         return batch.bodies
     meta = batch.meta
     if meta is None:
-        return [_DEFAULT_META[attribute]] * batch.n
-    return [(m or _DEFAULT_META)[attribute] for m in meta]
+        return [DEFAULT_META[attribute]] * batch.n
+    return [(m or DEFAULT_META)[attribute] for m in meta]
 
 
 class ReifyMetadata(Flow):
