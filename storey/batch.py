@@ -357,32 +357,12 @@ class EventBatch:
     def with_bodies(self, bodies, indices=None):
         """The same events (or those at `indices`) with new row bodies."""
         if indices is None:
-            return EventBatch(
-                self.n,
-                bodies=bodies,
-                keys=self._keys,
-                times=self._times,
-                time_values=self._time_values,
-                time_style=self._time_style,
-                ids=self._ids,
-                awaitables=self.awaitables,
-                meta=self.meta,
-            )
+            return self._with_body_forms(bodies, None)
         return self._derive(len(indices), indices, bodies=bodies)
 
     def with_columns(self, columns):
         """The same events with new column bodies."""
-        return EventBatch(
-            self.n,
-            columns=columns,
-            keys=self._keys,
-            times=self._times,
-            time_values=self._time_values,
-            time_style=self._time_style,
-            ids=self._ids,
-            awaitables=self.awaitables,
-            meta=self.meta,
-        )
+        return self._with_body_forms(None, columns)
 
     def with_keys(self, keys):
         b = self.shallow_copy()
@@ -397,10 +377,14 @@ class EventBatch:
         return b
 
     def shallow_copy(self):
+        return self._with_body_forms(self._bodies, self._columns)
+
+    def _with_body_forms(self, bodies, columns):
+        """The same events, their bodies held as these rows and/or columns."""
         return EventBatch(
             self.n,
-            bodies=self._bodies,
-            columns=self._columns,
+            bodies=bodies,
+            columns=columns,
             keys=self._keys,
             times=self._times,
             time_values=self._time_values,
