@@ -36,31 +36,19 @@ def _check_buffer_size(step, buffer_size):
     return buffer_size
 
 
-class AwaitableResult:
-    """Future result of a computation. Calling await_result() will return with the result once the
-    computation is completed."""
+class _PendingResult:
+    """What an emitter awaits for one event: its result (the list of them when it is expected to
+    pass several Complete steps), or the error that failed it. The first outcome wins."""
 
-    __slots__ = ("_on_error", "_expected", "_results", "_result", "_error", "_completed", "_lock")
+    __slots__ = ("_on_error", "_expected", "_results", "_result", "_error", "_completed")
 
-    def __init__(self, on_error=None, expected_number_of_results=1):
+    def __init__(self, on_error, expected_number_of_results):
         self._on_error = on_error
         self._expected = expected_number_of_results or 1
         self._results = None
         self._result = None
         self._error = None
         self._completed = False
-        # held until the result is in: await_result() blocks on it
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def await_result(self):
-        """Returns the result, once the computation is completed"""
-        if not self._completed:
-            self._lock.acquire()
-            self._lock.release()
-        if self._error is not None:
-            raise copy_error(self._error)
-        return self._result
 
     def _set_result(self, element):
         if self._completed:
@@ -82,25 +70,50 @@ class AwaitableResult:
         self._error = ex
         self._complete()
         if self._on_error is not None:
-            self._on_error()
+            self._report_error(ex)
+
+    def _outcome(self):
+        if self._error is not None:
+            raise copy_error(self._error)
+        return self._result
+
+
+class AwaitableResult(_PendingResult):
+    """Future result of a computation. Calling await_result() will return with the result once the
+    computation is completed."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, on_error=None, expected_number_of_results=1):
+        super().__init__(on_error, expected_number_of_results)
+        # held until the result is in: await_result() blocks on it
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def await_result(self):
+        """Returns the result, once the computation is completed"""
+        if not self._completed:
+            self._lock.acquire()
+            self._lock.release()
+        return self._outcome()
 
     def _complete(self):
         self._completed = True
         self._lock.release()
 
+    def _report_error(self, ex):
+        self._on_error()
 
-class AsyncAwaitableResult:
+
+class AsyncAwaitableResult(_PendingResult):
     """Future result of a computation. Calling await_result() will return with the result once the
     computation is completed. Same as AwaitableResult but for an async context."""
 
+    __slots__ = ("_event",)
+
     def __init__(self, on_error=None, expected_number_of_results=1):
-        self._on_error = on_error
-        self._expected = expected_number_of_results or 1
-        self._results = []
-        self._result = None
-        self._error = None
-        self._completed = False
-        self._event = None
+        super().__init__(on_error, expected_number_of_results)
+        self._event = None  # made by the first await_result() that has to wait
 
     async def await_result(self):
         """returns the result of the computation, once the computation is complete"""
@@ -108,36 +121,17 @@ class AsyncAwaitableResult:
             if self._event is None:
                 self._event = asyncio.Event()
             await self._event.wait()
-        if self._error is not None:
-            raise copy_error(self._error)
-        return self._result
-
-    def _set_result(self, element):
-        if self._completed:
-            return
-        if self._expected == 1:
-            self._result = element
-        else:
-            self._results.append(element)
-            if len(self._results) < self._expected:
-                return
-            self._result = self._results
-        self._complete()
-
-    def _set_error(self, ex):
-        if self._completed:
-            return
-        self._error = ex
-        self._complete()
-        if self._on_error is not None:
-            result = self._on_error(ex)
-            if asyncio.iscoroutine(result):
-                asyncio.get_event_loop().create_task(result)
+        return self._outcome()
 
     def _complete(self):
         self._completed = True
         if self._event is not None:
             self._event.set()
+
+    def _report_error(self, ex):
+        result = self._on_error(ex)
+        if asyncio.iscoroutine(result):
+            asyncio.get_event_loop().create_task(result)
 
 
 def convert_time(value, time_format=None):
@@ -264,11 +258,26 @@ class FlowAwaiter:
         return self._await_termination_fn()
 
 
-def _has_complete(steps):
-    return any(isinstance(step, Complete) for step in steps)
+class _EmitSource(Flow):
+    """What both emit sources share: the buffer of emitted events waiting to be processed, and the
+    body fields that give an emitted event its key and time."""
+
+    _legal_first_step = True
+
+    def __init__(self, buffer_size, key_field, time_field, time_format, **kwargs):
+        super().__init__(**kwargs)
+        self._buffer_size = _check_buffer_size(self.name, buffer_size)
+        self._key_field = key_field
+        self._time_field = time_field
+        self._time_format = time_format
+
+    def _new_runtime(self):
+        runtime = FlowRuntime(self, self._buffer_size, live=True)
+        runtime.results_expected = any(isinstance(step, Complete) for step in runtime.steps)
+        return runtime
 
 
-class SyncEmitSource(Flow):
+class SyncEmitSource(_EmitSource):
     """Synchronous entry point into a flow. Produces a FlowController when run, for use from inside a
     synchronous context. See AsyncEmitSource for use from inside an async context.
 
@@ -282,8 +291,6 @@ class SyncEmitSource(Flow):
         (SyncEmitSource).
     """
 
-    _legal_first_step = True
-
     def __init__(
         self,
         buffer_size: int | None = None,
@@ -292,16 +299,11 @@ class SyncEmitSource(Flow):
         time_format: str | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self._buffer_size = _check_buffer_size(self.name, buffer_size)
-        self._key_field = key_field
-        self._time_field = time_field
-        self._time_format = time_format
+        super().__init__(buffer_size, key_field, time_field, time_format, **kwargs)
 
     def run(self):
         """Starts the flow"""
-        runtime = FlowRuntime(self, self._buffer_size, live=True)
-        runtime.results_expected = _has_complete(runtime.steps)
+        runtime = self._new_runtime()
         runtime.start_thread()
         return FlowController(
             runtime.submit,
@@ -374,7 +376,7 @@ def _async_emit_fn(runtime):
     return emit
 
 
-class AsyncEmitSource(Flow):
+class AsyncEmitSource(_EmitSource):
     """Asynchronous entry point into a flow. Produces an AsyncFlowController when run, for use from
     inside an async def. See SyncEmitSource for use from inside a synchronous context.
 
@@ -387,8 +389,6 @@ class AsyncEmitSource(Flow):
         (AsyncEmitSource).
     """
 
-    _legal_first_step = True
-
     def __init__(
         self,
         buffer_size: int | None = None,
@@ -397,16 +397,11 @@ class AsyncEmitSource(Flow):
         time_format: str | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self._buffer_size = _check_buffer_size(self.name, buffer_size)
-        self._key_field = key_field
-        self._time_field = time_field
-        self._time_format = time_format
+        super().__init__(buffer_size, key_field, time_field, time_format, **kwargs)
 
     def run(self):
         """Starts the flow (call it from inside a running event loop)"""
-        runtime = FlowRuntime(self, self._buffer_size, live=True)
-        runtime.results_expected = _has_complete(runtime.steps)
+        runtime = self._new_runtime()
         runtime.start_task()
         return AsyncFlowController(
             _async_emit_fn(runtime),
