@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from .batch import event_meta
 from .event import Event, parse_event_time
 from .flow import Complete, Flow
+from .params import check_positive_int
 from .runtime import GENERATE_ID, TERMINATE, FlowRuntime, copy_error
 
 __all__ = [
@@ -26,14 +27,8 @@ def _check_buffer_size(step, buffer_size):
     if buffer_size is None:
         return 8
     if isinstance(buffer_size, float) and buffer_size.is_integer():
-        buffer_size = int(buffer_size)
-    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
-        raise TypeError(
-            f"{step}: buffer_size must be a positive int, got {type(buffer_size).__name__}: {buffer_size!r}"
-        )
-    if buffer_size <= 0:
-        raise ValueError(f"{step}: buffer_size must be a positive int, got {buffer_size!r}")
-    return buffer_size
+        buffer_size = int(buffer_size)  # as the reference takes it
+    return check_positive_int(step, "buffer_size", buffer_size)
 
 
 class _PendingResult:

@@ -17,9 +17,8 @@ the static attributes, so aggregation state is persisted on the same schedule (t
 `_load_aggregation_state`/`_save_aggregation_state` hooks are there for it).
 """
 
-import numbers
-
 from .drivers import Driver
+from .params import check_seconds
 
 __all__ = ["Table"]
 
@@ -67,15 +66,7 @@ class Table:
                 f"got {type(storage).__name__}: {storage!r}"
             )
         if flush_interval_secs is not None:
-            if isinstance(flush_interval_secs, bool) or not isinstance(flush_interval_secs, numbers.Real):
-                raise TypeError(
-                    f"Table: flush_interval_secs must be a number of seconds or None, got "
-                    f"{type(flush_interval_secs).__name__}: {flush_interval_secs!r}"
-                )
-            if flush_interval_secs < 0:
-                raise ValueError(
-                    f"Table: flush_interval_secs must not be negative, got {flush_interval_secs!r}"
-                )
+            check_seconds("Table", "flush_interval_secs", flush_interval_secs)
         if (
             isinstance(max_updates_in_flight, bool)
             or not isinstance(max_updates_in_flight, int)

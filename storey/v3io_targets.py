@@ -19,6 +19,7 @@ from .file_targets.buffering import BufferedFileTarget
 from .file_targets.spec import check_positive, merge_inferred, parse_columns
 from .file_targets.values import first_body_fields, time_info
 from .flow import Flow
+from .params import check_positive_int
 
 __all__ = ["StreamTarget", "TSDBTarget"]
 
@@ -27,14 +28,6 @@ _JSON = json.JSONEncoder(default=str)
 
 # v3io-frames' `if_exists` value that keeps an existing table.
 _FRAMES_IF_EXISTS_IGNORE = 1
-
-
-def _positive_int(step, param, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{step}: {param} must be a positive int, got {type(value).__name__}: {value!r}")
-    if value <= 0:
-        raise ValueError(f"{step}: {param} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _optional_str(step, param, value):
@@ -138,12 +131,12 @@ class StreamTarget(Flow):
         self._storage = storage
         self._container, self._path = _v3io_path(step, "stream_path", stream_path, "stream")
         self._sharding_func = sharding_func
-        self._batch_size = _positive_int(step, "batch_size", batch_size)
-        self._shard_count = _positive_int(step, "shard_count", shard_count)
+        self._batch_size = check_positive_int(step, "batch_size", batch_size)
+        self._shard_count = check_positive_int(step, "shard_count", shard_count)
         self._retention_period_hours = (
             None
             if retention_period_hours is None
-            else _positive_int(step, "retention_period_hours", retention_period_hours)
+            else check_positive_int(step, "retention_period_hours", retention_period_hours)
         )
         self._columns_param = parse_columns(step, "columns", columns, allow_types=True) or []
         if infer_columns_from_data is None:
@@ -425,7 +418,7 @@ class TSDBTarget(BufferedFileTarget):
                 "are the same setting: give one"
             )
         if max_events is not None:
-            _positive_int(step, "max_events", max_events)
+            check_positive_int(step, "max_events", max_events)
         check_positive(step, "flush_after_seconds", flush_after_seconds)
         if (
             key is not None

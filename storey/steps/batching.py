@@ -8,13 +8,13 @@ events were cut into batches.
 """
 
 import functools
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 from ..batch import EventBatch
 from ..event import Event
 from ..flow import Flow
+from ..params import check_positive_int, check_seconds
 from .grouping import check_group_key, group_keys
 
 __all__ = ["Batch"]
@@ -66,25 +66,9 @@ class _Batching(Flow):
     ):
         super().__init__(**kwargs)
         if max_events is not None:
-            if isinstance(max_events, bool) or not isinstance(max_events, numbers.Integral):
-                raise TypeError(
-                    f"{self.name}: max_events must be a positive int or None, "
-                    f"got {type(max_events).__name__}: {max_events!r}"
-                )
-            if max_events < 1:
-                raise ValueError(
-                    f"{self.name}: max_events must be a positive int or None, got {max_events!r}"
-                )
+            max_events = check_positive_int(self.name, "max_events", max_events)
         if flush_after_seconds is not None:
-            if isinstance(flush_after_seconds, bool) or not isinstance(flush_after_seconds, numbers.Real):
-                raise TypeError(
-                    f"{self.name}: flush_after_seconds must be a number of seconds or None, "
-                    f"got {type(flush_after_seconds).__name__}: {flush_after_seconds!r}"
-                )
-            if flush_after_seconds < 0:
-                raise ValueError(
-                    f"{self.name}: flush_after_seconds must not be negative, got {flush_after_seconds!r}"
-                )
+            check_seconds(self.name, "flush_after_seconds", flush_after_seconds)
         check_group_key(self.name, key)
         self._max_events = max_events
         self._flush_after_seconds = flush_after_seconds
