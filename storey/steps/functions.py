@@ -60,11 +60,11 @@ class _UnaryFunctionFlow(Flow):
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies
         if self._is_async:
-            results, error = await _apply_async(self._fn, inputs)
+            results, error = await self._apply_async(inputs)
         elif self._long_running:
-            results, error = await asyncio.get_running_loop().run_in_executor(None, _apply, self._fn, inputs)
+            results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, inputs)
         else:
-            results, error = _apply(self._fn, inputs)
+            results, error = self._apply(inputs)
         out = self._output(batch, inputs, results)
         if out is not None and out.n:
             await self._emit(out)
@@ -72,8 +72,15 @@ class _UnaryFunctionFlow(Flow):
             error.add_note(f"raised in step {self.name}")
             raise error
 
+    def _apply(self, inputs):
+        return _apply(self._fn, inputs)
+
+    async def _apply_async(self, inputs):
+        return await _apply_async(self._fn, inputs)
+
     def _output(self, batch, inputs, results):
-        """The batch to pass on, given the results for the first len(results) events."""
+        """The batch to pass on, given what `_apply` returned (by default the results for the
+        first len(results) events)."""
         raise NotImplementedError
 
 
@@ -196,16 +203,12 @@ def _add_fields(body, extra):
         body[name] = value
 
 
-class MapClass(Flow):
+class MapClass(_UnaryFunctionFlow):
     """Similar to Map, but instead of a function argument, this class should be extended and its do()
     method overridden. Calling `self.filter()` inside `do()` drops the current event."""
 
     def __init__(self, long_running=None, **kwargs):
-        super().__init__(**kwargs)
-        self._long_running = bool(long_running)
-        self._is_async = inspect.iscoroutinefunction(self.do)
-        if self._long_running or self._is_async:
-            self._may_suspend = True
+        super().__init__(self.do, long_running, **kwargs)
         self._filter = False
 
     def filter(self):
@@ -215,49 +218,40 @@ class MapClass(Flow):
     def do(self, element):
         raise NotImplementedError(f"{type(self).__name__} must override do()")
 
+    # `_apply` and `_apply_async` for do(): the results are those of the events kept, and the
+    # indices of those events
     def _apply(self, inputs):
         results = []
         kept = []
+        do = self.do
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = self.do(element)
+                result = do(element)
                 if not self._filter:
                     kept.append(i)
                     results.append(result)
         except Exception as ex:
-            return kept, results, ex
-        finally:
-            self._filter = False
-        return kept, results, None
+            return (kept, results), ex
+        return (kept, results), None
 
     async def _apply_async(self, inputs):
         results = []
         kept = []
+        do = self.do
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = await self.do(element)
+                result = await do(element)
                 if not self._filter:
                     kept.append(i)
                     results.append(result)
         except Exception as ex:
-            return kept, results, ex
-        finally:
-            self._filter = False
-        return kept, results, None
+            return (kept, results), ex
+        return (kept, results), None
 
-    async def _do(self, batch):
-        inputs = batch.events() if self._full_event else batch.bodies
-        if self._is_async:
-            kept, results, error = await self._apply_async(inputs)
-        elif self._long_running:
-            kept, results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, inputs)
-        else:
-            kept, results, error = self._apply(inputs)
-        out = EventBatch.from_events(results) if self._full_event else batch.with_bodies(results, kept)
-        if out.n:
-            await self._emit(out)
-        if error is not None:
-            error.add_note(f"raised in step {self.name}")
-            raise error
+    def _output(self, batch, inputs, results):
+        kept, results = results
+        if self._full_event:
+            return EventBatch.from_events(results)
+        return batch.with_bodies(results, kept)
