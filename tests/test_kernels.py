@@ -1,9 +1,10 @@
 """The window kernels: compiled == pure-Python twin == a naive recomputation from the raw events.
 
 The naive model below states our semantics directly from the events a key has received (see the
-kernels' docstrings and reference-defects.md, "Late events"); the kernels must agree with it for
-every aggregation and window kind, out-of-order events, gaps longer than the windows, NaN values,
-missing values, any batch split, and many keys.
+kernels' docstrings and reference-defects.md, "Late events"; sliding sums are the reference's
+running sums: NaN once a NaN entered the window since the windows last started again); the kernels must
+agree with it for every aggregation and window kind, out-of-order events, gaps longer than the
+windows, NaN values, missing values, any batch split, and many keys.
 """
 
 import math
@@ -18,7 +19,7 @@ from storey.aggregation_state import AggregationState
 from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
 from storey.kernels import kernels
 from storey.kernels.layout import ABSENT, INT, MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY
-from storey.kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, stats_of
+from storey.kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
 
 SECOND = 1_000_000_000
 BASE = 1_595_367_600 * SECOND  # 2020-07-21T21:40:00Z
@@ -123,6 +124,9 @@ class Naive:
         else:
             self.period = windows.period_ns
             self.ring = windows.max_window_ns // self.period
+            stats = stats_of(aggregator.aggregations)
+            self.extremes = bool(stats & (MIN | MAX | FIRST | LAST))
+            self.resums = bool(stats & (MIN | FIRST))
 
     def features(self, window):
         out = {}
@@ -141,11 +145,24 @@ class Naive:
         st = self.keys.get(key)
         if value is not None:
             if st is None:
-                st = self.keys[key] = {"latest": b, "events": []}
+                st = self.keys[key] = {"first": b, "latest": b, "events": [], "nan": set()}
             elif b < st["latest"] - self.ring + 1:
                 return {}
+            elif b > st["latest"]:
+                # the windows start again once b is 2N buckets past the ring's first (N: the longest
+                # window's), those of an aggregator with min, max, first or last once every bucket
+                # left them
+                jump = b - st["latest"]
+                restart = b - max(st["first"], st["latest"] - self.ring + 1) >= 2 * self.ring
+                st["nan"] = {
+                    text
+                    for text in st["nan"]
+                    if not restart and not (self.extremes and jump >= self.lengths[text] // p)
+                }
             st["events"].append((t, arrival, value))
             st["latest"] = max(st["latest"], b)
+            if value != value:
+                st["nan"] |= {text for text in self.windows if b > st["latest"] - self.lengths[text] // p}
             r = b
         else:
             if st is None:
@@ -153,27 +170,33 @@ class Naive:
             r = min(b, st["latest"])
             if r < st["latest"] - self.ring + 1:
                 return {}
+        return self.sliding_features(st, r)
+
+    def sliding_features(self, st, r):
+        p = self.period
         kept = st["latest"] - self.ring + 1
         window = {}
         for text in self.windows:
             lo = max(r - self.lengths[text] // p + 1, kept)
-            window[text] = [e for e in st["events"] if lo <= e[0] // p <= r]
-        return self.features(window)
+            window[text] = [e for e in st["events"] if lo <= e[0] // p <= min(r, st["latest"])]
+        features = self.features(window)
+        if r == st["latest"] and self.agg.max_value is None and not self.resums:
+            # the running sums, as the reference keeps them: a NaN added since the window last
+            # started again keeps them NaN, even once its bucket has left (aggregators with min or
+            # first add their sums up again once it left)
+            for aggr in self.agg.aggregations:
+                if AGGREGATIONS[aggr].stats & (SUM | SQR):
+                    for text in st["nan"]:
+                        features[f"{self.agg.name}_{aggr}_{text}"] = math.nan
+        return features
 
     def sliding_query(self, key, t):
         st = self.keys.get(key)
         if st is None:
             return {}
-        p = self.period
-        r = t // p
-        kept = st["latest"] - self.ring + 1
-        if r < kept:
+        if t // self.period < st["latest"] - self.ring + 1:
             return {}
-        window = {}
-        for text in self.windows:
-            lo = max(r - self.lengths[text] // p + 1, kept)
-            window[text] = [e for e in st["events"] if lo <= e[0] // p <= min(r, st["latest"])]
-        return self.features(window)
+        return self.sliding_features(st, t // self.period)
 
     # fixed
     def start(self, t, length):
@@ -474,11 +497,88 @@ def test_nan_values_are_counted_and_skipped_by_min_max_first_last():
     assert (out[3]["x_sum_1m"], out[3]["x_count_1m"]) == (4.0, 1.0)
 
 
-def test_large_values_leaving_a_window_do_not_spoil_the_sums():
+def test_sums_are_the_references_running_sums_to_the_last_bit():
+    # as storey 1.0.6 keeps them: buckets leaving the window subtracted oldest first, then the new
+    # value added (values and sums as the reference gives them)
+    aggregator = FieldAggregator("x", "v", ["sum"], SlidingWindows(["30m"], "10m"))
+    values = [0.1, 0.2, 0.3, 0.4, 0.7, 0.3, 0.6]
+    minute = 60 * SECOND
+    one_per_bucket = run_kernels(
+        [aggregator], [("k", BASE + 10 * i * minute, v) for i, v in enumerate(values)]
+    )
+    assert [o["x_sum_30m"] for o in one_per_bucket] == [
+        0.1,
+        0.30000000000000004,
+        0.6000000000000001,
+        0.9000000000000001,
+        1.4000000000000001,
+        1.4000000000000001,
+        1.6,
+    ]
+    two_per_bucket = [("k", BASE + (10 * (i // 2) + i % 2) * minute, v) for i, v in enumerate(values)]
+    assert [o["x_sum_30m"] for o in run_kernels([aggregator], two_per_bucket)] == [
+        0.1,
+        0.30000000000000004,
+        0.6000000000000001,
+        1.0,
+        1.7,
+        2.0,
+        2.3,
+    ]
+    # two buckets leaving at once: the older first
+    jump = [("k", BASE + m * minute, v) for m, v in ((0, 0.1), (10, 0.2), (20, 0.3), (40, 0.4))]
+    assert run_kernels([aggregator], jump)[-1]["x_sum_30m"] == 0.7000000000000002
+
+
+@pytest.mark.parametrize(
+    "aggregations, recovers",
+    [
+        (["sum", "avg"], False),
+        (["sum", "avg", "max"], False),
+        (["sum", "last"], False),
+        (["sum", "avg", "min"], True),
+        (["sum", "first", "max"], True),
+    ],
+)
+def test_a_nan_in_a_sliding_window_as_in_the_reference(aggregations, recovers):
+    # storey 1.0.6 keeps running sums: NaN once a NaN entered, until the windows start again;
+    # with min or first among the aggregations it adds the sums up again, NaN only while it is in
+    aggregator = FieldAggregator("x", "v", aggregations, SlidingWindows(["30m"], "10m"))
+    minute = 60 * SECOND
+    events = [("k", BASE + 10 * i * minute, v) for i, v in enumerate([math.nan, 1.0, 2.0, 3.0, 4.0])]
+    events.append(("k", BASE + 200 * minute, 5.0))  # a jump every window starts again after
+    sums = [o["x_sum_30m"] for o in run_kernels([aggregator], events)]
+    assert all(math.isnan(x) for x in sums[:3])
+    assert sums[4] == 9.0 if recovers else math.isnan(sums[4])
+    assert sums[5] == 5.0
+
+
+def test_a_large_value_leaving_a_window_leaves_its_rounding_behind_as_in_the_reference():
+    # storey 1.0.6 subtracts it from the running sum: 1e20 + 1.5 - 1e20 is 0.0, not 1.5
     aggregator = FieldAggregator("x", "v", ["sum", "avg"], SlidingWindows(["20s"], "10s"))
     events = [("k", BASE, 1e20), ("k", BASE + 10 * SECOND, 1.5), ("k", BASE + 20 * SECOND, 2.25)]
     out = run_kernels([aggregator], events)
-    assert out[2]["x_sum_20s"] == 3.75 and out[2]["x_avg_20s"] == 1.875
+    assert [(o["x_sum_20s"], o["x_avg_20s"]) for o in out] == [(1e20, 1e20), (1e20, 5e19), (2.25, 1.125)]
+
+
+def test_windows_start_again_only_twice_the_longest_window_past_the_ring():
+    # as in the reference: until then, what is left of a sum whose buckets all left stays
+    aggregator = FieldAggregator("x", "v", ["sum", "count"], SlidingWindows(["30m", "2h"], "10m"))
+    minute = 60 * SECOND
+
+    def after_gap(gap):
+        events = [
+            ("k", BASE, 0.1),
+            ("k", BASE + 10 * minute, 0.2),
+            ("k", BASE + (10 + 10 * gap) * minute, 0.3),
+        ]
+        out = run_kernels([aggregator], events)[-1]
+        return out["x_sum_30m"], out["x_sum_2h"], out["x_count_2h"]
+
+    assert after_gap(11) == (0.30000000000000004, 0.5, 2.0)
+    assert after_gap(12) == (0.30000000000000004, 0.30000000000000004, 1.0)
+    assert after_gap(22) == (0.30000000000000004, 0.30000000000000004, 1.0)
+    assert after_gap(23) == (0.3, 0.3, 1.0)
 
 
 def test_first_and_last_by_time_ties_by_arrival():

@@ -269,6 +269,44 @@ def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
+    """Recomputes a window's min, max and oldest bucket holding a first candidate (those kept)
+    from its buckets lo..hi, its sums staying as they are."""
+    n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
+    stride = cfg[rec + R_STRIDE]
+    rings = rec + R_RINGS
+    omin = cfg[rings + K_MIN]
+    omax = cfg[rings + K_MAX]
+    of = cfg[rings + K_FOFF]
+    mn = INF
+    mx = -INF
+    first_bucket = INF
+    b = lo
+    j = lo % n
+    while b <= hi:
+        span, bits = chunk(istate, k, words, n, j, hi - b + 1)
+        while bits != 0:
+            low = bits & -bits
+            bits ^= low
+            x = bit_index(low)
+            s = (j + x) * stride
+            if omin >= 0:
+                mn = min(mn, state[k, omin + s])
+            if omax >= 0:
+                mx = max(mx, state[k, omax + s])
+            if of >= 0 and first_bucket == INF and state[k, of + s] < INF:
+                first_bucket = b + x
+        b += span
+        j += span
+        if j == n:
+            j = 0
+    state[k, wo + W_MIN] = mn
+    state[k, wo + W_MAX] = mx
+    state[k, wo + W_FB] = first_bucket
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def newest_last(state, istate, k, cfg, rec, lo, hi):
     """The last value of the newest bucket in lo..hi that has one (NaN if none)."""
     ol = cfg[rec + R_RINGS + K_LOFF]

@@ -344,10 +344,11 @@ def fixed_kernel(
                 if oq >= 0:
                     state[k, oq + s] += v * v
                 if v == v:
-                    if omin >= 0 and v < state[k, omin + s]:
-                        state[k, omin + s] = v
-                    if omax >= 0 and v > state[k, omax + s]:
-                        state[k, omax + s] = v
+                    # min and max without a branch on the values
+                    if omin >= 0:
+                        state[k, omin + s] = min(v, state[k, omin + s])
+                    if omax >= 0:
+                        state[k, omax + s] = max(v, state[k, omax + s])
                     if of >= 0 or ol >= 0:
                         off = float(t - b * period)
                         if of >= 0 and off < state[k, of + s]:
@@ -361,14 +362,16 @@ def fixed_kernel(
                 wo = woff + w * W_SIZE
                 if b >= state[k, wo + W_LO]:
                     state[k, wo + W_CNT] += 1.0
-                    state[k, wo + W_SUM] += v
-                    state[k, wo + W_SQR] += v * v
+                    if os_ >= 0:
+                        state[k, wo + W_SUM] += v
+                    if oq >= 0:
+                        state[k, wo + W_SQR] += v * v
                     if v == v:
-                        if v < state[k, wo + W_MIN]:
-                            state[k, wo + W_MIN] = v
-                        if v > state[k, wo + W_MAX]:
-                            state[k, wo + W_MAX] = v
-                        if b < state[k, wo + W_FB]:
+                        if omin >= 0:
+                            state[k, wo + W_MIN] = min(v, state[k, wo + W_MIN])
+                        if omax >= 0:
+                            state[k, wo + W_MAX] = max(v, state[k, wo + W_MAX])
+                        if of >= 0 and b < state[k, wo + W_FB]:
                             state[k, wo + W_FB] = b
             if not in_order:
                 fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i)

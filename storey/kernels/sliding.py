@@ -2,10 +2,22 @@
 
 A window of n buckets, read at bucket r, covers buckets r - n + 1 .. r. The ring keeps the N
 buckets of the longest window up to B, the latest bucket of the key. In-order events (bucket B)
-read the running aggregates, updated as values arrive and as buckets leave the windows (sums are
-recomputed from the ring when a subtraction would lose precision or a NaN/inf leaves; min and max
-when the bucket holding them leaves, first when its bucket leaves). Late events and reads at other
-times scan the ring. Aggregators with a `max_value` always scan, capping as the reference does.
+read the running aggregates, updated as values arrive and as buckets leave the windows.
+
+Sums are running sums as the reference keeps them: when the latest bucket moves on, the buckets
+leaving a window are subtracted, oldest first, then the new value is added; the windows start
+again from zero only when the new bucket is 2N buckets past the ring's first one (before that,
+what is left of a sum whose buckets all left is kept, as there). So the sums are the reference's to the
+last bit, and a NaN (or an inf that leaves) keeps a window's sums NaN until the windows start
+again; a value that dwarfs the others leaves its rounding error behind. For FieldAggregators with
+min, max, first or last the reference differs: their windows start again as soon as every bucket
+has left them, and those with min or first add their sums up again on every event (newest bucket
+first: too costly to follow, so last bits can differ), which we follow where it shows, by
+recomputing a window's sums once a NaN or an inf has left it. Min and max are recomputed from the
+ring when the bucket holding them leaves, first when its bucket leaves.
+
+Late events and reads at other times scan the ring. Aggregators with a `max_value` always scan,
+capping as the reference does.
 """
 
 import numpy as np
@@ -17,6 +29,7 @@ from .buckets import (
     bit_index,
     chunk,
     clear_slots,
+    extremes_from_ring,
     features,
     filled,
     finish,
@@ -65,8 +78,10 @@ from .layout import (
     W_SUM,
 )
 
-# a subtraction that leaves less than this fraction of a sum is redone from the buckets
-_CANCELLATION = 1.0 / (1 << 20)
+# a window block's spare field: what it must recompute from the ring after buckets left it
+W_REDO = W_END
+_EXTREMES = 1.0  # min, max and the bucket of first
+_RESUM = 2.0  # everything, sums included
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -102,20 +117,32 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     of = cfg[rings + K_FOFF]
     j_old = istate[k, io + H_J]
     d = new - old
-    any_redo = False
+    # as in the reference: windows start again when the new bucket is 2N buckets or more past the
+    # ring's first (the key's first bucket while it is younger than the ring), or, for
+    # aggregators with min, max, first or last, when every bucket leaves them; for those with
+    # min or first, sums are added up again once a NaN or an inf has left
+    ring_start = max(istate[k, io + H_FIRST], old - n + 1)
+    restart = new - ring_start >= 2 * n
+    extremes = omin >= 0 or omax >= 0 or of >= 0 or cfg[rings + K_LOFF] >= 0
+    resum_nan = omin >= 0 or of >= 0
+    redo_any = False
     for w in range(nw):
         wo = woff + w * W_SIZE
+        state[k, wo + W_REDO] = 0.0
         size = cfg[rec + R_WIN + w]
-        if d >= size or state[k, wo + W_CNT] == 0.0:
+        if restart or (extremes and d >= size):
             reset_window(state, k, wo)
-            state[k, wo + W_END] = 0.0
             continue
+        if state[k, wo + W_CNT] == 0.0:
+            continue
+        # buckets old - size + 1 .. min(old, new - size) leave the window: their sums are
+        # subtracted one by one, oldest first (what is left of a sum once they all left stays)
         redo = False
-        # buckets old - size + 1 .. new - size leave the window
+        resum = False
         j = j_old - size + 1
         if j < 0:
             j += n
-        left = d
+        left = d if d < size else size
         while left > 0:
             span, bits = chunk(istate, k, words, n, j, left)
             while bits != 0:
@@ -128,26 +155,14 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
                 state[k, wo + W_CNT] -= c
                 if os_ >= 0:
                     x = state[k, os_ + s]
-                    before = state[k, wo + W_SUM]
-                    after = before - x
-                    if (
-                        not np.isfinite(x)
-                        or not np.isfinite(before)
-                        or abs(after) < abs(before) * _CANCELLATION
-                    ):
-                        redo = True
-                    state[k, wo + W_SUM] = after
+                    if resum_nan and not np.isfinite(x):
+                        resum = True
+                    state[k, wo + W_SUM] -= x
                 if oq >= 0:
                     x = state[k, oq + s]
-                    before = state[k, wo + W_SQR]
-                    after = before - x
-                    if (
-                        not np.isfinite(x)
-                        or not np.isfinite(before)
-                        or abs(after) < abs(before) * _CANCELLATION
-                    ):
-                        redo = True
-                    state[k, wo + W_SQR] = after
+                    if resum_nan and not np.isfinite(x):
+                        resum = True
+                    state[k, wo + W_SQR] -= x
                 if omin >= 0 and state[k, omin + s] <= state[k, wo + W_MIN]:
                     redo = True
                 if omax >= 0 and state[k, omax + s] >= state[k, wo + W_MAX]:
@@ -159,10 +174,12 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
         if of >= 0 and state[k, wo + W_FB] < new - size + 1:
             redo = True
         if state[k, wo + W_CNT] == 0.0:
-            reset_window(state, k, wo)
-            redo = False
-        state[k, wo + W_END] = 1.0 if redo else 0.0
-        any_redo = any_redo or redo
+            state[k, wo + W_MIN] = INF
+            state[k, wo + W_MAX] = -INF
+            state[k, wo + W_FB] = INF
+        elif redo or resum:
+            state[k, wo + W_REDO] = _RESUM if resum else _EXTREMES
+            redo_any = True
     j_new = j_old + 1
     if j_new == n:
         j_new = 0
@@ -175,12 +192,15 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
         j_new = new % n
     istate[k, io + H_B] = new
     istate[k, io + H_J] = j_new
-    if any_redo:
+    if redo_any:
+        # the bucket holding a window's min, max or first left it: they are looked for again
         for w in range(nw):
             wo = woff + w * W_SIZE
-            if state[k, wo + W_END] != 0.0:
-                window_from_ring(state, istate, k, cfg, rec, wo, new - cfg[rec + R_WIN + w] + 1, new)
-                state[k, wo + W_END] = 0.0
+            lo = new - cfg[rec + R_WIN + w] + 1
+            if state[k, wo + W_REDO] == _RESUM:
+                window_from_ring(state, istate, k, cfg, rec, wo, lo, new)
+            elif state[k, wo + W_REDO] == _EXTREMES:
+                extremes_from_ring(state, istate, k, cfg, rec, wo, lo, new)
     return j_new
 
 
@@ -320,10 +340,11 @@ def sliding_kernel(
                 if oq >= 0:
                     state[k, oq + s] += v * v
                 if v == v:
-                    if omin >= 0 and v < state[k, omin + s]:
-                        state[k, omin + s] = v
-                    if omax >= 0 and v > state[k, omax + s]:
-                        state[k, omax + s] = v
+                    # min and max without a branch on the values
+                    if omin >= 0:
+                        state[k, omin + s] = min(v, state[k, omin + s])
+                    if omax >= 0:
+                        state[k, omax + s] = max(v, state[k, omax + s])
                     if of >= 0 or ol >= 0:
                         off = float(t - b * period)
                         if of >= 0 and off < state[k, of + s]:
@@ -337,14 +358,16 @@ def sliding_kernel(
                     if b >= latest - cfg[wins + w] + 1:
                         wo = woff + w * W_SIZE
                         state[k, wo + W_CNT] += 1.0
-                        state[k, wo + W_SUM] += v
-                        state[k, wo + W_SQR] += v * v
+                        if os_ >= 0:
+                            state[k, wo + W_SUM] += v
+                        if oq >= 0:
+                            state[k, wo + W_SQR] += v * v
                         if v == v:
-                            if v < state[k, wo + W_MIN]:
-                                state[k, wo + W_MIN] = v
-                            if v > state[k, wo + W_MAX]:
-                                state[k, wo + W_MAX] = v
-                            if b < state[k, wo + W_FB]:
+                            if omin >= 0:
+                                state[k, wo + W_MIN] = min(v, state[k, wo + W_MIN])
+                            if omax >= 0:
+                                state[k, wo + W_MAX] = max(v, state[k, wo + W_MAX])
+                            if of >= 0 and b < state[k, wo + W_FB]:
                                 state[k, wo + W_FB] = b
                 if b != latest:
                     sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
