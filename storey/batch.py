@@ -360,6 +360,12 @@ class EventBatch:
             return self._with_body_forms(bodies, None)
         return self._derive(len(indices), indices, bodies=bodies)
 
+    def with_first_bodies(self, bodies):
+        """The first len(bodies) events (all of them, or those before a failure) with new row bodies."""
+        if len(bodies) == self.n:
+            return self._with_body_forms(bodies, None)
+        return self._derive(len(bodies), list(range(len(bodies))), bodies=bodies)
+
     def with_columns(self, columns):
         """The same events with new column bodies."""
         return self._with_body_forms(None, columns)

@@ -99,7 +99,7 @@ class NoSqlTarget(Flow):
         written, error = self._write(batch)
         await self._table._written()
         if written:
-            await self._emit(batch if written == batch.n else batch.take(list(range(written))))
+            await self._emit(batch.slice(0, written))
         if error is not None:
             error.add_note(f"raised in step {self.name}")
             raise error

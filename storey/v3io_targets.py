@@ -172,7 +172,7 @@ class StreamTarget(Flow):
         written = len(shards)
         if written:
             await self._put(shards, texts[:written])
-            await self._emit(batch if written == batch.n else batch.take(list(range(written))))
+            await self._emit(batch.slice(0, written))
         if error is not None:
             error.add_note(f"raised in step {self.name}")
             raise error

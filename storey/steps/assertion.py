@@ -168,7 +168,7 @@ class Assert(Flow):
         if keeps_elements:
             self._received.extend(elements[:passed])
         if passed:
-            await self._emit(batch if passed == batch.n else batch.take(list(range(passed))))
+            await self._emit(batch.slice(0, passed))
         if error is not None:
             raise error
 

@@ -122,8 +122,7 @@ class ToDataFrame(Flow):
         except Exception as ex:
             error = ex
         if frames:
-            indices = None if len(frames) == batch.n else list(range(len(frames)))
-            await self._emit(batch.with_bodies(frames, indices))
+            await self._emit(batch.with_first_bodies(frames))
         if error is not None:
             error.add_note(f"raised in step {self.name}")
             raise error

@@ -91,6 +91,13 @@ def _kept(batch, inputs, indices, full_event):
     return batch.take(indices)
 
 
+def _first(batch, inputs, n, full_event):
+    """The first n events (those the function was called on), as the function left them."""
+    if full_event:
+        return EventBatch.from_events(inputs[:n])
+    return batch.slice(0, n)
+
+
 class Map(_UnaryFunctionFlow):
     """Maps, or transforms, incoming events using a user-provided function.
 
@@ -105,9 +112,7 @@ class Map(_UnaryFunctionFlow):
     def _output(self, batch, inputs, results):
         if self._full_event:
             return EventBatch.from_events(results)
-        if len(results) == batch.n:
-            return batch.with_bodies(results)
-        return batch.with_bodies(results, list(range(len(results))))
+        return batch.with_first_bodies(results)
 
 
 class Filter(_UnaryFunctionFlow):
@@ -128,7 +133,7 @@ class ForEach(_UnaryFunctionFlow):
     """Applies given function on each event in the stream, passes original event downstream."""
 
     def _output(self, batch, inputs, results):
-        return _kept(batch, inputs, list(range(len(results))), self._full_event)
+        return _first(batch, inputs, len(results), self._full_event)
 
 
 class FlatMap(_UnaryFunctionFlow):
@@ -191,9 +196,7 @@ class Extend(_UnaryFunctionFlow):
         self._fn = extend
 
     def _output(self, batch, inputs, results):
-        if self._full_event:
-            return EventBatch.from_events(inputs[: len(results)])
-        return batch.take(list(range(len(results))))
+        return _first(batch, inputs, len(results), self._full_event)
 
 
 def _add_fields(body, extra):

@@ -90,7 +90,7 @@ class ReifyMetadata(Flow):
                 done += 1
         except Exception as ex:
             if done:
-                await self._emit(batch.take(list(range(done))))
+                await self._emit(batch.slice(0, done))
             ex.add_note(f"raised in step {self.name}: event bodies must be dicts")
             raise
         await self._emit(batch)
@@ -133,7 +133,7 @@ class Rename(Flow):
                 done += 1
         except Exception as ex:
             if done:
-                await self._emit(batch.take(list(range(done))))
+                await self._emit(batch.slice(0, done))
             ex.add_note(f"raised in step {self.name}")
             raise
         await self._emit(batch)

@@ -155,10 +155,7 @@ class Partition(Flow):
                     bodies.append(Partitioned(None, event.body))
         except Exception as ex:
             error = ex
-        if len(bodies) == batch.n:
-            out = batch.with_bodies(bodies)
-        else:
-            out = batch.with_bodies(bodies, list(range(len(bodies))))
+        out = batch.with_first_bodies(bodies)
         if out.n:
             await self._emit(out)
         if error is not None:

@@ -97,10 +97,8 @@ class MapWithState(Flow):
                         )
                     break
             out = EventBatch.from_events(outputs)
-        elif len(outputs) == batch.n:
-            out = batch.with_bodies(outputs)
         else:
-            out = batch.with_bodies(outputs, list(range(len(outputs))))
+            out = batch.with_first_bodies(outputs)
         if out.n:
             await self._emit(out)
         if self._table is not None:
