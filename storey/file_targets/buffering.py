@@ -137,16 +137,15 @@ class BufferedFileTarget(Flow):
             self._write(group, buf.chunks)
 
     async def _on_terminate(self):
-        if not self._finished:
-            self._finished = True
-            try:
-                self._flush_all()
-            finally:
-                self._finish()
+        self._write_remaining()
         return None
 
     def _close(self):
         # after a failure: keep what was processed, close the files
+        self._write_remaining()
+
+    def _write_remaining(self):
+        """Writes the groups still buffered and closes the files, once per run."""
         if not self._finished:
             self._finished = True
             try:
