@@ -13,6 +13,13 @@ def check_positive_int(step, param, value):
     return int(value)
 
 
+def check_storage_options(step, value):
+    """`value` as given, after checking it is a dict or None (a `storage_options` parameter)."""
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{step}: storage_options must be a dict, got {type(value).__name__}: {value!r}")
+    return value
+
+
 def check_seconds(step, param, value):
     """`value` as given, after checking it is a number of seconds, not negative (bools are not)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -16,10 +16,10 @@ import pandas as pd
 
 from .drivers import split_v3io_path
 from .file_targets.buffering import BufferedFileTarget
-from .file_targets.spec import check_positive, merge_inferred, parse_columns
+from .file_targets.spec import check_positive, flush_seconds, merge_inferred, parse_columns
 from .file_targets.values import first_body_fields, time_info
 from .flow import Flow
-from .params import check_positive_int
+from .params import check_positive_int, check_storage_options
 
 __all__ = ["StreamTarget", "TSDBTarget"]
 
@@ -126,8 +126,7 @@ class StreamTarget(Flow):
                 f"{step}: sharding_func must be callable, got "
                 f"{type(sharding_func).__name__}: {sharding_func!r}"
             )
-        if storage_options is not None and not isinstance(storage_options, dict):
-            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        check_storage_options(step, storage_options)
         self._storage = storage
         self._container, self._path = _v3io_path(step, "stream_path", stream_path, "stream")
         self._sharding_func = sharding_func
@@ -410,13 +409,7 @@ class TSDBTarget(BufferedFileTarget):
         key = kwargs.pop("key", None)
         storage_options = kwargs.pop("storage_options", None)
         step = kwargs.get("name") or type(self).__name__
-        if flush_after_seconds is None:
-            flush_after_seconds = timeout_secs
-        elif timeout_secs is not None and timeout_secs != flush_after_seconds:
-            raise ValueError(
-                f"{step}: flush_after_seconds={flush_after_seconds!r} and timeout_secs={timeout_secs!r} "
-                "are the same setting: give one"
-            )
+        flush_after_seconds = flush_seconds(step, flush_after_seconds, timeout_secs)
         if max_events is not None:
             check_positive_int(step, "max_events", max_events)
         check_positive(step, "flush_after_seconds", flush_after_seconds)
@@ -426,8 +419,7 @@ class TSDBTarget(BufferedFileTarget):
             and not (isinstance(key, str) and key and not key.startswith("$"))
         ):
             raise ValueError(f"{step}: key must be '$key' or a body field name, got {key!r}")
-        if storage_options is not None and not isinstance(storage_options, dict):
-            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        check_storage_options(step, storage_options)
         container, table = _v3io_path(step, "path", path, "table")
         if not isinstance(time_col, str) or not time_col:
             raise TypeError(f"{step}: time_col must be a non-empty string, got {time_col!r}")

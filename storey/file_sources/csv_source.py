@@ -3,12 +3,13 @@
 import pyarrow as pa
 
 from ..columns import Columns
+from ..params import check_storage_options
 from ..times import NAIVE
 from .arrow_columns import ArrowColumnData, ColumnPlan, column_plan
 from .csv_reading import CsvError, CsvFile
 from .dataframe_source import BATCH_ROWS
 from .event_fields import EventFields
-from .params import check_field, check_paths, check_storage_options
+from .params import check_field, check_paths
 from .replay import ReplaySource
 from .time_text import TimeParseError, parse_times
 from .value_kinds import PLAIN, IntOrNaNKind, object_array

@@ -37,9 +37,3 @@ def check_paths(step, paths):
         if not isinstance(p, str | os.PathLike):
             raise TypeError(f"{step}: paths must be a path or a list of paths, got an item {p!r}")
     return [os.fspath(p) for p in items]
-
-
-def check_storage_options(step, storage_options):
-    if storage_options is not None and not isinstance(storage_options, dict):
-        raise TypeError(f"{step}: storage_options must be a dict, got {type(storage_options).__name__}")
-    return storage_options

@@ -8,12 +8,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from ..params import check_storage_options
 from ..times import to_ns
 from .arrow_columns import column_plan, columns_from_arrow
 from .dataframe_source import BATCH_ROWS, DataframeSource
 from .event_fields import EventFields
 from .locations import arrow_filesystem, file_type
-from .params import check_paths, check_storage_options
+from .params import check_paths
 
 _INDEX_LEVEL = re.compile(r"__index_level_\d+__")
 # Hive partition names that hold the parts of a time, coarsest first.

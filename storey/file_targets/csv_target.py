@@ -2,6 +2,7 @@
 
 import pyarrow as pa
 
+from ..params import check_storage_options
 from ..storage import AtomicFile, get_filesystem
 from .buffering import BufferedFileTarget
 from .csv_cells import column_texts, time_texts, value_texts
@@ -59,8 +60,7 @@ class CSVTarget(BufferedFileTarget):
             max_seconds_before_flush = timeout_secs
         if not isinstance(path, str) or not path:
             raise TypeError(f"{step}: path must be a non-empty string, got {path!r}")
-        if storage_options is not None and not isinstance(storage_options, dict):
-            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        check_storage_options(step, storage_options)
         if not isinstance(max_lines_before_flush, int) or isinstance(max_lines_before_flush, bool):
             raise ValueError(
                 f"{step}: max_lines_before_flush must be a positive int, got {max_lines_before_flush!r}"

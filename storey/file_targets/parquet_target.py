@@ -5,13 +5,21 @@ from itertools import chain
 
 import pyarrow as pa
 
+from ..params import check_storage_options
 from ..storage import get_filesystem, join
 from .arrow_columns import finalize, row_values, spec_array, values_array
 from .buffering import BufferedFileTarget
 from .pandas_metadata import with_pandas_metadata
 from .parquet_files import BackgroundWrites, StreamedFile, write_file
 from .partitions import partition_groups
-from .spec import DEFAULT_PARTITIONS, check_positive, merge_inferred, parse_columns, parse_partition_cols
+from .spec import (
+    DEFAULT_PARTITIONS,
+    check_positive,
+    flush_seconds,
+    merge_inferred,
+    parse_columns,
+    parse_partition_cols,
+)
 from .values import body_rows, first_body_fields
 
 # Events per file when writing to a directory and max_events is not given (as the reference).
@@ -70,17 +78,10 @@ class ParquetTarget(BufferedFileTarget):
         storage_options = kwargs.pop("storage_options", None)
         kwargs.setdefault("name", "ParquetTarget")
         step = kwargs["name"]
-        if flush_after_seconds is None:
-            flush_after_seconds = timeout_secs
-        elif timeout_secs is not None and timeout_secs != flush_after_seconds:
-            raise ValueError(
-                f"{step}: flush_after_seconds={flush_after_seconds!r} and timeout_secs={timeout_secs!r} "
-                "are the same setting: give one"
-            )
+        flush_after_seconds = flush_seconds(step, flush_after_seconds, timeout_secs)
         if not isinstance(path, str) or not path:
             raise TypeError(f"{step}: path must be a non-empty string, got {path!r}")
-        if storage_options is not None and not isinstance(storage_options, dict):
-            raise TypeError(f"{step}: storage_options must be a dict, got {storage_options!r}")
+        check_storage_options(step, storage_options)
         check_positive(step, "max_events", max_events)
         if max_events is not None and not isinstance(max_events, int):
             raise ValueError(f"{step}: max_events must be an int, got {max_events!r}")

@@ -167,6 +167,18 @@ DEFAULT_PARTITIONS = [
 ]
 
 
+def flush_seconds(step, flush_after_seconds, timeout_secs):
+    """The `flush_after_seconds` of a target, which also takes the setting as `timeout_secs`."""
+    if flush_after_seconds is None:
+        return timeout_secs
+    if timeout_secs is not None and timeout_secs != flush_after_seconds:
+        raise ValueError(
+            f"{step}: flush_after_seconds={flush_after_seconds!r} and timeout_secs={timeout_secs!r} "
+            "are the same setting: give one"
+        )
+    return flush_after_seconds
+
+
 def check_positive(step, param, value, allow_none=True):
     """`value` as given, after checking it is a positive number (or None where allowed)."""
     if value is None and allow_none:
