@@ -51,6 +51,18 @@ class Columns:
             return convert(self.data[name])
         return self.data[name].tolist()
 
+    def row_values(self, name, missing=None):
+        """The field's row values (as `column_list`), with `missing` where an event lacks the field
+        (for every event when there is no such column)."""
+        if name not in self.data:
+            return [missing] * self.n
+        values = self.column_list(name)
+        absent = self.absent.get(name)
+        if absent is not None:
+            for i in np.flatnonzero(absent).tolist():
+                values[i] = missing
+        return values
+
     def to_rows(self):
         names = list(self.data)
         if self.list_rows:

@@ -169,15 +169,8 @@ class NoSqlTarget(Flow):
         for _, source, field in spec:
             if source != "body":
                 values.append(self._metadata(batch, source))
-            elif field not in columns:
-                values.append([None] * batch.n)
             else:
-                column = columns.column_list(field)
-                absent = columns.absent.get(field)
-                if absent is not None and absent.any():
-                    for i in absent.nonzero()[0].tolist():
-                        column[i] = None
-                values.append(column)
+                values.append(columns.row_values(field))
         return values
 
     def _write_rows(self, keys, values):

@@ -55,18 +55,6 @@ def _metadata(batch, meta):
     return batch.ids
 
 
-def _column_list(columns, field):
-    """A body field held in columns as row values, None where an event lacks it."""
-    if field not in columns:
-        return [None] * columns.n
-    values = columns.column_list(field)
-    absent = columns.absent.get(field)
-    if absent is not None and absent.any():
-        for i in np.flatnonzero(absent).tolist():
-            values[i] = None
-    return values
-
-
 class StreamTarget(Flow):
     """Writes all incoming events into a V3IO stream.
 
@@ -222,8 +210,7 @@ class StreamTarget(Flow):
         columns = batch.columns
         if columns is not None:
             values = [
-                meta[spec.meta] if spec.meta is not None else _column_list(columns, spec.field)
-                for spec in specs
+                meta[spec.meta] if spec.meta is not None else columns.row_values(spec.field) for spec in specs
             ]
             rows = zip(*values, strict=True) if values else [()] * batch.n
             return [_record_text(names, row) for row in rows], None
@@ -586,7 +573,7 @@ def _field_values(columns, field):
             return np.where(absent, np.nan, arr).astype(np.float64)
         if kind == "b" and absent is None:
             return arr
-    return _column_list(columns, field)
+    return columns.row_values(field)
 
 
 def _frames_client(step, address, token, container):

@@ -102,6 +102,14 @@ def test_column_converters_decide_row_values():
     assert cols.column_list("t") == [T]
 
 
+def test_row_values_fill_in_for_absent_fields():
+    cols = _columns()
+    assert cols.row_values("x") == [0.5, None, 2.5]
+    assert cols.row_values("x", missing="gap") == [0.5, "gap", 2.5]
+    assert cols.row_values("nope") == [None, None, None]
+    assert cols.row_values("v") == [1, 2, 3]
+
+
 # ---- bodies
 
 
@@ -185,6 +193,9 @@ def test_with_bodies_columns_keys_and_times():
     assert batch.with_bodies(["a", "b"]).bodies == ["a", "b"]
     picked = batch.with_bodies(["only"], indices=[1])
     assert (picked.n, picked.keys, picked.ids) == (1, ["k1"], ["id1"])
+    first = batch.with_first_bodies(["one"])
+    assert (first.n, first.bodies, first.keys, first.ids) == (1, ["one"], ["k0"], ["id0"])
+    assert batch.with_first_bodies(["a", "b"]).keys == ["k0", "k1"]
     cols = batch.with_columns(Columns({"c": np.array([1, 2])}))
     assert cols.columns is not None and cols.keys == ["k0", "k1"] and cols.bodies == [{"c": 1}, {"c": 2}]
     assert batch.with_keys(["x", "y"]).keys == ["x", "y"]

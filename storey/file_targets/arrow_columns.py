@@ -104,10 +104,7 @@ def column_array(cols, name):
     kind = arr.dtype.kind
     convert = cols.converters.get(name)
     if convert is not None and not is_plain_value(column_sample(cols, name), kind):
-        values = cols.column_list(name)
-        if absent is not None:
-            values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
-        return _from_values(values)
+        return _from_values(cols.row_values(name))
     if kind == "f":
         mask = np.isnan(arr)
         if absent is not None:
@@ -126,10 +123,7 @@ def column_array(cols, name):
         return pa.array(ns, typ, mask=mask if mask.any() else None)
     if kind in "OU":
         return pa.array(arr, mask=absent, from_pandas=True)
-    values = cols.column_list(name)
-    if absent is not None:
-        values = [None if a else v for v, a in zip(values, absent.tolist(), strict=True)]
-    return _from_values(values)
+    return _from_values(cols.row_values(name))
 
 
 def _to_naive_utc(values):

@@ -269,12 +269,7 @@ def _concat_column(parts, name):
                 return pd.Series(np.concatenate(arrays))
     values = []
     for c in parts:
-        part = c.column_list(name)
-        absent = c.absent.get(name)
-        if absent is not None:
-            for i in np.flatnonzero(absent).tolist():
-                part[i] = math.nan
-        values.extend(part)
+        values.extend(c.row_values(name, missing=math.nan))
     return column_series(values)
 
 
