@@ -7,6 +7,7 @@ once (one call per batch, never one per event). Keys reach a driver in the table
 
 import asyncio
 import datetime
+import functools
 import os
 
 import numpy as np
@@ -228,38 +229,18 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         from v3io.dataplane.transport import RaiseForStatus
 
         container, path = split_v3io_path(table._table_path)
-        kv = self._client().kv
+        update = functools.partial(
+            self._client().kv.update, container, path, raise_for_status=RaiseForStatus.never
+        )
         requests = []
         for key, (to_set, to_remove) in changes.items():
             name = _item_name(key)
             if to_set:
                 attributes = {attr: v3io_value(value) for attr, value in to_set.items()}
-                requests.append(
-                    (
-                        name,
-                        lambda name=name, attributes=attributes: kv.update(
-                            container,
-                            path,
-                            name,
-                            attributes=attributes,
-                            raise_for_status=RaiseForStatus.never,
-                        ),
-                    )
-                )
+                requests.append((name, functools.partial(update, name, attributes=attributes)))
             if to_remove:
                 expression = _remove_expression(to_remove)
-                requests.append(
-                    (
-                        name,
-                        lambda name=name, expression=expression: kv.update(
-                            container,
-                            path,
-                            name,
-                            expression=expression,
-                            raise_for_status=RaiseForStatus.never,
-                        ),
-                    )
-                )
+                requests.append((name, functools.partial(update, name, expression=expression)))
         responses = await self._run_all(table, [make for _, make in requests])
         for (name, _), response in zip(requests, responses, strict=True):
             if response.status_code not in (200, 204):
