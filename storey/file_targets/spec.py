@@ -89,14 +89,20 @@ def _parse_one(step, param, item, allow_types):
     return ColumnSpec(name, field=source, type_name=type_name)
 
 
+def _as_list(step, param, value):
+    """A list parameter's value: one item (a string or tuple) becomes a list of it; None stays None."""
+    if value is None or isinstance(value, list):
+        return value
+    if isinstance(value, str | tuple):
+        return [value]
+    raise TypeError(f"{step}: {param} must be a list, got {type(value).__name__}: {value!r}")
+
+
 def parse_columns(step, param, value, allow_types=False):
     """The `ColumnSpec`s of a `columns`/`index_cols` parameter (None stays None)."""
+    value = _as_list(step, param, value)
     if value is None:
         return None
-    if isinstance(value, str | tuple):
-        value = [value]
-    if not isinstance(value, list):
-        raise TypeError(f"{step}: {param} must be a list, got {type(value).__name__}: {value!r}")
     specs = [_parse_one(step, param, item, allow_types) for item in value]
     typed = [s.type_name is not None for s in specs]
     if any(typed) and not all(typed):
@@ -121,12 +127,9 @@ def merge_inferred(explicit, names, unique=False):
 
 def parse_partition_cols(step, value):
     """The `PartitionSpec`s of a `partition_cols` parameter (None stays None)."""
+    value = _as_list(step, "partition_cols", value)
     if value is None:
         return None
-    if isinstance(value, str | tuple):
-        value = [value]
-    if not isinstance(value, list):
-        raise TypeError(f"{step}: partition_cols must be a list, got {type(value).__name__}: {value!r}")
     specs = []
     for item in value:
         buckets = None
