@@ -8,6 +8,8 @@ in the conformance cases' encoding.
 
 import asyncio
 
+import pytest
+
 from storey import AsyncEmitSource, Event, Flow, SyncEmitSource, build_flow
 from tests.conformance import encode_event
 
@@ -68,3 +70,20 @@ def run(kind, steps, events, **source_kwargs):
     """Runs `build_flow([Source(**source_kwargs), *steps])` on `events` (bodies, Events or
     (body, key, time) tuples); returns the termination result."""
     return run_source(kind, build_flow([SOURCES[kind](**source_kwargs), *steps]), events)
+
+
+def run_sync(flow, events):
+    """`run_source` for a flow that starts at a SyncEmitSource."""
+    return run_source("sync", flow, events)
+
+
+def run_async(flow, events):
+    """`run_source` for a flow that starts at an AsyncEmitSource."""
+    return run_source("async", flow, events)
+
+
+# (source class, runner of a flow built on it), for tests that build their flows themselves
+RUNNERS = [
+    pytest.param(SyncEmitSource, run_sync, id="sync"),
+    pytest.param(AsyncEmitSource, run_async, id="async"),
+]

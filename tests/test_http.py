@@ -13,6 +13,7 @@ from storey import AsyncEmitSource, Complete, Event, Reduce, SyncEmitSource, bui
 from storey.steps import HttpRequest, HttpResponse, Map, SendToHttp
 from storey.steps.http import _ConcurrentJobExecution
 from tests.engine import Capture, make_events, run_steps
+from tests.step_runs import RUNNERS, run_sync
 
 
 class Server:
@@ -101,31 +102,6 @@ def _join(body, response):
     return {**body, "status": response.status, "response": json.loads(response.body)}
 
 
-def _run_sync(flow, bodies):
-    controller = flow.run()
-    for body in bodies:
-        controller.emit(body)
-    controller.terminate()
-    return controller.await_termination()
-
-
-def _run_async(flow, bodies):
-    async def main():
-        controller = flow.run()
-        for body in bodies:
-            await controller.emit(body)
-        await controller.terminate()
-        return await controller.await_termination()
-
-    return asyncio.run(main())
-
-
-RUNNERS = [
-    pytest.param(SyncEmitSource, _run_sync, id="sync"),
-    pytest.param(AsyncEmitSource, _run_async, id="async"),
-]
-
-
 @pytest.mark.parametrize("source, run", RUNNERS)
 def test_responses_are_joined_in_the_order_events_came_in(server, source, run):
     server.reset()
@@ -146,14 +122,14 @@ def test_max_in_flight_bounds_concurrent_requests(server):
     server.reset()
     step = SendToHttp(_echo_request(server), _join, max_in_flight=2)
     flow = build_flow([SyncEmitSource(buffer_size=16), step, Reduce(0, lambda acc, b: acc + 1)])
-    assert _run_sync(flow, [{"n": n} for n in range(10)]) == 10
+    assert run_sync(flow, [{"n": n} for n in range(10)]) == 10
     assert server.max_in_flight == 2
 
 
 def test_one_request_at_a_time_with_max_in_flight_1(server):
     server.reset()
     step = SendToHttp(_echo_request(server), _join, max_in_flight=1)
-    result = _run_sync(
+    result = run_sync(
         build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b["n"]])]),
         [{"n": n} for n in range(4)],
     )
@@ -173,7 +149,7 @@ def test_request_builder_gets_the_event_and_join_gets_the_body(server):
         return body
 
     flow = build_flow([SyncEmitSource(key_field="k"), SendToHttp(build, join), Reduce(0, lambda a, b: a + 1)])
-    assert _run_sync(flow, [{"n": 1, "k": "key1"}]) == 1
+    assert run_sync(flow, [{"n": 1, "k": "key1"}]) == 1
     assert seen == [("Event", "key1"), ("dict", "HttpResponse", "str")]
 
 
@@ -197,13 +173,13 @@ def test_an_error_status_is_a_response(server):
     step = SendToHttp(
         lambda e: HttpRequest("GET", server.url("/status/500"), None), lambda b, r: (b, r.status, r.body)
     )
-    result = _run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
+    result = run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
     assert result == [(1, 500, "status body")]
 
 
 def test_join_returning_none_drops_the_event(server):
     step = SendToHttp(_echo_request(server), lambda b, r: None if b["n"] % 2 else b)
-    result = _run_sync(
+    result = run_sync(
         build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b["n"]])]),
         [{"n": n} for n in range(5)],
     )
@@ -228,7 +204,7 @@ def test_a_failed_request_is_retried(server):
         retries=3,
         backoff_factor=0,
     )
-    result = _run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
+    result = run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
     assert result == ["ok after 3"]
 
 
@@ -239,7 +215,7 @@ def test_a_request_failing_after_its_retries_fails_the_flow(server):
         lambda e: HttpRequest("POST", server.url("/flaky"), "x"), lambda b, r: b, retries=1, backoff_factor=0
     )
     with pytest.raises(aiohttp.ClientError):
-        _run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
+        run_sync(build_flow([SyncEmitSource(), step, Reduce([], lambda a, b: a + [b])]), [1])
     assert server.flaky_hits == 2
 
 

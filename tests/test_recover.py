@@ -1,11 +1,10 @@
 """Recovery: the `recovery_step` parameter of every step, and the `Recover` step."""
 
-import asyncio
-
 import pytest
 
-from storey import AsyncEmitSource, Flow, Map, Reduce, SyncEmitSource, build_flow
+from storey import Flow, Map, Reduce, SyncEmitSource, build_flow
 from storey.steps import Recover
+from tests.step_runs import RUNNERS, run_sync
 
 
 def _bad(x):
@@ -38,35 +37,15 @@ class Record(Flow):
         return "record result"
 
 
-def _run_sync(flow, bodies=range(5)):
-    controller = flow.run()
-    for i, body in enumerate(bodies):
-        controller.emit(body, key=f"k{i}")
-    controller.terminate()
-    return controller.await_termination()
-
-
-def _run_async(flow, bodies=range(5)):
-    async def main():
-        controller = flow.run()
-        for i, body in enumerate(bodies):
-            await controller.emit(body, key=f"k{i}")
-        await controller.terminate()
-        return await controller.await_termination()
-
-    return asyncio.run(main())
-
-
-RUNNERS = [
-    pytest.param(SyncEmitSource, _run_sync, id="sync"),
-    pytest.param(AsyncEmitSource, _run_async, id="async"),
-]
+def _keyed(bodies=range(5)):
+    """The bodies to emit with the keys 'k0', 'k1', ..."""
+    return [(body, f"k{i}", None) for i, body in enumerate(bodies)]
 
 
 @pytest.mark.parametrize("source, run", RUNNERS)
 def test_recovery_step_takes_the_failing_events_with_their_error_and_the_flow_goes_on(source, run):
     recovery = Record()
-    result = run(build_flow([source(), Map(_bad, recovery_step=recovery), _collect()]))
+    result = run(build_flow([source(), Map(_bad, recovery_step=recovery), _collect()]), _keyed())
     assert result == [0, 10, 40]
     assert recovery.seen == [(2, "k2", "ValueError"), (3, "k3", "KeyError")]
     assert recovery.terminated == 1
@@ -78,28 +57,30 @@ def test_recovery_step_dict_matches_the_exact_exception_type(source, run):
     flow = build_flow(
         [source(), Map(_bad, recovery_step={ValueError: on_value, KeyError: on_key}), _collect()]
     )
-    assert run(flow) == [0, 10, 40]
+    assert run(flow, _keyed()) == [0, 10, 40]
     assert on_value.seen == [(2, "k2", "ValueError")]
     assert on_key.seen == [(3, "k3", "KeyError")]
 
     base_class_only = Record()
     flow = build_flow([source(), Map(_bad, recovery_step={Exception: base_class_only}), _collect()])
     with pytest.raises(ValueError, match="two"):
-        run(flow)
+        run(flow, _keyed())
     assert base_class_only.seen == []
 
 
 def test_a_type_missing_from_the_recovery_dict_fails_the_flow():
     on_key = Record()
     with pytest.raises(ValueError, match="two"):
-        _run_sync(build_flow([SyncEmitSource(), Map(_bad, recovery_step={KeyError: on_key}), _collect()]))
+        run_sync(
+            build_flow([SyncEmitSource(), Map(_bad, recovery_step={KeyError: on_key}), _collect()]), _keyed()
+        )
 
 
 def test_recovery_step_does_not_take_errors_raised_further_down():
     recovery = Record()
     flow = build_flow([SyncEmitSource(), Map(lambda x: x, recovery_step=recovery), Map(_bad), _collect()])
     with pytest.raises(ValueError):
-        _run_sync(flow)
+        run_sync(flow, _keyed())
     assert recovery.seen == []
 
 
@@ -108,12 +89,12 @@ def test_recovery_step_set_later_and_its_result_is_not_the_flows():
     recovery = Reduce([], lambda acc, x: acc + [("recovered", x)])
     assert step.set_recovery_step(recovery) is step
     # the recovery Reduce is flushed, but the flow's result comes from its outlets only
-    assert _run_sync(build_flow([SyncEmitSource(), step])) is None
+    assert run_sync(build_flow([SyncEmitSource(), step]), _keyed()) is None
 
 
 def test_recovery_step_that_is_also_the_next_step_gets_every_event_once():
     collect = _collect()
-    result = _run_sync(build_flow([SyncEmitSource(), Map(_bad, recovery_step=collect), collect]))
+    result = run_sync(build_flow([SyncEmitSource(), Map(_bad, recovery_step=collect), collect]), _keyed())
     assert result == [0, 10, 2, 3, 40]
 
 
@@ -129,14 +110,14 @@ def test_recovery_step_of_a_step_after_a_flatmap_takes_only_the_failing_event():
             _collect(),
         ]
     )
-    assert _run_sync(flow, [0]) == [0, 10]
+    assert run_sync(flow, _keyed([0])) == [0, 10]
     assert recovery.seen == [(2, "k0", "ValueError")]
 
 
 def test_an_error_in_the_recovery_step_fails_the_flow():
     flow = build_flow([SyncEmitSource(), Map(_bad, recovery_step=Map(lambda x: 1 / 0)), _collect()])
     with pytest.raises(ZeroDivisionError):
-        _run_sync(flow)
+        run_sync(flow, _keyed())
 
 
 @pytest.mark.parametrize("source, run", RUNNERS)
@@ -151,7 +132,7 @@ def test_recover_routes_events_that_failed_downstream_by_exact_type(source, run)
             _collect(),
         ]
     )
-    assert run(flow) == [0, 10, 40]
+    assert run(flow, _keyed()) == [0, 10, 40]
     # the event as it reached Recover, not as the failing step saw it; Recover sets no error
     assert on_value.seen == [(2, "k2", None)]
     assert on_key.seen == [(3, "k3", None)]
@@ -162,7 +143,7 @@ def test_recover_lets_other_exception_types_fail_the_flow():
     on_exception = Record()
     flow = build_flow([SyncEmitSource(), Recover({Exception: on_exception}), Map(_bad), _collect()])
     with pytest.raises(ValueError):
-        _run_sync(flow)
+        run_sync(flow, _keyed())
     assert on_exception.seen == []
 
 
@@ -176,7 +157,7 @@ def test_recover_hands_over_the_body_with_changes_made_in_place_downstream():
         return body
 
     flow = build_flow([SyncEmitSource(), Recover({ValueError: Map(seen.append)}), Map(mutate), _collect()])
-    assert _run_sync(flow, [{"i": 0}, {"i": 1}]) == [{"i": 0, "touched": True}]
+    assert run_sync(flow, _keyed([{"i": 0}, {"i": 1}])) == [{"i": 0, "touched": True}]
     assert seen == [{"i": 1, "touched": True}]
 
 
@@ -190,7 +171,7 @@ def test_recover_handler_can_be_a_reduce():
             _collect(),
         ]
     )
-    assert _run_sync(flow) == [0, 10, 40]
+    assert run_sync(flow, _keyed()) == [0, 10, 40]
 
 
 def test_a_recovery_step_closer_to_the_failure_wins():
@@ -203,7 +184,7 @@ def test_a_recovery_step_closer_to_the_failure_wins():
             _collect(),
         ]
     )
-    assert _run_sync(flow) == [0, 10, 40]
+    assert run_sync(flow, _keyed()) == [0, 10, 40]
     assert outer.seen == [(2, "k2", None)]
     assert inner.seen == [(3, "k3", "KeyError")]
 
@@ -211,7 +192,7 @@ def test_a_recovery_step_closer_to_the_failure_wins():
 def test_an_error_in_the_recover_handler_fails_the_flow():
     flow = build_flow([SyncEmitSource(), Recover({ValueError: Map(lambda x: 1 / 0)}), Map(_bad), _collect()])
     with pytest.raises(ZeroDivisionError):
-        _run_sync(flow)
+        run_sync(flow, _keyed())
 
 
 @pytest.mark.parametrize(
