@@ -128,7 +128,6 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     redo_any = False
     for w in range(nw):
         wo = woff + w * W_SIZE
-        state[k, wo + W_REDO] = 0.0
         size = cfg[rec + R_WIN + w]
         if restart or (extremes and d >= size):
             reset_window(state, k, wo)
@@ -193,15 +192,23 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     istate[k, io + H_B] = new
     istate[k, io + H_J] = j_new
     if redo_any:
-        # the bucket holding a window's min, max or first left it: they are looked for again
-        for w in range(nw):
-            wo = woff + w * W_SIZE
-            lo = new - cfg[rec + R_WIN + w] + 1
-            if state[k, wo + W_REDO] == _RESUM:
-                window_from_ring(state, istate, k, cfg, rec, wo, lo, new)
-            elif state[k, wo + W_REDO] == _EXTREMES:
-                extremes_from_ring(state, istate, k, cfg, rec, wo, lo, new)
+        sliding_redo(state, istate, k, cfg, rec, new)
     return j_new
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sliding_redo(state, istate, k, cfg, rec, latest):
+    """Recomputes from the ring what leaving buckets spoiled in the windows marked (W_REDO): the
+    min, max or first whose bucket left, or the sums too once a NaN or an inf left."""
+    woff = cfg[rec + R_WOFF]
+    for w in range(cfg[rec + R_NW]):
+        wo = woff + w * W_SIZE
+        lo = latest - cfg[rec + R_WIN + w] + 1
+        if state[k, wo + W_REDO] == _RESUM:
+            window_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
+        elif state[k, wo + W_REDO] == _EXTREMES:
+            extremes_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
+        state[k, wo + W_REDO] = 0.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -268,6 +275,8 @@ def sliding_kernel(
         wins = rec + R_WIN
         codes = wins + nw
         read_mode = mode if update == 0 else MODE_AGG
+        smallest = cfg[wins]
+        resum_nan = omin >= 0 or of >= 0
         for i in range(n):
             k = slots[i]
             if parts != 1 and k % parts != part:
@@ -300,9 +309,68 @@ def sliding_kernel(
                     sliding_start_key(state, istate, k, cfg, rec, b)
                     latest = b
                     j_latest = istate[k, io + H_J]
-                elif b > latest:
+                elif b - latest >= smallest:
                     j_latest = sliding_advance(state, istate, k, cfg, rec, latest, b)
                     latest = b
+                elif b > latest:
+                    # a step shorter than every window (the usual one): the few buckets leaving
+                    # each window are subtracted here, as sliding_advance does
+                    d = b - latest
+                    j_old = istate[k, io + H_J]
+                    redo_any = False
+                    for w in range(nw):
+                        wo = woff + w * W_SIZE
+                        if state[k, wo + W_CNT] == 0.0:
+                            continue
+                        size = cfg[wins + w]
+                        jd = j_old - size + 1
+                        if jd < 0:
+                            jd += n_ring
+                        redo = 0.0
+                        for _ in range(d):
+                            if filled(istate, k, words, jd):
+                                sd = jd * stride
+                                c = state[k, oc + sd]
+                                if c != 0.0:
+                                    state[k, wo + W_CNT] -= c
+                                    if os_ >= 0:
+                                        x = state[k, os_ + sd]
+                                        if resum_nan and not np.isfinite(x):
+                                            redo = _RESUM
+                                        state[k, wo + W_SUM] -= x
+                                    if oq >= 0:
+                                        x = state[k, oq + sd]
+                                        if resum_nan and not np.isfinite(x):
+                                            redo = _RESUM
+                                        state[k, wo + W_SQR] -= x
+                                    if omin >= 0 and state[k, omin + sd] <= state[k, wo + W_MIN]:
+                                        redo = max(redo, _EXTREMES)
+                                    if omax >= 0 and state[k, omax + sd] >= state[k, wo + W_MAX]:
+                                        redo = max(redo, _EXTREMES)
+                            jd += 1
+                            if jd == n_ring:
+                                jd = 0
+                        if of >= 0 and state[k, wo + W_FB] < b - size + 1:
+                            redo = max(redo, _EXTREMES)
+                        if state[k, wo + W_CNT] == 0.0:
+                            state[k, wo + W_MIN] = INF
+                            state[k, wo + W_MAX] = -INF
+                            state[k, wo + W_FB] = INF
+                        elif redo != 0.0:
+                            state[k, wo + W_REDO] = redo
+                            redo_any = True
+                    jd = j_old + 1
+                    if jd == n_ring:
+                        jd = 0
+                    clear_slots(istate, k, words, n_ring, jd, d)
+                    j_latest = j_old + d
+                    if j_latest >= n_ring:
+                        j_latest -= n_ring
+                    istate[k, io + H_B] = b
+                    istate[k, io + H_J] = j_latest
+                    latest = b
+                    if redo_any:
+                        sliding_redo(state, istate, k, cfg, rec, b)
                 else:
                     if b < latest - n_ring + 1:
                         write_absent(out, flags, cfg, rec, i)
