@@ -337,8 +337,9 @@ def test_a_stream_that_cannot_be_created_fails_the_flow(source):
 def test_a_refused_put_fails_the_flow(status, failed):
     streams = FakeStreams(put_status=status, failed=failed)
     target = stream_target(streams)
+    # (how many records one put holds depends on how the emitting thread and the flow's loop meet)
     with pytest.raises(
-        V3ioError, match=f"Failed to put 2 records to stream bigdata/my/stream: status {status}"
+        V3ioError, match=rf"Failed to put [12] records to stream bigdata/my/stream: status {status}"
     ):
         run_flow("sync", [target], [{"a": 1}, {"a": 2}])
     assert target._storage.clients[0].closed
