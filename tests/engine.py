@@ -3,7 +3,7 @@ batches to cut them into.
 
 `run_steps` builds the graph behind a bare entry step, feeds `EventBatch`es through
 `FlowRuntime.run_batch`, terminates the flow and returns what every `Capture` step saw plus the
-termination result. Feeding the same events in different batch splits must give the same answer:
+termination result; `run_batches` does the same with ready-made batches. Feeding the same events in different batch splits must give the same answer:
 that is the engine property (tests/test_engine_property.py).
 """
 
@@ -104,28 +104,39 @@ def split(events, sizes):
     return out
 
 
-def run_steps(steps, events, sizes=None, columns=False):
-    """Runs the flow `build_flow([entry, *steps])` on `events` fed in batches of `sizes` (one
-    batch when None). Returns (captures, result): for each `Capture` step of the graph, in
-    depth-first order, the list of records it saw; and the termination result."""
+def _run_graph(steps, batches):
+    """Feeds `batches` through `build_flow([entry, *steps])` and terminates the flow; returns the
+    steps of the graph (depth-first) and the termination result."""
     entry = _Entry()
     build_flow([entry, *steps])
-    batches = split(events, sizes) if sizes is not None else [events]
 
     async def main():
         runtime = FlowRuntime(entry)
         runtime._bind_loop()
         try:
-            for part in batches:
-                await runtime.run_batch(to_batch(part, columns))
-            result = await entry._terminate()
+            for batch in batches:
+                await runtime.run_batch(batch)
+            return runtime.steps, await entry._terminate()
         finally:
             for step in runtime.steps:
                 step._close()
-        captures = [step.seen for step in runtime.steps if isinstance(step, Capture)]
-        return captures, result
 
     return asyncio.run(main())
+
+
+def run_batches(steps, batches):
+    """Feeds ready-made `EventBatch`es through `steps` behind a bare entry step, then terminates
+    the flow; returns the termination result."""
+    return _run_graph(steps, batches)[1]
+
+
+def run_steps(steps, events, sizes=None, columns=False):
+    """Runs the flow `build_flow([entry, *steps])` on `events` fed in batches of `sizes` (one
+    batch when None). Returns (captures, result): for each `Capture` step of the graph, in
+    depth-first order, the list of records it saw; and the termination result."""
+    parts = split(events, sizes) if sizes is not None else [events]
+    graph, result = _run_graph(steps, [to_batch(part, columns) for part in parts])
+    return [step.seen for step in graph if isinstance(step, Capture)], result
 
 
 def encoded(records, with_id=False):

@@ -2,16 +2,19 @@
 
 `run(kind, steps, events)` builds `build_flow([Source(), *steps])`, emits the events ('sync'
 through a FlowController from this thread, 'async' through an AsyncFlowController in an event
-loop), terminates the flow and returns its termination result. `Capture` records what reaches it
-in the conformance cases' encoding.
+loop), terminates the flow and returns its termination result; `run_collected` adds a step that
+collects what reaches the end; `RUNNERS` serves tests that build their flows themselves. `Capture`
+records what reaches it in the conformance cases' encoding.
 """
 
 import asyncio
+import datetime as dt
 
 import pytest
 
-from storey import AsyncEmitSource, Event, Flow, SyncEmitSource, build_flow
+from storey import AsyncEmitSource, Event, Flow, Reduce, SyncEmitSource, build_flow
 from tests.conformance import encode_event
+from tests.engine import T0
 
 KINDS = ["sync", "async"]
 SOURCES = {"sync": SyncEmitSource, "async": AsyncEmitSource}
@@ -70,6 +73,21 @@ def run(kind, steps, events, **source_kwargs):
     """Runs `build_flow([Source(**source_kwargs), *steps])` on `events` (bodies, Events or
     (body, key, time) tuples); returns the termination result."""
     return run_source(kind, build_flow([SOURCES[kind](**source_kwargs), *steps]), events)
+
+
+def run_collected(kind, steps, items, collect=True, full_event=False, **source_kwargs):
+    """Runs `steps` behind a `kind` source on `items` (Events, (body, key) pairs or bodies; those
+    that are not Events get times a minute apart from T0) and returns the termination result: with
+    `collect`, the bodies (Events with `full_event`) that reached the end, in a list."""
+    tail = [Reduce([], lambda acc, x: acc + [x], full_event=full_event)] if collect else []
+    events = []
+    for i, item in enumerate(items):
+        if isinstance(item, Event):
+            events.append(item)
+        else:
+            body, key = item if isinstance(item, tuple) else (item, None)
+            events.append((body, key, T0 + dt.timedelta(minutes=i)))
+    return run(kind, [*steps, *tail], events, **source_kwargs)
 
 
 def run_sync(flow, events):

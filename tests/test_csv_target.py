@@ -15,10 +15,9 @@ from storey.file_targets.float_text import float_texts
 from storey.targets import CSVTarget
 from storey.times import UTC_DATETIME, TimeStyle
 from tests.conformance import input_events, load_case
-from tests.table_flows import SOURCES, run_batches, run_flow
-from tests.test_parquet_target import SeesColumns, emit_all
-
-T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
+from tests.engine import T0, run_batches
+from tests.replay_runs import BatchLog
+from tests.step_runs import KINDS, run, run_collected
 
 
 def lines(path):
@@ -27,20 +26,20 @@ def lines(path):
 
 
 # ---- the reference's recorded cases
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_conformance_columns_metadata(tmp_path, source):
     case = load_case("csv_target_columns_metadata")
     path = str(tmp_path / "out" / "meta.csv")
     target = CSVTarget(path, columns=["k=$key", "when=$time", "id", "value=v", "f", "nope"], header=True)
-    emit_all([target], input_events(case), source)
+    run(source, [target], input_events(case))
     assert lines(path) == case["expected"]["lines"]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_conformance_infer_header(tmp_path, source):
     case = load_case("csv_target_infer_header")
     path = str(tmp_path / "infer.csv")
-    emit_all([CSVTarget(path, header=True)], input_events(case), source)
+    run(source, [CSVTarget(path, header=True)], input_events(case))
     assert lines(path) == case["expected"]["lines"]
 
 
@@ -48,7 +47,7 @@ def test_conformance_batch_by_key(tmp_path):
     case = load_case("csv_target_batch_by_key")
     path = str(tmp_path / "bykey.csv")
     target = CSVTarget(path, columns=["$key", "id", "v"], header=True, max_lines_before_flush=2, key="$key")
-    emit_all([target], input_events(case))
+    run("sync", [target], input_events(case))
     assert lines(path) == case["expected"]["lines"]
 
 
@@ -88,7 +87,7 @@ def test_cells_are_written_as_str_with_csv_quoting(tmp_path):
         "o_empty": "",
         "p_np": np.int64(5),
     }
-    emit_all([CSVTarget(path, header=True)], [(body, "k", T0)])
+    run("sync", [CSVTarget(path, header=True)], [(body, "k", T0)])
     with open(path, newline="") as f:
         assert f.read() == (
             ",".join(sorted(body)) + "\n"
@@ -99,27 +98,27 @@ def test_cells_are_written_as_str_with_csv_quoting(tmp_path):
 
 def test_a_line_with_one_empty_cell_is_quoted(tmp_path):
     path = str(tmp_path / "c.csv")
-    emit_all([CSVTarget(path, columns=["a"])], [({"a": ""}, "k", T0), ({}, "k", T0), ({"a": 1}, "k", T0)])
+    run("sync", [CSVTarget(path, columns=["a"])], [({"a": ""}, "k", T0), ({}, "k", T0), ({"a": 1}, "k", T0)])
     assert lines(path) == ['""', '""', "1", ""]
 
 
 def test_inferred_and_explicit_columns_are_sorted_together(tmp_path):
     path = str(tmp_path / "c.csv")
     target = CSVTarget(path, columns=["x=$key", "a"], infer_columns_from_data=True, header=True)
-    emit_all([target], [({"b": 1, "a": 2}, "k", T0)])
+    run("sync", [target], [({"b": 1, "a": 2}, "k", T0)])
     assert lines(path) == ["a,a,b,x", "2,2,1,k", ""]
 
 
 def test_list_keys_and_times_in_other_zones(tmp_path):
     path = str(tmp_path / "c.csv")
     tz = dt.timezone(dt.timedelta(hours=2))
-    emit_all([CSVTarget(path, columns=["$key", "$time"])], [({}, ["k", 2], T0.astimezone(tz))])
+    run("sync", [CSVTarget(path, columns=["$key", "$time"])], [({}, ["k", 2], T0.astimezone(tz))])
     assert lines(path) == ["\"['k', 2]\",2020-07-21 23:40:00+02:00", ""]
 
 
 def test_dict_bodies_without_columns_write_empty_lines(tmp_path):
     path = str(tmp_path / "c.csv")
-    emit_all([CSVTarget(path, infer_columns_from_data=False)], [({"a": 1}, "k", T0), ([1, 2], "k", T0)])
+    run("sync", [CSVTarget(path, infer_columns_from_data=False)], [({"a": 1}, "k", T0), ([1, 2], "k", T0)])
     assert lines(path) == ["", "1,2", ""]
 
 
@@ -135,7 +134,7 @@ def test_dict_bodies_without_columns_write_empty_lines(tmp_path):
 )
 def test_bodies_that_cannot_be_written_fail_the_flow(tmp_path, kwargs, bodies, error):
     with pytest.raises(error):
-        emit_all([CSVTarget(str(tmp_path / "c.csv"), **kwargs)], [(b, "k", T0) for b in bodies])
+        run("sync", [CSVTarget(str(tmp_path / "c.csv"), **kwargs)], [(b, "k", T0) for b in bodies])
 
 
 # ---- column bodies
@@ -175,7 +174,7 @@ def column_batch():
 
 def test_column_bodies_are_written_without_building_rows(tmp_path):
     path = str(tmp_path / "c.csv")
-    seen = SeesColumns()
+    seen = BatchLog()
     run_batches(
         [CSVTarget(path, columns=["$key", "$time", "i", "f", "b", "s", "m", "t"]), seen], [column_batch()]
     )
@@ -267,21 +266,23 @@ def test_times_are_formatted_as_str(tz, pandas_style):
 
 
 # ---- files, flushing, storage
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_events_pass_downstream_unchanged(tmp_path, source):
     bodies = [{"v": 1, "w": [1]}, {"v": 2}]
-    assert run_flow(source, [CSVTarget(str(tmp_path / "x.csv"))], bodies) == bodies
+    assert run_collected(source, [CSVTarget(str(tmp_path / "x.csv"))], bodies) == bodies
 
 
 def test_no_events_no_file(tmp_path):
-    emit_all([CSVTarget(str(tmp_path / "x.csv"), header=True, columns=["a"])], [])
+    run("sync", [CSVTarget(str(tmp_path / "x.csv"), header=True, columns=["a"])], [])
     assert os.listdir(tmp_path) == []
 
 
 def test_lines_are_flushed_in_order_across_flushes(tmp_path):
     path = str(tmp_path / "x.csv")
-    emit_all(
-        [CSVTarget(path, columns=["v"], max_lines_before_flush=3)], [({"v": i}, "k", T0) for i in range(10)]
+    run(
+        "sync",
+        [CSVTarget(path, columns=["v"], max_lines_before_flush=3)],
+        [({"v": i}, "k", T0) for i in range(10)],
     )
     assert lines(path) == [str(i) for i in range(10)] + [""]
 
@@ -322,7 +323,7 @@ def test_failure_downstream_keeps_the_lines_written(tmp_path):
 
 def test_memory_filesystem_url():
     url = "memory://storey-tests/csv/out.csv"
-    emit_all([CSVTarget(url, header=True)], [({"v": 1}, "a", T0)])
+    run("sync", [CSVTarget(url, header=True)], [({"v": 1}, "a", T0)])
     fs = fsspec.filesystem("memory")
     assert fs.cat("/storey-tests/csv/out.csv") == b"v\n1\n"
     assert fs.ls("/storey-tests/csv", detail=False) == ["/storey-tests/csv/out.csv"]
@@ -373,7 +374,7 @@ def test_row_bodies_are_written_as_pythons_csv_writer_writes_them(tmp_path):
     writer.writerow(names)
     writer.writerows([[b[name] for name in names] for b in bodies])
     path = str(tmp_path / "rows.csv")
-    emit_all([CSVTarget(path, header=True)], [(b, "k", T0) for b in bodies])
+    run("sync", [CSVTarget(path, header=True)], [(b, "k", T0) for b in bodies])
     with open(path, newline="") as f:
         assert f.read() == out.getvalue()
 

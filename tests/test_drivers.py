@@ -11,7 +11,7 @@ from storey import JoinWithTable, NoopDriver, Table, V3ioDriver
 from storey.drivers import Driver, NeedsV3ioAccess, split_v3io_path
 from storey.dtypes import V3ioError
 from storey.targets import NoSqlTarget
-from tests.table_flows import SOURCES, run_flow
+from tests.step_runs import KINDS, run_collected
 
 
 @pytest.fixture
@@ -259,15 +259,17 @@ def test_close_closes_the_client():
     assert asyncio.run(main()).closed
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_flows_over_a_v3io_table(source):
     kv = FakeKV({("bigdata", "/profiles", "u0"): {"name": "stored"}})
     table = Table("bigdata/profiles", _driver(kv), flush_interval_secs=None)
-    run_flow(source, [NoSqlTarget(table, columns=["name"])], [({"name": "N1"}, "u1"), ({"name": "N2"}, "u2")])
+    run_collected(
+        source, [NoSqlTarget(table, columns=["name"])], [({"name": "N1"}, "u1"), ({"name": "N2"}, "u2")]
+    )
     assert kv.items[("bigdata", "/profiles", "u1")] == {"name": "N1"}
     # a second table on the same storage reads what the first one wrote
     fresh = Table("bigdata/profiles", _driver(kv))
-    out = run_flow(source, [JoinWithTable(fresh, "uid")], [{"uid": "u0"}, {"uid": "u2"}, {"uid": "u9"}])
+    out = run_collected(source, [JoinWithTable(fresh, "uid")], [{"uid": "u0"}, {"uid": "u2"}, {"uid": "u9"}])
     assert out == [{"uid": "u0", "name": "stored"}, {"uid": "u2", "name": "N2"}, {"uid": "u9"}]
     # the connections of a flow are closed when it terminates
     clients = table._storage.clients + fresh._storage.clients

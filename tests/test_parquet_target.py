@@ -14,12 +14,11 @@ import pytest
 from storey import Map, SyncEmitSource, build_flow
 from storey.batch import EventBatch
 from storey.columns import Columns
-from storey.flow import Flow
 from storey.targets import ParquetTarget
 from tests.conformance import encode, input_events, load_case
-from tests.table_flows import SOURCES, run_batches, run_flow
-
-T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
+from tests.engine import T0, run_batches
+from tests.replay_runs import BatchLog
+from tests.step_runs import KINDS, run, run_collected
 
 
 def emit_all(steps, events, source="sync"):
@@ -73,7 +72,7 @@ def schema_of(path):
 
 
 # ---- the reference's recorded cases
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_conformance_partitioned_hash(tmp_path, source):
     case = load_case("parquet_target_partitioned_hash")
     events = input_events(case)
@@ -84,7 +83,7 @@ def test_conformance_partitioned_hash(tmp_path, source):
         columns=["id", "v", "name"],
         max_events=3,
     )
-    emit_all([target], events, source)
+    run(source, [target], events)
     assert read_tree(tmp_path / "part") == case["expected"]["tree"]
 
 
@@ -95,7 +94,7 @@ def test_conformance_field_partition(tmp_path):
         partition_cols=["name", "$date", "$hour"],
         columns=["id", "name", "v", "the_key=$key"],
     )
-    emit_all([target], input_events(case))
+    run("sync", [target], input_events(case))
     assert read_tree(tmp_path / "fp") == case["expected"]["tree"]
 
 
@@ -113,7 +112,7 @@ def test_conformance_single_file_typed_writes_the_index_column(tmp_path):
         ("when=$time", "datetime"),
     ]
     events = input_events(case)
-    emit_all([ParquetTarget(path, index_cols="event_key=$key", columns=columns)], events)
+    run("sync", [ParquetTarget(path, index_cols="event_key=$key", columns=columns)], events)
     expected_schema = [tuple(x) for x in case["expected"]["schema"]]
     assert schema_of(path) == expected_schema + [("event_key", "string")]
     frame = pd.read_parquet(path)
@@ -126,7 +125,7 @@ def test_conformance_single_file_typed_writes_the_index_column(tmp_path):
 # ---- layout
 def test_directory_path_is_partitioned_by_hashed_key_and_hour(tmp_path):
     events = [({"v": 1}, "k1", T0), ({"v": 2}, "k2", T0 + dt.timedelta(hours=1)), ({"v": 3}, None, T0)]
-    emit_all([ParquetTarget(str(tmp_path / "out"))], events)
+    run("sync", [ParquetTarget(str(tmp_path / "out"))], events)
 
     def bucket(text):
         return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 256
@@ -149,7 +148,7 @@ def test_key_and_time_part_partitions(tmp_path):
         ({"v": 2, "b": None}, ["x", "y"], T0),
         ({"v": 3, "b": 1.5}, 5, T0),
     ]
-    emit_all([ParquetTarget(str(tmp_path), partition_cols=["$key", "$minute", "$second", "b"])], events)
+    run("sync", [ParquetTarget(str(tmp_path), partition_cols=["$key", "$minute", "$second", "b"])], events)
     dirs = sorted(os.path.dirname(f) for f in parquet_files(tmp_path))
     assert dirs == [
         "key=5/minute=40/second=00/b=1.5",
@@ -162,7 +161,8 @@ def test_key_and_time_part_partitions(tmp_path):
 
 def test_time_partitions_use_the_event_time_zone(tmp_path):
     tz = dt.timezone(dt.timedelta(hours=2))
-    emit_all(
+    run(
+        "sync",
         [ParquetTarget(str(tmp_path), partition_cols=["$date", "$hour"])],
         [({"v": 1}, "k", T0.astimezone(tz))],
     )
@@ -171,7 +171,8 @@ def test_time_partitions_use_the_event_time_zone(tmp_path):
 
 def test_naive_times_are_utc_for_partitions(tmp_path):
     # reference defect 5: the reference reads naive times in the machine's zone (tests run in New York)
-    emit_all(
+    run(
+        "sync",
         [ParquetTarget(str(tmp_path), partition_cols=["$hour"])],
         [({"v": 1}, "k", dt.datetime(2020, 1, 1, 5))],
     )
@@ -180,7 +181,7 @@ def test_naive_times_are_utc_for_partitions(tmp_path):
 
 def test_max_events_writes_a_file_each_time_a_partition_fills(tmp_path):
     events = [({"v": i}, "a" if i % 10 < 7 else "b", T0) for i in range(10)]
-    emit_all([ParquetTarget(str(tmp_path), partition_cols=["$key"], max_events=3)], events)
+    run("sync", [ParquetTarget(str(tmp_path), partition_cols=["$key"], max_events=3)], events)
     files = parquet_files(tmp_path)
     assert sum(f.startswith("key=a/") for f in files) == 3  # 7 events: 3 + 3 + 1
     assert sum(f.startswith("key=b/") for f in files) == 1  # 3 events
@@ -206,7 +207,7 @@ def test_directory_files_hold_at_most_10000_events_by_default(tmp_path):
 def test_single_file_gets_all_events_even_with_max_events(tmp_path):
     # the reference rewrites the file at each write, keeping only the last events; we keep them all
     path = str(tmp_path / "one.parquet")
-    emit_all([ParquetTarget(path, max_events=2)], [({"v": i}, "k", T0) for i in range(5)])
+    run("sync", [ParquetTarget(path, max_events=2)], [({"v": i}, "k", T0) for i in range(5)])
     assert pq.read_table(path).column("v").to_pylist() == [0, 1, 2, 3, 4]
     assert parquet_files(tmp_path) == ["one.parquet"]
 
@@ -218,7 +219,7 @@ def test_inferred_columns_are_sorted_and_typed_as_the_reference_writes_them(tmp_
         ({"s": "x", "i": 1, "f": 1.5, "n": None, "b": True, "t": dt.datetime(2020, 1, 1), "u": T0}, "k", T0),
         ({"s": None, "i": None, "f": 2.0, "n": None, "b": None, "t": None, "u": None, "extra": 1}, "k", T0),
     ]
-    emit_all([ParquetTarget(path)], events)
+    run("sync", [ParquetTarget(path)], events)
     assert schema_of(path) == [
         ("b", "bool"),
         ("f", "double"),
@@ -234,14 +235,14 @@ def test_inferred_columns_are_sorted_and_typed_as_the_reference_writes_them(tmp_
 
 def test_each_file_is_typed_from_its_own_events(tmp_path):
     events = [({"a": 2.5, "b": 1}, "k1", T0), ({"a": 3, "b": None}, "k2", T0)]
-    emit_all([ParquetTarget(str(tmp_path), partition_cols=["$key"])], events)
+    run("sync", [ParquetTarget(str(tmp_path), partition_cols=["$key"])], events)
     schemas = {os.path.dirname(f): schema_of(tmp_path / f) for f in parquet_files(tmp_path)}
     assert schemas == {"key=k1": [("a", "double"), ("b", "int64")], "key=k2": [("a", "int64"), ("b", "null")]}
 
 
 def test_metadata_columns_and_renaming(tmp_path):
     path = str(tmp_path / "m.parquet")
-    emit_all([ParquetTarget(path, columns=["k=$key", "$time", "$id", "value=v"])], [({"v": 1}, "a", T0)])
+    run("sync", [ParquetTarget(path, columns=["k=$key", "$time", "$id", "value=v"])], [({"v": 1}, "a", T0)])
     table = pq.read_table(path)
     assert table.column_names == ["k", "time", "id", "value"]
     row = table.to_pylist()[0]
@@ -252,7 +253,8 @@ def test_metadata_columns_and_renaming(tmp_path):
 
 def test_index_cols_become_the_pandas_index(tmp_path):
     path = str(tmp_path / "i.parquet")
-    emit_all(
+    run(
+        "sync",
         [ParquetTarget(path, index_cols=["$key", "i"], columns=["s"])],
         [({"i": 1, "s": "x"}, "a", T0), ({"i": 2, "s": "y"}, "b", T0)],
     )
@@ -264,7 +266,7 @@ def test_index_cols_become_the_pandas_index(tmp_path):
 
 def test_inferred_columns_leave_out_index_columns(tmp_path):
     path = str(tmp_path / "i.parquet")
-    emit_all([ParquetTarget(path, index_cols="s")], [({"i": 1, "s": "x"}, "a", T0)])
+    run("sync", [ParquetTarget(path, index_cols="s")], [({"i": 1, "s": "x"}, "a", T0)])
     assert pq.read_table(path).column_names == ["i", "s"]
     assert pd.read_parquet(path).index.name == "s"
 
@@ -288,7 +290,7 @@ def test_typed_columns_convert_values(tmp_path):
         ),
         ({}, "k", T0),
     ]
-    emit_all([ParquetTarget(path, columns=columns)], events)
+    run("sync", [ParquetTarget(path, columns=columns)], events)
     assert schema_of(path) == [
         ("i", "int64"),
         ("i32", "int32"),
@@ -313,7 +315,11 @@ def test_typed_columns_convert_values(tmp_path):
 
 def test_list_bodies_fill_the_non_metadata_columns_in_order(tmp_path):
     path = str(tmp_path / "l.parquet")
-    emit_all([ParquetTarget(path, columns=["$key", "a", "b"])], [([1, "x"], "k0", T0), ([2, "y"], "k1", T0)])
+    run(
+        "sync",
+        [ParquetTarget(path, columns=["$key", "a", "b"])],
+        [([1, "x"], "k0", T0), ([2, "y"], "k1", T0)],
+    )
     assert pq.read_table(path).to_pylist() == [
         {"key": "k0", "a": 1, "b": "x"},
         {"key": "k1", "a": 2, "b": "y"},
@@ -321,18 +327,6 @@ def test_list_bodies_fill_the_non_metadata_columns_in_order(tmp_path):
 
 
 # ---- column bodies
-class SeesColumns(Flow):
-    """Records whether each batch reaching it still has column bodies."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.columnar = []
-
-    async def _do(self, batch):
-        self.columnar.append(batch.columns is not None)
-        await self._emit(batch)
-
-
 def column_batch():
     from storey.times import UTC_DATETIME
 
@@ -364,7 +358,7 @@ def column_batch():
 
 def test_column_bodies_are_written_without_building_rows(tmp_path):
     path = str(tmp_path / "c.parquet")
-    seen = SeesColumns()
+    seen = BatchLog()
     run_batches(
         [ParquetTarget(path, columns=["$key", "$time", "i", "f", "b", "s", "m", "t"]), seen], [column_batch()]
     )
@@ -413,10 +407,10 @@ def test_column_bodies_partitioned(tmp_path):
 
 
 # ---- flushing, passing events on, storage
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_events_pass_downstream_unchanged(tmp_path, source):
     bodies = [{"v": 1, "w": [1]}, {"v": 2}]
-    out = run_flow(source, [ParquetTarget(str(tmp_path / "x.parquet"))], bodies)
+    out = run_collected(source, [ParquetTarget(str(tmp_path / "x.parquet"))], bodies)
     assert out == bodies
 
 
@@ -437,7 +431,7 @@ def test_flush_after_seconds_writes_before_termination(tmp_path):
 
 def test_memory_filesystem_url():
     root = "memory://storey-tests/pq-target"
-    emit_all([ParquetTarget(root, partition_cols=["$key"])], [({"v": 1}, "a", T0), ({"v": 2}, "b", T0)])
+    run("sync", [ParquetTarget(root, partition_cols=["$key"])], [({"v": 1}, "a", T0), ({"v": 2}, "b", T0)])
     fs = fsspec.filesystem("memory")
     files = sorted(fs.find("/storey-tests/pq-target"))
     assert [f.split("/")[-2] for f in files] == ["key=a", "key=b"]
@@ -469,7 +463,7 @@ def test_failure_downstream_still_writes_what_was_received(tmp_path):
 def test_conversion_error_fails_the_flow_and_leaves_no_file(tmp_path):
     path = str(tmp_path / "bad.parquet")
     with pytest.raises(pa.ArrowException):
-        emit_all([ParquetTarget(path)], [({"v": 1}, "k", T0), ({"v": "x"}, "k", T0)])
+        run("sync", [ParquetTarget(path)], [({"v": 1}, "k", T0), ({"v": "x"}, "k", T0)])
     assert parquet_files(tmp_path) == []
 
 
@@ -497,7 +491,7 @@ def test_bad_parameters_raise_at_construction(tmp_path, kwargs, error):
 
 
 def test_no_events_no_file(tmp_path):
-    emit_all([ParquetTarget(str(tmp_path / "x.parquet"))], [])
+    run("sync", [ParquetTarget(str(tmp_path / "x.parquet"))], [])
     assert parquet_files(tmp_path) == []
 
 
@@ -560,7 +554,7 @@ def test_single_file_written_in_parts_is_typed_from_all_its_events(tmp_path):
         ({"v": 2, "s": None}, "k", T0),
         ({"v": None, "s": "x"}, "k", T0),
     ]
-    emit_all([ParquetTarget(path, max_events=2)], events)
+    run("sync", [ParquetTarget(path, max_events=2)], events)
     assert schema_of(path) == [("s", "string"), ("v", "double")]
     assert pq.read_table(path).to_pylist() == [
         {"s": None, "v": 1.0},

@@ -11,7 +11,8 @@ from storey.batch import EventBatch
 from storey.drivers import Driver
 from storey.dtypes import Event
 from storey.targets import NoSqlTarget
-from tests.table_flows import SOURCES, T0, run_batches, run_flow
+from tests.engine import T0, run_batches
+from tests.step_runs import KINDS, run_collected
 
 
 class RecordingDriver(Driver):
@@ -159,19 +160,19 @@ def test_aggregation_state_is_flushed_with_the_table():
     assert flushed == [table]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 def test_flow_termination_flushes(source, may_suspend):
     driver = RecordingDriver(may_suspend=may_suspend)
     table = Table("t", driver)
     items = [({"a": i}, f"k{i % 3}") for i in range(7)]
-    run_flow(source, [NoSqlTarget(table, columns=["a"])], items, buffer_size=3)
+    run_collected(source, [NoSqlTarget(table, columns=["a"])], items, buffer_size=3)
     # nothing is saved before termination (the flush interval is 5 minutes), all of it then
     assert len(driver.saves) == 1
     assert driver.items == {"k0": {"a": 6}, "k1": {"a": 4}, "k2": {"a": 5}}
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 @pytest.mark.parametrize("interval", [None, 0])
 def test_no_flush_interval_writes_through_each_batch(source, may_suspend, interval):
@@ -183,7 +184,7 @@ def test_no_flush_interval_writes_through_each_batch(source, may_suspend, interv
         NoSqlTarget(table, columns=["a"]),
         Map(lambda body: saved_before.append(len(driver.saves)) or body),
     ]
-    run_flow(source, steps, [({"a": i}, "k") for i in range(3)], buffer_size=1)
+    run_collected(source, steps, [({"a": i}, "k") for i in range(3)], buffer_size=1)
     assert saved_before == [1, 2, 3]
     assert driver.items == {"k": {"a": 2}}
 
@@ -205,14 +206,14 @@ def test_flush_interval_flushes_while_the_flow_runs(may_suspend):
     assert len(driver.saves) == 1
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 def test_join_loads_from_storage_once_per_batch(source, may_suspend):
     driver = RecordingDriver({"u1": {"name": "N1"}, "u2": {"name": "N2"}}, may_suspend=may_suspend)
     table = Table("t", driver)
     items = [{"uid": uid} for uid in ["u1", "u2", "u3", "u1", "u2", "u3"]]
     # AsyncEmitSource awaits each emit: give the sync emitter the same single-event batches
-    out = run_flow(source, [JoinWithTable(table, "uid")], items, buffer_size=1)
+    out = run_collected(source, [JoinWithTable(table, "uid")], items, buffer_size=1)
     assert out == [
         {"uid": "u1", "name": "N1"},
         {"uid": "u2", "name": "N2"},
@@ -235,12 +236,12 @@ def test_steps_on_a_table_with_io_run_on_the_flow_loop():
 
 def test_table_outlives_its_flows():
     table = Table("t", NoopDriver())
-    run_flow("sync", [NoSqlTarget(table, columns=["a"])], [({"a": 1}, "k")])
-    run_flow("async", [NoSqlTarget(table, columns=["b"])], [({"b": 2}, "k")])
-    assert run_flow("sync", [JoinWithTable(table, "id")], [{"id": "k"}]) == [{"id": "k", "a": 1, "b": 2}]
+    run_collected("sync", [NoSqlTarget(table, columns=["a"])], [({"a": 1}, "k")])
+    run_collected("async", [NoSqlTarget(table, columns=["b"])], [({"b": 2}, "k")])
+    assert run_collected("sync", [JoinWithTable(table, "id")], [{"id": "k"}]) == [{"id": "k", "a": 1, "b": 2}]
 
 
-@pytest.mark.parametrize("source", [*SOURCES, "one batch"])
+@pytest.mark.parametrize("source", [*KINDS, "one batch"])
 def test_join_before_write_on_one_table_loads_each_batch_at_once(source):
     driver = RecordingDriver({"k1": {"v": -1}}, may_suspend=True)
     table = Table("t", driver)
@@ -253,5 +254,5 @@ def test_join_before_write_on_one_table_loads_each_batch_at_once(source):
         # the engine passes the events to the join one at a time, but the keys load at once
         assert driver.loads == [["k0", "k1", "k2"]]
     else:
-        out = run_flow(source, steps, items, buffer_size=6)
+        out = run_collected(source, steps, items, buffer_size=6)
     assert [body["prev"] for body in out] == [None, -1, None, 0, 1, 2]

@@ -19,9 +19,8 @@ import pytest
 from storey import Complete, DataframeSource, Event, NoopDriver, SyncEmitSource, V3ioDriver, build_flow
 from storey.dtypes import V3ioError
 from storey.targets import StreamTarget, TSDBTarget
-from tests.table_flows import SOURCES, run_flow
-
-T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
+from tests.engine import T0
+from tests.step_runs import KINDS, run_collected
 
 
 # ---- a fake v3io client: the stream requests StreamTarget makes
@@ -101,7 +100,7 @@ def stream_target(streams, path="bigdata/my/stream", **kwargs):
 
 
 # ---- StreamTarget: records
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_records_are_json_of_the_columns_and_events_pass_on(source):
     streams = FakeStreams()
     target = stream_target(streams, columns=["a", "x=b", "$key", "t=$time", "$id"])
@@ -109,7 +108,7 @@ def test_records_are_json_of_the_columns_and_events_pass_on(source):
         Event({"b": 1, "a": 2}, key="k0", id="id0", time=T0),
         Event({"c": 3, "a": None}, key="k1", id="id1", time=T0 + dt.timedelta(minutes=1)),
     ]
-    out = run_flow(source, [target], events)
+    out = run_collected(source, [target], events)
     assert out == [{"b": 1, "a": 2}, {"c": 3, "a": None}]
     assert streams.requests[0] == ("create", "bigdata", "/my/stream", 1, 24)
     # fields an event lacks or holds as None are left out; times are written as their text
@@ -137,7 +136,9 @@ def test_records_are_json_of_the_columns_and_events_pass_on(source):
 )
 def test_columns_written(kwargs, expected):
     streams = FakeStreams()
-    run_flow("sync", [stream_target(streams, **kwargs)], [({"b": 1, "a": 2}, "k0"), ({"a": 4, "c": 3}, "k1")])
+    run_collected(
+        "sync", [stream_target(streams, **kwargs)], [({"b": 1, "a": 2}, "k0"), ({"a": 4, "c": 3}, "k1")]
+    )
     assert streams.bodies() == expected
     assert [list(body) for body in streams.bodies()] == [list(body) for body in expected]
 
@@ -152,7 +153,7 @@ def test_values_json_cannot_hold_are_written_as_text():
         "u": "ü",
         "y": b"x",
     }
-    run_flow("sync", [stream_target(streams)], [body])
+    run_collected("sync", [stream_target(streams)], [body])
     assert streams.records() == [
         (
             0,
@@ -164,11 +165,11 @@ def test_values_json_cannot_hold_are_written_as_text():
 
 def test_text_and_bytes_bodies_are_written_as_they_are():
     streams = FakeStreams()
-    run_flow("sync", [stream_target(streams)], ["plain", b"raw"])
+    run_collected("sync", [stream_target(streams)], ["plain", b"raw"])
     assert streams.records() == [(0, "plain"), (0, b"raw")]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize(
     "kwargs, bad",
     [({}, [1, 2]), ({}, 5), ({}, None), ({"columns": ["a"]}, "text"), ({"columns": ["a"]}, [1])],
@@ -177,7 +178,7 @@ def test_a_body_that_cannot_be_written_fails_the_flow(source, kwargs, bad):
     streams = FakeStreams()
     first = {"a": 1} if kwargs else "ok"
     with pytest.raises(TypeError, match="StreamTarget: cannot write an event body of type"):
-        run_flow(source, [stream_target(streams, **kwargs)], [first, bad])
+        run_collected(source, [stream_target(streams, **kwargs)], [first, bad])
     # the event before it was written
     assert len(streams.records()) == 1
 
@@ -185,7 +186,7 @@ def test_a_body_that_cannot_be_written_fails_the_flow(source, kwargs, bad):
 def test_list_bodies_cannot_infer_columns():
     streams = FakeStreams()
     with pytest.raises(TypeError, match="Cannot infer_columns_from_data when event type is list"):
-        run_flow("sync", [stream_target(streams)], [[1, 2]])
+        run_collected("sync", [stream_target(streams)], [[1, 2]])
     assert streams.records() == []
 
 
@@ -235,7 +236,7 @@ def test_sharding_func_chooses_each_records_shard():
 
     target = stream_target(streams, sharding_func=shard_of, shard_count=3, batch_size=100)
     items = [({"a": a}, f"k{i}") for i, a in enumerate([0, 1, 4, -1, 5, 3])]
-    run_flow("sync", [target], items)
+    run_collected("sync", [target], items)
     assert keys == ["k0", "k1", "k2", "k3", "k4", "k5"]
     assert streams.requests[0] == ("create", "bigdata", "/my/stream", 3, 24)
     # the shard is the function's result modulo shard_count; each shard keeps the events' order
@@ -262,10 +263,10 @@ def test_each_request_holds_at_most_batch_size_records_of_one_shard():
     }
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_live_requests_respect_batch_size(source):
     streams = FakeStreams()
-    run_flow(source, [stream_target(streams, batch_size=3)], [{"a": i} for i in range(20)])
+    run_collected(source, [stream_target(streams, batch_size=3)], [{"a": i} for i in range(20)])
     assert [body["a"] for body in streams.bodies()] == list(range(20))
     assert all(1 <= len(records) <= 3 for records in streams.puts())
 
@@ -278,7 +279,7 @@ def test_default_shard_is_random():
     assert len(shards) == 400 and set(shards) <= {0, 1, 2, 3}
     assert len(set(shards)) > 1
     streams = FakeStreams()
-    run_flow("sync", [stream_target(streams)], [{"a": 1}, {"a": 2}])
+    run_collected("sync", [stream_target(streams)], [{"a": 1}, {"a": 2}])
     assert [shard for shard, _ in streams.records()] == [0, 0]
 
 
@@ -294,7 +295,7 @@ def test_a_failing_sharding_func_fails_the_flow(fn, error):
     streams = FakeStreams()
     target = stream_target(streams, sharding_func=fn, shard_count=2)
     with pytest.raises(error):
-        run_flow("sync", [target], [{"a": 0}, {"a": 1}])
+        run_collected("sync", [target], [{"a": 0}, {"a": 1}])
     if error is ZeroDivisionError:
         assert streams.bodies() == [{"a": 0}]
 
@@ -311,7 +312,7 @@ def test_records_are_written_before_the_event_completes():
 def test_a_flow_without_events_creates_the_stream_and_closes_the_client():
     streams = FakeStreams()
     target = stream_target(streams, "v3io:///projects/p/stream", shard_count=2, retention_period_hours=5)
-    assert run_flow("async", [target], []) == []
+    assert run_collected("async", [target], []) == []
     assert streams.requests == [("create", "projects", "/p/stream", 2, 5)]
     driver = target._storage
     assert len(driver.clients) == 1 and driver.clients[0].closed
@@ -319,17 +320,17 @@ def test_a_flow_without_events_creates_the_stream_and_closes_the_client():
 
 def test_an_existing_stream_is_written_to():
     streams = FakeStreams(create_status=409)
-    run_flow("sync", [stream_target(streams)], [{"a": 1}])
+    run_collected("sync", [stream_target(streams)], [{"a": 1}])
     assert streams.bodies() == [{"a": 1}]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_a_stream_that_cannot_be_created_fails_the_flow(source):
     streams = FakeStreams(create_status=500)
     with pytest.raises(
         V3ioError, match="Failed to create stream bigdata/my/stream: status 500: create refused"
     ):
-        run_flow(source, [stream_target(streams)], [{"a": 1}])
+        run_collected(source, [stream_target(streams)], [{"a": 1}])
     assert streams.puts() == []
 
 
@@ -341,7 +342,7 @@ def test_a_refused_put_fails_the_flow(status, failed):
     with pytest.raises(
         V3ioError, match=rf"Failed to put [12] records to stream bigdata/my/stream: status {status}"
     ):
-        run_flow("sync", [target], [{"a": 1}, {"a": 2}])
+        run_collected("sync", [target], [{"a": 1}, {"a": 2}])
     assert target._storage.clients[0].closed
 
 
@@ -428,7 +429,7 @@ def v3io_server():
 def test_real_client_requests(v3io_server):
     driver = V3ioDriver(f"http://127.0.0.1:{v3io_server.server_address[1]}", "key")
     target = StreamTarget(driver, "bigdata/my/stream", sharding_func=lambda e: e.body["a"], shard_count=2)
-    run_flow("sync", [target], [{"a": 1}, {"a": 2}, {"a": 3}])
+    run_collected("sync", [target], [{"a": 1}, {"a": 2}, {"a": 3}])
     requests = v3io_server.requests
     method, path, function, _ = requests[0]
     assert (method, path.lstrip("/"), function) == ("POST", "bigdata/my/stream/", "CreateStream")
@@ -476,10 +477,10 @@ def emit_naive(target, bodies, source="sync"):
         Event(b, key=f"k{i}", id=f"id{i}", time=dt.datetime(2020, 1, 1, 0, 0, i))
         for i, b in enumerate(bodies)
     ]
-    return run_flow(source, [target], items)
+    return run_collected(source, [target], items)
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_events_are_written_as_one_frame_indexed_by_time(source):
     frames = FakeFrames()
     bodies = [{"b": 1, "a": 2, "s": "x", "ok": True}, {"a": 4, "s": None, "ok": False}]
@@ -500,7 +501,7 @@ def test_events_are_written_as_one_frame_indexed_by_time(source):
 
 def test_aware_times_keep_their_zone():
     frames = FakeFrames()
-    run_flow("sync", [tsdb(frames, columns=["a"])], [{"a": 1}])
+    run_collected("sync", [tsdb(frames, columns=["a"])], [{"a": 1}])
     (frame,) = frames.frames()
     assert str(frame.index.dtype) == "datetime64[ns, UTC]"
     assert list(frame.index) == [pd.Timestamp(T0)]
@@ -609,7 +610,7 @@ def test_column_bodies_are_typed_as_their_columns():
     assert first["s"].tolist() == ["x", None] and second["f"].tolist() == [2.0]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_max_events_and_key_batch_the_writes(source):
     frames = FakeFrames()
     emit_naive(tsdb(frames, max_events=2), [{"a": i} for i in range(5)], source)
@@ -617,7 +618,7 @@ def test_max_events_and_key_batch_the_writes(source):
     frames = FakeFrames()
     target = tsdb(frames, max_events=2, key="$key")
     items = [Event({"a": i}, key=f"k{i % 2}", time=T0) for i in range(5)]
-    run_flow(source, [target], items)
+    run_collected(source, [target], items)
     assert [f["a"].tolist() for f in frames.frames()] == [[0, 2], [1, 3], [4]]
 
 
@@ -657,7 +658,7 @@ def test_the_table_is_created_before_the_first_write_when_rate_is_given():
     assert frames.calls == []
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", KINDS)
 def test_a_failing_write_fails_the_flow(source):
     frames = FakeFrames(error=ConnectionError("frames is down"))
     with pytest.raises(ConnectionError, match="frames is down"):
