@@ -3,8 +3,9 @@ batches to cut them into.
 
 `run_steps` builds the graph behind a bare entry step, feeds `EventBatch`es through
 `FlowRuntime.run_batch`, terminates the flow and returns what every `Capture` step saw plus the
-termination result; `run_batches` does the same with ready-made batches. Feeding the same events in different batch splits must give the same answer:
-that is the engine property (tests/test_engine_property.py).
+termination result; `run_batches` does the same with ready-made batches. Feeding the same events
+in different batch splits must give the same answer: that is the engine property
+(tests/test_engine_property.py).
 """
 
 import asyncio
