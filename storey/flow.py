@@ -250,9 +250,6 @@ class Flow:
                 steps.append(step)
         return steps
 
-    def _get_event_or_body(self, event):
-        return event if self._full_event else event.body
-
 
 def _mark_downstream(ex):
     try:

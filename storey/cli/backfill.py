@@ -146,6 +146,8 @@ def backfill_python(plan):
 
 @dataclass
 class BackfillResult:
+    """How many rows a backfill read, and how long it took."""
+
     rows: int
     seconds: float
 

@@ -7,7 +7,7 @@ from ..storage import AtomicFile, get_filesystem
 from .buffering import BufferedFileTarget
 from .csv_cells import column_texts, time_texts, value_texts
 from .csv_lines import Lines, line_text, lines_of_cells, text_of_rows
-from .partitions import _factorize, _key_texts
+from .partitions import factorize_values, key_texts
 from .spec import check_positive, merge_inferred, parse_columns
 from .values import body_rows, field_values, first_body_fields, key_values
 
@@ -236,9 +236,9 @@ class CSVTarget(BufferedFileTarget):
             if rows is None:
                 values = batch.field(self._key)
             else:
-                values = field_values(batch, rows, self._key)
-        codes, distinct = _factorize(values)
-        return [("key", t) for t in _key_texts(distinct)], codes
+                values = field_values(rows, self._key)
+        codes, distinct = factorize_values(values)
+        return [("key", t) for t in key_texts(distinct)], codes
 
     # ---- writing
     def _write(self, group, chunks):

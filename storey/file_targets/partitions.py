@@ -51,7 +51,7 @@ def _level(batch, spec):
         return _time_level(batch, spec)
     if spec.meta == "key":
         values = batch.keys
-        texts = _key_texts
+        texts = key_texts
     else:
         rows = body_rows(batch)
         if rows is None:
@@ -67,9 +67,9 @@ def _level(batch, spec):
             else:
                 values = [None] * batch.n
         else:
-            values = field_values(batch, rows, spec.field)
+            values = field_values(rows, spec.field)
         texts = _value_texts
-    codes, distinct = _factorize(values)
+    codes, distinct = factorize_values(values)
     strings = texts(distinct)
     if spec.buckets is not None:
         strings = [str(_sha1_bucket(s, spec.buckets)) for s in strings]
@@ -81,7 +81,7 @@ def _level(batch, spec):
     return label_codes[codes], list(labels)
 
 
-def _factorize(values):
+def factorize_values(values):
     """(codes, distinct values) keeping None and NaN as values of their own."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
         codes, uniques = pd.factorize(values)
@@ -121,7 +121,8 @@ def _value_texts(values):
     return [v if isinstance(v, _Text) else str(v) for v in values]
 
 
-def _key_texts(values):
+def key_texts(values):
+    """The directory (or file name) texts of distinct event keys: list keys joined with '.'."""
     return [v if isinstance(v, _Text) else _text(v) for v in values]
 
 

@@ -71,7 +71,7 @@ def key_values(batch):
     return keys if isinstance(keys, list) else list(keys)
 
 
-def field_values(batch, rows, name):
+def field_values(rows, name):
     """The values of field `name` in row bodies (None where missing or not a dict)."""
     return [b.get(name) if type(b) is dict else _get(b, name) for b in rows]
 

@@ -65,9 +65,7 @@ class _UnaryFunctionFlow(Flow):
             results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, inputs)
         else:
             results, error = self._apply(inputs)
-        out = self._output(batch, inputs, results)
-        if out is not None and out.n:
-            await self._emit(out)
+        await self._emit(self._output(batch, inputs, results))
         if error is not None:
             error.add_note(f"raised in step {self.name}")
             raise error
