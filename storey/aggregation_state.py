@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from .kernels import layout as B
 from .kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
+from .row_arrays import GrowingRows
 from .table import table_key
 from .windows import FixedWindows
 
@@ -140,19 +141,16 @@ class Group:
         self.names = [name for layout in self.layouts for name in layout.names]
         self.cfg = _cfg(self.layouts)
         self.max_values = np.asarray([layout.max_value for layout in self.layouts], dtype=np.float64)
-        self.state = np.zeros((capacity, self.width))
-        self.istate = np.full((capacity, self.iwidth), B.NO_STATE, dtype=np.int64)
+        self._rows = GrowingRows(capacity, self.width, np.float64, 0.0)
+        self._irows = GrowingRows(capacity, self.iwidth, np.int64, B.NO_STATE)
+        self.state = self._rows.array
+        self.istate = self._irows.array
 
     def grow(self, capacity):
-        old = self.state
-        if capacity <= old.shape[0]:
-            return
-        state = np.zeros((capacity, self.width))
-        state[: old.shape[0]] = old
-        self.state = state
-        istate = np.full((capacity, self.iwidth), B.NO_STATE, dtype=np.int64)
-        istate[: old.shape[0]] = self.istate
-        self.istate = istate
+        self._rows.grow(capacity)
+        self._irows.grow(capacity)
+        self.state = self._rows.array
+        self.istate = self._irows.array
 
     def with_value_rows(self, value_rows):
         """The cfg of this group with the aggregators reading other rows of `values`."""
