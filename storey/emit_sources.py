@@ -33,17 +33,12 @@ def _check_buffer_size(step, buffer_size):
 
 class _PendingResult:
     """What an emitter awaits for one event: its result (the list of them when it is expected to
-    pass several Complete steps), or the error that failed it. The first outcome wins."""
+    pass several Complete steps), or the error that failed it. The first outcome wins.
+
+    Subclasses set every slot in their own __init__ (one call less per awaited event), and
+    implement `_complete()` (wakes the waiter) and `_report_error(ex)` (calls `_on_error`)."""
 
     __slots__ = ("_on_error", "_expected", "_results", "_result", "_error", "_completed")
-
-    def __init__(self, on_error, expected_number_of_results):
-        self._on_error = on_error
-        self._expected = expected_number_of_results or 1
-        self._results = None
-        self._result = None
-        self._error = None
-        self._completed = False
 
     def _set_result(self, element):
         if self._completed:
@@ -67,11 +62,6 @@ class _PendingResult:
         if self._on_error is not None:
             self._report_error(ex)
 
-    def _outcome(self):
-        if self._error is not None:
-            raise copy_error(self._error)
-        return self._result
-
 
 class AwaitableResult(_PendingResult):
     """Future result of a computation. Calling await_result() will return with the result once the
@@ -80,7 +70,12 @@ class AwaitableResult(_PendingResult):
     __slots__ = ("_lock",)
 
     def __init__(self, on_error=None, expected_number_of_results=1):
-        super().__init__(on_error, expected_number_of_results)
+        self._on_error = on_error
+        self._expected = expected_number_of_results or 1
+        self._results = None
+        self._result = None
+        self._error = None
+        self._completed = False
         # held until the result is in: await_result() blocks on it
         self._lock = threading.Lock()
         self._lock.acquire()
@@ -90,7 +85,9 @@ class AwaitableResult(_PendingResult):
         if not self._completed:
             self._lock.acquire()
             self._lock.release()
-        return self._outcome()
+        if self._error is not None:
+            raise copy_error(self._error)
+        return self._result
 
     def _complete(self):
         self._completed = True
@@ -107,7 +104,12 @@ class AsyncAwaitableResult(_PendingResult):
     __slots__ = ("_event",)
 
     def __init__(self, on_error=None, expected_number_of_results=1):
-        super().__init__(on_error, expected_number_of_results)
+        self._on_error = on_error
+        self._expected = expected_number_of_results or 1
+        self._results = None
+        self._result = None
+        self._error = None
+        self._completed = False
         self._event = None  # made by the first await_result() that has to wait
 
     async def await_result(self):
@@ -116,7 +118,9 @@ class AsyncAwaitableResult(_PendingResult):
             if self._event is None:
                 self._event = asyncio.Event()
             await self._event.wait()
-        return self._outcome()
+        if self._error is not None:
+            raise copy_error(self._error)
+        return self._result
 
     def _complete(self):
         self._completed = True
