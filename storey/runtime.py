@@ -95,7 +95,8 @@ class FlowRuntime:
 
     # ---- starting
     def start_thread(self, main=None):
-        """Runs the flow's event loop in a background thread (synchronous emitters)."""
+        """Runs the flow's event loop in a background thread: the coroutine function `main` (a
+        replay source's), or the loop that drains what synchronous emitters submit."""
         ready = threading.Event()
 
         def thread_main():
@@ -115,15 +116,13 @@ class FlowRuntime:
         thread.start()
         ready.wait()
 
-    def start_task(self, main=None):
+    def start_task(self):
         """Runs the flow's loop as a task of the running event loop (asynchronous emitters)."""
         # emitters on the same loop batch events by themselves until they yield to it: the
         # events are then processed at once, as the reference does
         self.linger = 0
         self._bind_loop()
-        self._task = asyncio.get_running_loop().create_task(
-            main() if main is not None else self._drain_loop()
-        )
+        self._task = asyncio.get_running_loop().create_task(self._drain_loop())
         return self._task
 
     def _bind_loop(self):
