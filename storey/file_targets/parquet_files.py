@@ -16,8 +16,8 @@ from ..storage import AtomicFile, is_local
 
 # A column's dictionary encoding is given up, for the rest of a row group, once its dictionary
 # passes this size (pyarrow's default is 1 MB): a column of mostly distinct values (times,
-# measurements) no longer costs a dictionary built and thrown away per row group, which doubled
-# the time to write a file in parts. Columns of few values keep their dictionary.
+# measurements) then does not cost a dictionary built and thrown away per row group (with the
+# default, that doubled the time to write a file in parts). Columns of few values keep theirs.
 WRITE_OPTIONS = {"dictionary_pagesize_limit": 128 * 1024}
 
 
