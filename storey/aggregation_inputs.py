@@ -90,7 +90,15 @@ except ImportError:  # pragma: no cover
     _NA = object()
 
 
+# value types a list of values is copied as is for (float() of each is what numpy makes of them)
+_PLAIN = frozenset((float, int, bool))
+
+
 def _fill_from_list(step_name, what, raw, values, valid):
+    if _PLAIN.issuperset(map(type, raw)):
+        values[:] = raw
+        valid[:] = 1
+        return
     for i, value in enumerate(raw):
         x = _as_float(step_name, what, value)
         if x is not None:
@@ -140,7 +148,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
     bodies = None
     for a, aggregator in enumerate(aggregators):
         field = aggregator.field
-        what = f"field {field!r} of {aggregator.name!r}" if isinstance(field, str) else f"{aggregator.name!r}"
+        what = _What(aggregator)
         row_values = values[a]
         row_valid = valid[a]
         row_valid[:] = 0
@@ -165,6 +173,20 @@ def fill_values(step_name, aggregators, batch, values, valid):
             for i, body in enumerate(bodies):
                 if row_valid[i] and not keep(body):
                     row_valid[i] = 0
+
+
+class _What:
+    """How an error names what could not be aggregated (written only if one is raised)."""
+
+    __slots__ = ("aggregator",)
+
+    def __init__(self, aggregator):
+        self.aggregator = aggregator
+
+    def __str__(self):
+        field = self.aggregator.field
+        name = self.aggregator.name
+        return f"field {field!r} of {name!r}" if isinstance(field, str) else f"{name!r}"
 
 
 def _not_a_dict(step_name, body):

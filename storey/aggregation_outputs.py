@@ -67,6 +67,15 @@ class Features:
 
     def merged_into(self, bodies):
         """New bodies: each event's features, then its body's fields (which win)."""
+        blocks = self.blocks
+        if not any(flags.any() for _, _, flags, _ in blocks):
+            names = tuple(name for block_names, _, _, _ in blocks for name in block_names)
+            merge = _merger(names)
+            if merge is not None:
+                values = []
+                for _, out, _, rows in blocks:
+                    values += (out if rows is None else out[rows]).tolist()
+                return merge(values, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
             row.update(body)
@@ -99,6 +108,28 @@ class Features:
         # columns a file source read stay unconverted Arrow arrays (a target writes them as read)
         kept_absent = {**columns.absent, **absent}
         return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
+
+
+_MERGERS = {}
+
+
+def _merger(names):
+    """A function `(values, bodies) -> dicts`: per event a dict display of the features named
+    `names` (values[f][i]) followed by its body, `{'a_sum_1h': v0, ..., **body}`, about twice as
+    fast as filling dicts and updating them. None when the names cannot be written that way."""
+    merge = _MERGERS.get(names)
+    if merge is None and names not in _MERGERS:
+        if names and len(names) <= 250 and all(type(name) is str for name in names):
+            params = [f"v{i}" for i in range(len(names))]
+            entries = "".join(f"{name!r}: {p}, " for name, p in zip(names, params, strict=True))
+            targets = ", ".join(params)
+            merge = eval(
+                f"lambda values, bodies: [{{{entries}**b}} for {targets}, b in zip(*values, bodies)]"
+            )
+        if len(_MERGERS) > 1000:
+            _MERGERS.clear()
+        _MERGERS[names] = merge
+    return merge
 
 
 class _ArrowWithFeatures(Mapping):

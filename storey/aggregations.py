@@ -317,16 +317,19 @@ class AggregateByKey(Flow):
                         f"{self.name}: event bodies must be dicts to add features to, "
                         f"got {type(body).__name__}"
                     )
-            feature_dicts = features.dicts()
-            if self._enrich_with:
-                self._enriched(feature_dicts, keys)
-            if self._augmentation_fn is not None:
-                fn = self._augmentation_fn
-                new_bodies = [fn(body, f) for body, f in zip(bodies, feature_dicts)]
+            if self._enrich_with or self._augmentation_fn is not None:
+                feature_dicts = features.dicts()
+                if self._enrich_with:
+                    self._enriched(feature_dicts, keys)
+                if self._augmentation_fn is not None:
+                    fn = self._augmentation_fn
+                    new_bodies = [fn(body, f) for body, f in zip(bodies, feature_dicts)]
+                else:
+                    new_bodies = feature_dicts
+                    for row, body in zip(new_bodies, bodies):
+                        row.update(body)
             else:
-                new_bodies = feature_dicts
-                for row, body in zip(new_bodies, bodies):
-                    row.update(body)
+                new_bodies = features.merged_into(bodies)
             out = batch.with_bodies(new_bodies)
         if self._keys.replaces_keys:
             out = out.with_keys(keys)

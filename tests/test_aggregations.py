@@ -185,6 +185,21 @@ def test_aliases(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_feature_names_with_quotes_and_braces(kind):
+    name = 'it\'s {a} "b"'
+    aggregates = [fa(name, "v", ["sum", "count"], ["1h"], "10m")]
+    result = run(
+        kind,
+        [
+            AggregateByKey(aggregates, table(), aliases={f"{name}_count_1h": "n"}),
+            Reduce([], lambda acc, b: acc + [b]),
+        ],
+        [({"v": 2}, "k", T0), ({"v": 3, "n": "mine"}, "k", T0)],
+    )
+    assert result == [{f"{name}_sum_1h": 2.0, "n": 1.0, "v": 2}, {f"{name}_sum_1h": 5.0, "n": "mine", "v": 3}]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_augmentation_fn(kind):
     def augment(body, features):
         return {"original": body, "features": features, "n_features": len(features)}
