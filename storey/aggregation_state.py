@@ -79,7 +79,8 @@ class Layout:
         max_value = aggregator.max_value
         self.max_value = float(max_value) if max_value is not None else np.inf
         self.names = aggregator.feature_names()
-        record = [0] * (B.R_WIN + len(self.windows) + len(aggregator.aggregations))
+        aggregations = aggregator.output_aggregations
+        record = [0] * (B.R_WIN + len(self.windows) + len(aggregations))
         record[B.R_STATS] = self.stats
         record[B.R_PERIOD] = period
         record[B.R_N] = ring
@@ -87,7 +88,7 @@ class Layout:
         record[B.R_OFF] = offset
         record[B.R_IOFF] = ioffset
         record[B.R_OUT] = out_row
-        record[B.R_NA] = len(aggregator.aggregations)
+        record[B.R_NA] = len(aggregations)
         record[B.R_CAP] = 1 if max_value is not None else 0
         record[B.R_CAP_INT] = 1 if max_value is not None and float(max_value).is_integer() else 0
         record[B.R_VALUE] = value_row
@@ -104,7 +105,7 @@ class Layout:
         for w, (ns, _) in enumerate(self.windows):
             record[B.R_WIN + w] = ns // period
         codes = B.R_WIN + len(self.windows)
-        for a, name in enumerate(aggregator.aggregations):
+        for a, name in enumerate(aggregations):
             record[codes + a] = AGGREGATIONS[name].code
         self.record = record
         # whether max_value is an int: capped results equal to it are ints, as in the reference

@@ -98,18 +98,26 @@ def _rows(rows, total):
 
 
 class _GroupCall:
-    """One kernel call of a step per batch: a group of aggregators, the cfg to call it with, and
-    which of its output rows become which of the step's features."""
+    """One kernel call of a step per batch: a group of aggregators and the cfg to call it with."""
 
-    __slots__ = ("group", "cfg", "rows", "names")
+    __slots__ = ("group", "cfg")
 
-    def __init__(self, group, cfg, features):
-        n_features = group.n_features
+    def __init__(self, group, cfg):
         self.group = group
         self.cfg = cfg
-        # the output rows that are the step's features, and their names
-        self.rows = _rows([row for row, _ in features], n_features)
-        self.names = [name for _, name in features]
+
+
+def _feature_blocks(segments, calls):
+    """The features of a step's aggregators, in the step's order, as blocks of the kernel calls'
+    outputs: (call index, names, rows of that call's output or None for all of them)."""
+    blocks = []
+    for index, names, rows in segments:
+        if blocks and blocks[-1][0] == index:
+            blocks[-1][1].extend(names)
+            blocks[-1][2].extend(rows)
+        else:
+            blocks.append((index, list(names), list(rows)))
+    return [(index, names, _rows(rows, calls[index].group.n_features)) for index, names, rows in blocks]
 
 
 class AggregateByKey(Flow):
@@ -186,6 +194,7 @@ class AggregateByKey(Flow):
         except ValueError as ex:
             raise ValueError(f"{name}: {ex}") from None
         self._aggregators = aggregators
+        self._blocks = []
         self._calls = self._plan(state)
         self._kernels = None
         self._counts = {}
@@ -194,24 +203,26 @@ class AggregateByKey(Flow):
         self._timer = None
 
     def _plan(self, state):
+        """The kernel calls for this step's aggregators (one per group of the table holding them)
+        and where each aggregator's features are in their outputs, in the step's order (as the
+        reference adds them, whatever the kinds of window)."""
         mine = {a.name: row for row, a in enumerate(self._aggregators)}
         invalid_row = len(self._aggregators)
         groups = []
+        segments = []
         for aggregator in self._aggregators:
-            group, _ = state.by_name[aggregator.name]
+            group, index = state.by_name[aggregator.name]
             if all(g is not group for g in groups):
                 groups.append(group)
+            layout = group.layouts[index]
+            names = [self._aliases.get(name, name) for name in layout.names]
+            rows = range(layout.out_row, layout.out_row + len(names))
+            segments.append((groups.index(group), names, rows))
         calls = []
         for group in groups:
             rows = [mine.get(layout.aggregator.name, invalid_row) for layout in group.layouts]
-            features = []
-            for layout in group.layouts:
-                if layout.aggregator.name in mine:
-                    features += [
-                        (layout.out_row + k, self._aliases.get(name, name))
-                        for k, name in enumerate(layout.names)
-                    ]
-            calls.append(_GroupCall(group, group.with_value_rows(rows), features))
+            calls.append(_GroupCall(group, group.with_value_rows(rows)))
+        self._blocks = _feature_blocks(segments, calls)
         return calls
 
     def _state_objects(self):
@@ -268,11 +279,12 @@ class AggregateByKey(Flow):
         valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
         valid[-1] = 0
-        features = Features(n)
+        outputs = []
         for call in self._calls:
             group = call.group
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
+            outputs.append((out, flags))
             update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
             args = (
                 call.cfg,
@@ -287,7 +299,14 @@ class AggregateByKey(Flow):
                 flags,
             )
             _run_update(update, args, n, self._parallel)
-            features.add_block(call.names, out, flags, call.rows)
+        return self._features(n, outputs)
+
+    def _features(self, n, outputs):
+        """The step's features from the kernel calls' (out, flags), in the step's order."""
+        features = Features(n)
+        for index, names, rows in self._blocks:
+            out, flags = outputs[index]
+            features.add_block(names, out, flags, rows)
         return features
 
     def _enriched(self, feature_dicts, keys):
@@ -446,15 +465,15 @@ class AggregateByKey(Flow):
         state = self._table._aggregation_state
         slots = state.existing_slots(keys)
         times = _kernel_times(batch)
-        features = Features(n)
+        outputs = []
         for call in self._calls:
             group = call.group
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
+            outputs.append((out, flags))
             read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
             read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
-            features.add_block(call.names, out, flags, call.rows)
-        return features
+        return self._features(n, outputs)
 
 
 def _with_held_windows(state, aggregator):

@@ -2,7 +2,7 @@
 
 import numbers
 
-from .kernels.registry import AGGREGATIONS
+from .kernels.registry import AGGREGATIONS, output_order
 from .windows import FixedWindows, SlidingWindows
 
 __all__ = ["FieldAggregator", "aggregator_from"]
@@ -61,7 +61,9 @@ class FieldAggregator:
             )
         self.name = name
         self.field = field
-        self.aggregations = list(dict.fromkeys(aggr))
+        # as given (repeats kept, as in the reference); features follow `output_aggregations`
+        self.aggregations = list(aggr)
+        self.output_aggregations = output_order(aggr)
         self.windows = windows
         self.aggr_filter = aggr_filter
         self.max_value = max_value
@@ -74,9 +76,10 @@ class FieldAggregator:
         )
 
     def feature_names(self):
-        """The names of this aggregator's features, aggregation by aggregation, window by window."""
+        """The names of this aggregator's features, aggregation by aggregation (in the order of
+        `output_aggregations`), window by window (shortest first)."""
         windows = list(dict.fromkeys(text for _, text in self.windows.windows_ns))
-        return [f"{self.name}_{aggr}_{window}" for aggr in self.aggregations for window in windows]
+        return [f"{self.name}_{aggr}_{window}" for aggr in self.output_aggregations for window in windows]
 
 
 _DICT_KEYS = {"name", "column", "operations", "windows", "period", "aggr_filter", "max_value"}

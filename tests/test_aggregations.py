@@ -200,6 +200,22 @@ def test_feature_names_with_quotes_and_braces(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_features_follow_the_order_of_the_aggregators_whatever_their_windows(kind):
+    # as in the reference: sliding and fixed windows interleaved as the step lists them
+    aggregates = [
+        fa("a", "v", ["sum"], ["1h"], "10m"),
+        fa("b", "v", ["sum"], ["1h"]),
+        fa("c", "w", ["max"], ["1h"], "10m"),
+    ]
+    result = run(
+        kind,
+        [AggregateByKey(aggregates, table()), Reduce([], lambda acc, b: acc + [list(b)])],
+        [({"v": 1, "w": 2}, "k", T0)],
+    )
+    assert result == [["a_sum_1h", "b_sum_1h", "c_max_1h", "v", "w"]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_augmentation_fn(kind):
     def augment(body, features):
         return {"original": body, "features": features, "n_features": len(features)}

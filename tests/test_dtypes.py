@@ -1,5 +1,7 @@
 """storey.dtypes: windows, FieldAggregator, emit policies and their dict forms."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -120,10 +122,51 @@ def test_single_windows():
 
 def test_field_aggregator():
     fa = FieldAggregator("clicks", "n", ["sum", "avg", "sum"], SlidingWindows(["2h", "1h"], "10m"))
-    assert fa.aggregations == ["sum", "avg"]
+    assert fa.aggregations == ["sum", "avg", "sum"]  # as given, as in the reference
     assert fa.feature_names() == ["clicks_sum_1h", "clicks_sum_2h", "clicks_avg_1h", "clicks_avg_2h"]
     assert fa.aggr_filter is None and fa.max_value is None
     FieldAggregator("f", lambda body: 1, [], FixedWindows(["1h"]))
+
+
+# storey 1.0.6's feature order under PYTHONHASHSEED=0 (the conformance harness's): base
+# aggregations in the order a Python set of them iterates, then the derived ones as requested
+REFERENCE_ORDER_SEED_0 = [
+    (
+        ["last", "avg", "sum", "stddev", "count", "stdvar", "max", "sqr"],
+        ["last", "count", "sum", "sqr", "max", "avg", "stddev", "stdvar"],
+    ),
+    (["avg", "sum", "min", "count", "last"], ["last", "sum", "min", "count", "avg"]),
+    (
+        ["first", "stddev", "avg", "sqr", "sum", "min", "stdvar", "max"],
+        ["min", "first", "sum", "sqr", "max", "stddev", "avg", "stdvar"],
+    ),
+    (
+        ["sum", "sqr", "max", "count", "min", "stddev", "avg", "first", "last"],
+        ["min", "last", "first", "count", "sum", "sqr", "max", "stddev", "avg"],
+    ),
+    (["max", "first", "last", "stdvar", "count"], ["last", "first", "count", "max", "stdvar"]),
+    (["sum", "sqr", "stddev", "first", "max"], ["sum", "first", "sqr", "max", "stddev"]),
+]
+
+
+def test_feature_order_is_the_references_for_the_same_hash_seed():
+    script = (
+        "import json, sys\n"
+        "from storey.dtypes import FieldAggregator, SlidingWindows\n"
+        "cases = json.loads(sys.argv[1])\n"
+        "w = SlidingWindows(['1h'], '10m')\n"
+        "print(json.dumps([[n.split('_')[1] for n in FieldAggregator('x', 'v', a, w).feature_names()]"
+        " for a, _ in cases]))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(REFERENCE_ORDER_SEED_0)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [expected for _, expected in REFERENCE_ORDER_SEED_0]
 
 
 @pytest.mark.parametrize("bad", ["sttdev", "median", "SUM"])

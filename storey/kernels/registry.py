@@ -14,7 +14,7 @@ to the earliest arrival), `last` the one with the largest time (ties to the late
 import math
 from dataclasses import dataclass
 
-__all__ = ["AGGREGATIONS", "Aggregation", "stats_of"]
+__all__ = ["AGGREGATIONS", "Aggregation", "output_order", "stats_of"]
 
 COUNT = 1
 SUM = 2
@@ -35,6 +35,8 @@ class Aggregation:
     naive: object
     # whether the aggregation can be undone (a value leaving a window subtracted from it)
     invertible: bool
+    # whether it is finished from other aggregations' statistics (not kept itself)
+    derived: bool = False
 
 
 def _numbers(window):
@@ -99,15 +101,26 @@ AGGREGATIONS = {
         Aggregation("count", 0, COUNT, _count, True),
         Aggregation("sum", 1, SUM, _sum, True),
         Aggregation("sqr", 2, SQR, _sqr, True),
-        Aggregation("avg", 3, COUNT | SUM, _avg, True),
+        Aggregation("avg", 3, COUNT | SUM, _avg, True, derived=True),
         Aggregation("min", 4, MIN, _min, False),
         Aggregation("max", 5, MAX, _max, False),
         Aggregation("first", 6, FIRST, _first, False),
         Aggregation("last", 7, LAST, _last, False),
-        Aggregation("stdvar", 8, COUNT | SUM | SQR, _stdvar, True),
-        Aggregation("stddev", 9, COUNT | SUM | SQR, _stddev, True),
+        Aggregation("stdvar", 8, COUNT | SUM | SQR, _stdvar, True, derived=True),
+        Aggregation("stddev", 9, COUNT | SUM | SQR, _stddev, True, derived=True),
     )
 }
+
+
+def output_order(names):
+    """The order of a FieldAggregator's aggregations in its features, as the reference orders
+    them: the base ones as a Python set of them (built in the requested order) iterates, then the
+    derived ones in the requested order. A set of strings iterates in the order of their hashes,
+    which depend on PYTHONHASHSEED: the same order as the reference's in a process of the same
+    seed."""
+    names = list(dict.fromkeys(names))
+    base = set(name for name in names if not AGGREGATIONS[name].derived)
+    return list(base) + [name for name in names if AGGREGATIONS[name].derived]
 
 
 def stats_of(names):
