@@ -1,8 +1,9 @@
 """AggregateByKey in whole flows, with the features of the issue: sum, count, avg, min and max of
 one field over sliding 1h/6h/24h windows with a 10m period, on 1M events over 10k keys (one day).
 
-- backfill: ParquetSource -> AggregateByKey -> ParquetTarget (one file), and DataframeSource ->
-  AggregateByKey -> a sink that keeps nothing (no file writing in the timing);
+- backfill: ParquetSource -> AggregateByKey -> ParquetTarget and DataframeSource -> AggregateByKey
+  -> ParquetTarget (one file), and DataframeSource -> AggregateByKey -> a sink that keeps nothing
+  (no file writing in the timing); asv_bench/compare_polars.py compares the first two with polars;
 - live, awaited: `emit(...).await_result()` through SyncEmitSource -> AggregateByKey -> Complete,
   one event at a time (events/s, and the 50th and 99th percentile latency as tracked values);
 - live, fire-and-forget: emits through SyncEmitSource -> AggregateByKey, then terminate.
@@ -88,6 +89,18 @@ class Backfill:
         return N / (time.perf_counter() - start)
 
     track_parquet_to_parquet_rows_per_second.unit = "rows/s"
+
+    def time_dataframe_to_parquet(self, path):
+        target = ParquetTarget(os.path.join(self.out, "features.parquet"))
+        source = DataframeSource(self.frame, key_field="user", time_field="time")
+        build_flow([source, _aggregate(), target]).run().await_termination()
+
+    def track_dataframe_to_parquet_rows_per_second(self, path):
+        start = time.perf_counter()
+        self.time_dataframe_to_parquet(path)
+        return N / (time.perf_counter() - start)
+
+    track_dataframe_to_parquet_rows_per_second.unit = "rows/s"
 
     def time_dataframe_to_sink(self, path):
         source = DataframeSource(self.frame, key_field="user", time_field="time")
