@@ -150,15 +150,12 @@ class Naive:
                 return {}
             elif b > st["latest"]:
                 # the windows start again once b is 2N buckets past the ring's first (N: the longest
-                # window's), those of an aggregator with min, max, first or last once every bucket
-                # left them
+                # window's); those of an aggregator with min, max, first or last are added up again
+                # from their buckets after a step of at least the shortest window
                 jump = b - st["latest"]
                 restart = b - max(st["first"], st["latest"] - self.ring + 1) >= 2 * self.ring
-                st["nan"] = {
-                    text
-                    for text in st["nan"]
-                    if not restart and not (self.extremes and jump >= self.lengths[text] // p)
-                }
+                if restart or (self.extremes and jump >= min(self.lengths.values()) // p):
+                    st["nan"] = set()
             st["events"].append((t, arrival, value))
             st["latest"] = max(st["latest"], b)
             if value != value:

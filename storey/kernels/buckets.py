@@ -269,6 +269,53 @@ def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def window_newest_first(state, istate, k, cfg, rec, wo, lo, hi):
+    """Recomputes a window's running aggregate from its buckets lo..hi, adding them up newest
+    first as the reference does when it adds a window up again."""
+    reset_window(state, k, wo)
+    n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
+    stride = cfg[rec + R_STRIDE]
+    rings = rec + R_RINGS
+    oc = cfg[rings + K_CNT]
+    os_ = cfg[rings + K_SUM]
+    oq = cfg[rings + K_SQR]
+    omin = cfg[rings + K_MIN]
+    omax = cfg[rings + K_MAX]
+    of = cfg[rings + K_FOFF]
+    cnt = 0.0
+    sm = 0.0
+    sq = 0.0
+    mn = INF
+    mx = -INF
+    first_bucket = INF
+    j = hi % n
+    for b in range(hi, lo - 1, -1):
+        if filled(istate, k, words, j):
+            s = j * stride
+            cnt += state[k, oc + s]
+            if os_ >= 0:
+                sm += state[k, os_ + s]
+            if oq >= 0:
+                sq += state[k, oq + s]
+            if omin >= 0:
+                mn = min(mn, state[k, omin + s])
+            if omax >= 0:
+                mx = max(mx, state[k, omax + s])
+            if of >= 0 and state[k, of + s] < INF:
+                first_bucket = b
+        j -= 1
+        if j < 0:
+            j = n - 1
+    state[k, wo + W_CNT] = cnt
+    state[k, wo + W_SUM] = sm
+    state[k, wo + W_SQR] = sq
+    state[k, wo + W_MIN] = mn
+    state[k, wo + W_MAX] = mx
+    state[k, wo + W_FB] = first_bucket
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     """Recomputes a window's min, max and oldest bucket holding a first candidate (those kept)
     from its buckets lo..hi, its sums staying as they are."""

@@ -36,7 +36,7 @@ from .buckets import (
     insert_capped,
     prefetch,
     reset_window,
-    window_from_ring,
+    window_newest_first,
     write_absent,
     write_empty,
 )
@@ -100,8 +100,15 @@ def sliding_start_key(state, istate, k, cfg, rec, b):
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sliding_advance(state, istate, k, cfg, rec, old, new):
-    """Moves the key's latest bucket from `old` to `new` (> old): buckets leave the windows and
-    the ring slots of buckets old+1..new start empty. Returns the ring slot of `new`."""
+    """Moves the key's latest bucket from `old` to `new`, at least the shortest window further:
+    the ring slots of buckets old+1..new start empty, and buckets leave the windows. Returns the
+    ring slot of `new`.
+
+    As the reference: the windows of an aggregator with min, max, first or last are then added up
+    again from their buckets (marked _RESUM, done once the new value is in); the others subtract
+    their leaving buckets, oldest first, and start again from zero only when the new bucket is 2N
+    buckets or more past the ring's first (the key's first bucket while it is younger than the
+    ring), what is left of a sum whose buckets all left staying until then."""
     n = cfg[rec + R_N]
     io = cfg[rec + R_IOFF]
     words = io + HEADER
@@ -112,32 +119,20 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     oc = cfg[rings + K_CNT]
     os_ = cfg[rings + K_SUM]
     oq = cfg[rings + K_SQR]
-    omin = cfg[rings + K_MIN]
-    omax = cfg[rings + K_MAX]
-    of = cfg[rings + K_FOFF]
+    extremes = cfg[rings + K_MIN] >= 0 or cfg[rings + K_MAX] >= 0 or cfg[rings + K_FOFF] >= 0
+    extremes = extremes or cfg[rings + K_LOFF] >= 0
     j_old = istate[k, io + H_J]
     d = new - old
-    # as in the reference: windows start again when the new bucket is 2N buckets or more past the
-    # ring's first (the key's first bucket while it is younger than the ring), or, for
-    # aggregators with min, max, first or last, when every bucket leaves them; for those with
-    # min or first, sums are added up again once a NaN or an inf has left
-    ring_start = max(istate[k, io + H_FIRST], old - n + 1)
-    restart = new - ring_start >= 2 * n
-    extremes = omin >= 0 or omax >= 0 or of >= 0 or cfg[rings + K_LOFF] >= 0
-    resum_nan = omin >= 0 or of >= 0
-    redo_any = False
+    restart = new - max(istate[k, io + H_FIRST], old - n + 1) >= 2 * n
     for w in range(nw):
         wo = woff + w * W_SIZE
-        size = cfg[rec + R_WIN + w]
-        if restart or (extremes and d >= size):
+        if extremes or restart:
             reset_window(state, k, wo)
+            state[k, wo + W_REDO] = _RESUM if extremes else 0.0
             continue
         if state[k, wo + W_CNT] == 0.0:
             continue
-        # buckets old - size + 1 .. min(old, new - size) leave the window: their sums are
-        # subtracted one by one, oldest first (what is left of a sum once they all left stays)
-        redo = False
-        resum = False
+        size = cfg[rec + R_WIN + w]
         j = j_old - size + 1
         if j < 0:
             j += n
@@ -148,37 +143,15 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
                 low = bits & -bits
                 bits ^= low
                 s = (j + bit_index(low)) * stride
-                c = state[k, oc + s]
-                if c == 0.0:
-                    continue
-                state[k, wo + W_CNT] -= c
+                state[k, wo + W_CNT] -= state[k, oc + s]
                 if os_ >= 0:
-                    x = state[k, os_ + s]
-                    if resum_nan and not np.isfinite(x):
-                        resum = True
-                    state[k, wo + W_SUM] -= x
+                    state[k, wo + W_SUM] -= state[k, os_ + s]
                 if oq >= 0:
-                    x = state[k, oq + s]
-                    if resum_nan and not np.isfinite(x):
-                        resum = True
-                    state[k, wo + W_SQR] -= x
-                if omin >= 0 and state[k, omin + s] <= state[k, wo + W_MIN]:
-                    redo = True
-                if omax >= 0 and state[k, omax + s] >= state[k, wo + W_MAX]:
-                    redo = True
+                    state[k, wo + W_SQR] -= state[k, oq + s]
             left -= span
             j += span
             if j == n:
                 j = 0
-        if of >= 0 and state[k, wo + W_FB] < new - size + 1:
-            redo = True
-        if state[k, wo + W_CNT] == 0.0:
-            state[k, wo + W_MIN] = INF
-            state[k, wo + W_MAX] = -INF
-            state[k, wo + W_FB] = INF
-        elif redo or resum:
-            state[k, wo + W_REDO] = _RESUM if resum else _EXTREMES
-            redo_any = True
     j_new = j_old + 1
     if j_new == n:
         j_new = 0
@@ -191,21 +164,20 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
         j_new = new % n
     istate[k, io + H_B] = new
     istate[k, io + H_J] = j_new
-    if redo_any:
-        sliding_redo(state, istate, k, cfg, rec, new)
     return j_new
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sliding_redo(state, istate, k, cfg, rec, latest):
     """Recomputes from the ring what leaving buckets spoiled in the windows marked (W_REDO): the
-    min, max or first whose bucket left, or the sums too once a NaN or an inf left."""
+    min, max or first whose bucket left, or the whole window, added up newest bucket first as the
+    reference does (_RESUM)."""
     woff = cfg[rec + R_WOFF]
     for w in range(cfg[rec + R_NW]):
         wo = woff + w * W_SIZE
         lo = latest - cfg[rec + R_WIN + w] + 1
         if state[k, wo + W_REDO] == _RESUM:
-            window_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
+            window_newest_first(state, istate, k, cfg, rec, wo, lo, latest)
         elif state[k, wo + W_REDO] == _EXTREMES:
             extremes_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
         state[k, wo + W_REDO] = 0.0
@@ -277,6 +249,7 @@ def sliding_kernel(
         read_mode = mode if update == 0 else MODE_AGG
         smallest = cfg[wins]
         resum_nan = omin >= 0 or of >= 0
+        extremes = omin >= 0 or omax >= 0 or of >= 0 or ol >= 0
         for i in range(n):
             k = slots[i]
             if parts != 1 and k % parts != part:
@@ -305,6 +278,7 @@ def sliding_kernel(
             if update != 0 and valid[vr, i] != 0:
                 v = values[vr, i]
                 b = t // period
+                redo_any = False
                 if latest == NO_STATE:
                     sliding_start_key(state, istate, k, cfg, rec, b)
                     latest = b
@@ -312,12 +286,12 @@ def sliding_kernel(
                 elif b - latest >= smallest:
                     j_latest = sliding_advance(state, istate, k, cfg, rec, latest, b)
                     latest = b
+                    redo_any = extremes
                 elif b > latest:
                     # a step shorter than every window (the usual one): the few buckets leaving
                     # each window are subtracted here, as sliding_advance does
                     d = b - latest
                     j_old = istate[k, io + H_J]
-                    redo_any = False
                     for w in range(nw):
                         wo = woff + w * W_SIZE
                         if state[k, wo + W_CNT] == 0.0:
@@ -369,8 +343,6 @@ def sliding_kernel(
                     istate[k, io + H_B] = b
                     istate[k, io + H_J] = j_latest
                     latest = b
-                    if redo_any:
-                        sliding_redo(state, istate, k, cfg, rec, b)
                 else:
                     if b < latest - n_ring + 1:
                         write_absent(out, flags, cfg, rec, i)
@@ -381,6 +353,8 @@ def sliding_kernel(
                     j += n_ring
                 if capped:
                     insert_capped(state, istate, k, cfg, rec, mv, j, float(t - b * period), v)
+                    if redo_any:
+                        sliding_redo(state, istate, k, cfg, rec, latest)
                     sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
                     continue
                 # the value into its bucket
@@ -421,10 +395,11 @@ def sliding_kernel(
                         if ol >= 0 and off >= state[k, ol + s]:
                             state[k, ol + s] = off
                             state[k, olv + s] = v
-                # and into the running aggregates of the windows that hold its bucket
+                # and into the running aggregates of the windows that hold its bucket (those to
+                # be added up again from their buckets take it from there)
                 for w in range(nw):
-                    if b >= latest - cfg[wins + w] + 1:
-                        wo = woff + w * W_SIZE
+                    wo = woff + w * W_SIZE
+                    if b >= latest - cfg[wins + w] + 1 and not (redo_any and state[k, wo + W_REDO] == _RESUM):
                         state[k, wo + W_CNT] += 1.0
                         if os_ >= 0:
                             state[k, wo + W_SUM] += v
@@ -437,6 +412,8 @@ def sliding_kernel(
                                 state[k, wo + W_MAX] = max(v, state[k, wo + W_MAX])
                             if of >= 0 and b < state[k, wo + W_FB]:
                                 state[k, wo + W_FB] = b
+                if redo_any:
+                    sliding_redo(state, istate, k, cfg, rec, latest)
                 if b != latest:
                     sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
                     continue
