@@ -304,3 +304,48 @@ def test_conformance_aggregation_over_a_dataframe(mode):
     )
     events, _ = run_flow(DataframeSource(df, key_field="user", time_field="when"), aggregate, mode=mode)
     assert_matches(case["expected"]["events"], encoded(events))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "string[python]", object])
+def test_text_key_columns_of_every_pandas_storage_key_the_same_state(dtype, monkeypatch, tmp_path):
+    # pandas' arrow-backed text reaches the aggregation as arrow (no str per row): same slots,
+    # same features, and the same $key column written, whatever the storage and batch bounds
+    from storey import AggregateByKey, FieldAggregator, NoopDriver, ParquetTarget, Table
+    from storey.dtypes import SlidingWindows
+    from storey.file_sources import dataframe_source
+
+    monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 3)
+    users = ["u1", "u2", None, "u1", "u3", "u2", "u1", "u3"]
+    if dtype not in ("str", object):
+        users[2] = "u4"  # a missing value there is pd.NA: a key, as in the reference
+    df = pd.DataFrame(
+        {
+            "user": pd.Series(users, dtype=dtype),
+            "when": pd.date_range("2024-01-01", periods=len(users), freq="5min", tz="UTC"),
+            "amount": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+        }
+    )
+    aggregate = AggregateByKey(
+        [FieldAggregator("amt", "amount", ["sum", "count"], SlidingWindows(["10m", "30m"], "5m"))],
+        Table("t", NoopDriver()),
+    )
+    path = str(tmp_path / "out.parquet")
+    flow = build_flow(
+        [
+            DataframeSource(df, key_field="user", time_field="when"),
+            aggregate,
+            ParquetTarget(path, columns=["$key", "amt_sum_30m"]),
+        ]
+    )
+    flow.run().await_termination()
+    written = pd.read_parquet(path)
+    kept = [u for u in users if u is not None]
+    assert written["key"].tolist() == kept
+    amounts = [a for u, a in zip(users, df["amount"]) if u is not None]
+    times = [t for u, t in zip(users, df["when"]) if u is not None]
+    window = pd.Timedelta("30min")
+    expected = [
+        sum(a for u2, a, t2 in zip(kept, amounts, times) if u2 == u and t2 <= t < t2 + window)
+        for u, t in zip(kept, times)
+    ]
+    assert written["amt_sum_30m"].tolist() == expected

@@ -18,6 +18,7 @@ from ..batch import EventBatch
 from ..columns import Columns
 from ..times import NAIVE, UTC_DATETIME, to_ns
 from .arrow_columns import ArrowColumnData, filter_columns
+from .frame_columns import FrameData
 from .time_text import TimeParseError, parse_times
 from .value_kinds import PLAIN, DatetimeKind, TimestampKind
 
@@ -123,6 +124,8 @@ def _text_column(columns, name):
     """The arrow string array a column of text was read from (its values are the row values:
     the keys), or None for any other column."""
     data = columns.data
+    if isinstance(data, FrameData):
+        return data.text.get(name)
     if not isinstance(data, ArrowColumnData) or name in data.overridden:
         return None
     column = data.arrow_column(name)

@@ -12,6 +12,7 @@ import collections
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..columns import Columns
 from .value_kinds import PLAIN, NullableKind, ObjectKind, TimedeltaKind, TimestampKind, object_array
@@ -34,6 +35,8 @@ class FrameFields:
         self.n = len(df)
         self.data = {}
         self.kinds = {}
+        # text columns pandas keeps in arrow, as arrow (keys are looked up without str objects)
+        self.text = {}
         aliases = []
         renamed = collections.namedtuple("Row", ["Index", *df.columns], rename=True)._fields[1:]
         for position, name in enumerate(renamed):
@@ -51,6 +54,11 @@ class FrameFields:
                 self.original.setdefault(column, name)
 
     def _add(self, name, values):
+        text = _arrow_text(values)
+        if text is None:
+            self.text.pop(name, None)
+        else:
+            self.text[name] = text
         values, kind = column_values(values)
         self.data[name] = values
         if kind is PLAIN:
@@ -60,12 +68,33 @@ class FrameFields:
 
     def columns(self, start, stop):
         """`Columns` of rows [start, stop)."""
-        data = {name: values[start:stop] for name, values in self.data.items()}
+        data = FrameData({name: values[start:stop] for name, values in self.data.items()})
+        data.text = {name: text.slice(start, stop - start) for name, text in self.text.items()}
         return Columns(data, min(stop, self.n) - start, converters=self.kinds)
 
     def field(self, name):
         """The body field a key_field/time_field/id_field names, or None."""
         return self.original.get(name)
+
+
+class FrameData(dict):
+    """A batch's body fields as NumPy arrays, and in `text` those of its text columns that
+    pandas holds in arrow, as the arrow string arrays they are (zero-copy slices)."""
+
+    __slots__ = ("text",)
+
+
+def _arrow_text(values):
+    """The arrow string array under a pandas text column stored in arrow, or None."""
+    dtype = values.dtype
+    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
+        return None
+    text = pa.array(values.array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if pa.types.is_large_string(text.type) and text.nbytes < 2**31:
+        text = text.cast(pa.string())  # as a Parquet or CSV source gives text
+    return text
 
 
 def column_values(values):
