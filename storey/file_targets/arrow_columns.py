@@ -159,10 +159,11 @@ def cast_to(arr, spec):
 
 
 def finalize(arr):
-    """An untyped column as the reference's files hold it (see the module docstring)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    """An untyped column as the reference's files hold it (see the module docstring). A chunked
+    column stays chunked (a Parquet writer takes the chunks as they are)."""
     typ = arr.type
+    if isinstance(arr, pa.ChunkedArray) and (arr.num_chunks == 1 or pa.types.is_dictionary(typ)):
+        arr = arr.combine_chunks()
     if arr.null_count == len(arr) and len(arr) and not pa.types.is_floating(typ):
         return pa.nulls(len(arr))
     if pa.types.is_integer(typ):

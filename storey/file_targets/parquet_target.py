@@ -160,7 +160,7 @@ class ParquetTarget(BufferedFileTarget):
         tables = _merge_row_chunks(chunks, specs)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         columns = [
-            finalize(column) if spec.type_name is None else column.combine_chunks()
+            finalize(column) if spec.type_name is None else column
             for spec, column in zip(specs, table.columns, strict=True)
         ]
         table = pa.Table.from_arrays(columns, names=table.column_names)
