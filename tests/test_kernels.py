@@ -124,6 +124,8 @@ class Naive:
         else:
             self.period = windows.period_ns
             self.ring = windows.max_window_ns // self.period
+            # the reference's span of buckets: its windows' least common multiple
+            self.span = math.lcm(*(ns // self.period for ns, _ in windows.windows_ns))
             stats = stats_of(aggregator.aggregations)
             self.extremes = bool(stats & (MIN | MAX | FIRST | LAST))
             self.resums = bool(stats & (MIN | FIRST))
@@ -149,11 +151,12 @@ class Naive:
             elif b < st["latest"] - self.ring + 1:
                 return {}
             elif b > st["latest"]:
-                # the windows start again once b is 2N buckets past the ring's first (N: the longest
-                # window's); those of an aggregator with min, max, first or last are added up again
-                # from their buckets after a step of at least the shortest window
+                # the windows start again once b is 2S buckets past the span's first (S: the
+                # windows' least common multiple); those of an aggregator with min, max, first or
+                # last are added up again from their buckets after a step of at least the shortest
+                # window
                 jump = b - st["latest"]
-                restart = b - max(st["first"], st["latest"] - self.ring + 1) >= 2 * self.ring
+                restart = b - max(st["first"], st["latest"] - self.span + 1) >= 2 * self.span
                 if restart or (self.extremes and jump >= min(self.lengths.values()) // p):
                     st["nan"] = set()
             st["events"].append((t, arrival, value))
@@ -676,3 +679,21 @@ def test_unknown_keys_read_nothing(compiled):
     out = read_kernels(state, [("k", BASE, None), ("other", BASE, None)], MODE_QUERY, compiled=compiled)
     assert out == [{"x_sum_1m": 1.0}, {}]
     assert read_kernels(state, [("other", BASE, None)], MODE_AGG, compiled=compiled) == [{}]
+
+
+@pytest.mark.parametrize("windows, span", [(["40m"], 4), (["30m", "40m"], 12), (["40m", "1h"], 12)])
+def test_sums_start_again_twice_the_windows_least_common_multiple_past_the_first_bucket(windows, span):
+    # the reference's running sums start again from zero only once a new bucket is 2S buckets past
+    # the first of its span (S: the windows' least common multiple in buckets, not the longest
+    # window); before that, what is left of a sum whose buckets all left stays
+    aggregator = FieldAggregator("x", "v", ["sum"], SlidingWindows(windows, "10m"))
+    minute = 60 * SECOND
+    big = float(2**60)  # absorbs the 1.0 added after it: subtracting both leaves -1.0 behind
+
+    def sum_at(bucket):
+        events = [("k", BASE, big), ("k", BASE + 10 * minute, 1.0), ("k", BASE + 10 * bucket * minute, 4.0)]
+        return run_kernels([aggregator], events)[-1][f"x_sum_{windows[-1]}"]
+
+    left_behind = (big + 1.0) - big - 1.0 + 4.0
+    assert left_behind == 3.0
+    assert [sum_at(b) for b in (2 * span - 1, 2 * span, 2 * span + 5)] == [left_behind, 4.0, 4.0]

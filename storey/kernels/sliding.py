@@ -6,7 +6,9 @@ read the running aggregates, updated as values arrive and as buckets leave the w
 
 Sums are running sums as the reference keeps them: when the latest bucket moves on, the buckets
 leaving a window are subtracted, oldest first, then the new value is added; the windows start
-again from zero only when the new bucket is 2N buckets past the ring's first one (before that,
+again from zero only when the new bucket is 2S buckets past the first of the reference's span of
+S buckets (S: the windows' least common multiple, in buckets; the span starts at the key's first
+bucket and ends at its latest bucket once that is further) (before that,
 what is left of a sum whose buckets all left is kept, as there). So the sums are the reference's to the
 last bit, and a NaN (or an inf that leaves) keeps a window's sums NaN until the windows start
 again; a value that dwarfs the others leaves its rounding error behind. For FieldAggregators with
@@ -82,6 +84,8 @@ from .layout import (
 W_REDO = W_END
 _EXTREMES = 1.0  # min, max and the bucket of first
 _RESUM = 2.0  # everything, sums included
+# a span of buckets no key ever steps over
+_NEVER = 1 << 40
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -99,6 +103,24 @@ def sliding_start_key(state, istate, k, cfg, rec, b):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def restart_span(cfg, rec):
+    """The reference's span of buckets (its windows' least common multiple, in buckets): its
+    running sums start again from zero once a key's new bucket is twice that past the span's first
+    bucket."""
+    span = 1
+    for w in range(cfg[rec + R_NW]):
+        size = cfg[rec + R_WIN + w]
+        a = span
+        b = size
+        while b != 0:
+            a, b = b, a % b
+        span = span // a * size
+        if span > _NEVER:
+            return _NEVER
+    return span
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sliding_advance(state, istate, k, cfg, rec, old, new):
     """Moves the key's latest bucket from `old` to `new`, at least the shortest window further:
     the ring slots of buckets old+1..new start empty, and buckets leave the windows. Returns the
@@ -106,9 +128,9 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
 
     As the reference: the windows of an aggregator with min, max, first or last are then added up
     again from their buckets (marked _RESUM, done once the new value is in); the others subtract
-    their leaving buckets, oldest first, and start again from zero only when the new bucket is 2N
-    buckets or more past the ring's first (the key's first bucket while it is younger than the
-    ring), what is left of a sum whose buckets all left staying until then."""
+    their leaving buckets, oldest first, and start again from zero only when the new bucket is 2S
+    buckets or more past the span's first (see restart_span; the key's first bucket while it is
+    younger than the span), what is left of a sum whose buckets all left staying until then."""
     n = cfg[rec + R_N]
     io = cfg[rec + R_IOFF]
     words = io + HEADER
@@ -123,7 +145,8 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     extremes = extremes or cfg[rings + K_LOFF] >= 0
     j_old = istate[k, io + H_J]
     d = new - old
-    restart = new - max(istate[k, io + H_FIRST], old - n + 1) >= 2 * n
+    span = restart_span(cfg, rec)
+    restart = new - max(istate[k, io + H_FIRST], old - span + 1) >= 2 * span
     for w in range(nw):
         wo = woff + w * W_SIZE
         if extremes or restart:
