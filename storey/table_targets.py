@@ -80,7 +80,7 @@ class NoSqlTarget(Flow):
             [] if columns is None else [columns] if isinstance(columns, str) else list(columns)
         )
         if infer_columns_from_data is None:
-            infer_columns_from_data = columns is None
+            infer_columns_from_data = not columns
         self._infer = bool(infer_columns_from_data)
         # writing through to a storage that does I/O awaits it
         self._may_suspend = self._table._storage._may_suspend

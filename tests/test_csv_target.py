@@ -506,3 +506,17 @@ def test_round_trip_through_csv_source(tmp_path):
     # CSVSource hands rows on as lists, as the reference does: columns come back numbered
     assert back[1].tolist() == df["t"].tolist()
     assert back[[0, 2, 3, 4]].values.tolist() == df[["k", "i", "f", "s"]].values.tolist()
+
+
+def test_empty_columns_list_infers_them_as_no_list_does(tmp_path):
+    path = str(tmp_path / "c.csv")
+    run("sync", [CSVTarget(path, columns=[], header=True)], [({"b": 1, "a": 2}, "k", T0)])
+    assert lines(path) == ["a,b", "2,1", ""]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"infer_columns_from_data": True}, {"columns": []}])
+def test_a_header_with_nothing_to_name_fails_at_the_first_event(tmp_path, kwargs):
+    path = str(tmp_path / "c.csv")
+    with pytest.raises(ValueError, match="CSVTarget: header is True but there are no columns"):
+        run("sync", [CSVTarget(path, header=True, **kwargs)], [({}, "k", T0), ({"a": 1}, "k", T0)])
+    assert not (tmp_path / "c.csv").exists()

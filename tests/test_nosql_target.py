@@ -194,3 +194,9 @@ def test_columnar_first_event_with_absent_field_is_not_inferred():
     batch = EventBatch(2, columns=columns, keys=["k1", "k2"], time_values=[T0, T0], ids=["i1", "i2"])
     run_batches([NoSqlTarget(table)], [batch])
     assert table._static == {"k1": {"a": 1}, "k2": {"a": 2}}
+
+
+def test_empty_columns_list_infers_them_as_no_list_does():
+    table = _table()
+    run_collected("sync", [NoSqlTarget(table, columns=[])], [({"a": 1, "b": 2}, "k")])
+    assert table._get_static("k") == {"a": 1, "b": 2}

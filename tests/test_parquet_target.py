@@ -562,3 +562,12 @@ def test_single_file_written_in_parts_is_typed_from_all_its_events(tmp_path):
         {"s": "x", "v": None},
     ]
     assert parquet_files(tmp_path) == ["parts.parquet"]
+
+
+def test_empty_columns_list_infers_them_as_no_list_does(tmp_path):
+    path = str(tmp_path / "e.parquet")
+    run("sync", [ParquetTarget(path, columns=[])], [({"b": 1, "a": 2}, "k", T0)])
+    assert pq.read_table(path).column_names == ["a", "b"]
+    path = str(tmp_path / "ei.parquet")
+    run("sync", [ParquetTarget(path, columns=[], index_cols=["a"])], [({"b": 1, "a": 2}, "k", T0)])
+    assert pd.read_parquet(path).reset_index().to_dict("records") == [{"a": 2, "b": 1}]

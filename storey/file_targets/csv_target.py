@@ -75,7 +75,7 @@ class CSVTarget(BufferedFileTarget):
             raise ValueError(f"{step}: key must be '$key' or a body field name, got {key!r}")
         self._columns_param = parse_columns(step, "columns", columns)
         if infer_columns_from_data is None:
-            infer_columns_from_data = self._columns_param is None
+            infer_columns_from_data = not self._columns_param
         super().__init__(
             max_events=max_lines_before_flush, flush_after_seconds=max_seconds_before_flush, **kwargs
         )
@@ -111,6 +111,11 @@ class CSVTarget(BufferedFileTarget):
         if self._header and self._specs is None:
             raise ValueError(
                 f"{self.name}: columns must be defined when header is True and events type is not dictionary"
+            )
+        if self._header and not self._specs:
+            raise ValueError(
+                f"{self.name}: header is True but there are no columns: none given, and the first "
+                f"event's body has no fields to infer them from ({first!r})"
             )
 
     def _prepare(self, batch):

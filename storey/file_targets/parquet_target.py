@@ -95,7 +95,7 @@ class ParquetTarget(BufferedFileTarget):
         if max_events is None:
             max_events = SINGLE_FILE_PART_EVENTS if self._single_file else DEFAULT_MAX_EVENTS
         if infer_columns_from_data is None:
-            infer_columns_from_data = self._columns_param is None
+            infer_columns_from_data = not self._columns_param
         super().__init__(max_events=max_events, flush_after_seconds=flush_after_seconds, **kwargs)
         self._path = path
         self._storage_options = storage_options
