@@ -973,3 +973,31 @@ def test_columns_read_from_parquet_stay_arrow_arrays_beside_the_features(tmp_pat
     assert user is not None and user.to_pylist()[:3] == df["user"].tolist()[:3]
     assert feature is None  # a feature is a NumPy column, not one the file held
     assert [e.body["a_count_1d"] for e in events][:2] == [1.0, 1.0 + (df["user"][1] == df["user"][0])]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_sums_added_in_the_references_order(kind):
+    # storey 1.0.6 keeps a running sum per window, but once a bucket holding a window's max leaves
+    # it adds every window up again from its buckets, newest first; near-equal values make the
+    # order show in stddev far beyond rounding
+    v0, v1, v2 = 1000000.9, 1000000.4, 1000000.2
+
+    def stddev(s, q, n=3):
+        return math.sqrt(max((n * q - s * s) / (n * (n - 1)), 0.0))
+
+    def last_features(aggregations):
+        steps = [
+            AggregateByKey([fa("x", "v", aggregations, ["20m", "40m"], "10m")], table()),
+            Reduce([], lambda acc, x: acc + [x]),
+        ]
+        events = [({"v": v}, "k", T0 + dt.timedelta(minutes=10 * i)) for i, v in enumerate((v0, v1, v2))]
+        return run(kind, steps, events)[-1]
+
+    running = ((v0 + v1) + v2, (v0 * v0 + v1 * v1) + v2 * v2)
+    newest_first = ((v2 + v1) + v0, (v2 * v2 + v1 * v1) + v0 * v0)
+    assert stddev(*running) != pytest.approx(stddev(*newest_first), rel=1e-6)
+    # no max: the 40m window's sums run on (nothing left it)
+    assert last_features(["sum", "stddev"])["x_stddev_40m"] == stddev(*running)
+    # the 20m window loses the bucket holding its max (v0): every window is added up again
+    with_max = last_features(["sum", "max", "stddev"])
+    assert (with_max["x_sum_40m"], with_max["x_stddev_40m"]) == (newest_first[0], stddev(*newest_first))

@@ -128,7 +128,6 @@ class Naive:
             self.span = math.lcm(*(ns // self.period for ns, _ in windows.windows_ns))
             stats = stats_of(aggregator.aggregations)
             self.extremes = bool(stats & (MIN | MAX | FIRST | LAST))
-            self.resums = bool(stats & (MIN | FIRST))
 
     def features(self, window):
         out = {}
@@ -148,21 +147,29 @@ class Naive:
         if value is not None:
             if st is None:
                 st = self.keys[key] = {"first": b, "latest": b, "events": [], "nan": set()}
+                st["ref_first"] = dict.fromkeys(self.windows, math.nan)
             elif b < st["latest"] - self.ring + 1:
                 return {}
             elif b > st["latest"]:
-                # the windows start again once b is 2S buckets past the span's first (S: the
-                # windows' least common multiple); those of an aggregator with min, max, first or
-                # last are added up again from their buckets after a step of at least the shortest
-                # window
-                jump = b - st["latest"]
-                restart = b - max(st["first"], st["latest"] - self.span + 1) >= 2 * self.span
-                if restart or (self.extremes and jump >= min(self.lengths.values()) // p):
+                # the running sums start again from zero once b is 2S buckets past the span's
+                # first (S: the windows' least common multiple); those of an aggregator with min,
+                # max, first or last never do, and are all added up again from their buckets when
+                # a leaving bucket asks for it
+                if self.extremes:
+                    resum = self.resums(st, b)
+                else:
+                    resum = b - max(st["first"], st["latest"] - self.span + 1) >= 2 * self.span
+                if resum:
                     st["nan"] = set()
+                    st["ref_first"] = dict.fromkeys(self.windows, value)
             st["events"].append((t, arrival, value))
             st["latest"] = max(st["latest"], b)
-            if value != value:
-                st["nan"] |= {text for text in self.windows if b > st["latest"] - self.lengths[text] // p}
+            for text in self.windows:
+                if b > st["latest"] - self.lengths[text] // p:
+                    if value != value:
+                        st["nan"].add(text)
+                    if math.isnan(st["ref_first"][text]):
+                        st["ref_first"][text] = value
             r = b
         else:
             if st is None:
@@ -172,6 +179,44 @@ class Naive:
                 return {}
         return self.sliding_features(st, r)
 
+    def resums(self, st, b):
+        """Whether a bucket leaving a window, as the key's latest bucket moves to b, makes the
+        reference add up every window again: one that holds the window's min or max, the value it
+        takes for the window's first (the first value added since it last added the window up), or
+        the key's latest value as its last."""
+        p = self.period
+        names = set(self.agg.aggregations)
+
+        def bucket(x):
+            return [e for e in st["events"] if e[0] // p == x]
+
+        def numbers(events):
+            return [v for _, _, v in events if v == v]
+
+        def edge(events, pick):
+            values = [e for e in events if e[2] == e[2]]
+            return pick(values, key=lambda e: (e[0], e[1]))[2] if values else math.nan
+
+        latest_last = edge(bucket(st["latest"]), max)
+        for text in self.windows:
+            size = self.lengths[text] // p
+            window = [e for e in st["events"] if st["latest"] - size < e[0] // p <= st["latest"]]
+            low = min(numbers(window), default=math.inf)
+            high = max(numbers(window), default=-math.inf)
+            for x in range(st["latest"] - size + 1, b - size + 1):
+                leaving = bucket(x)
+                if not leaving:
+                    continue
+                if "min" in names and min(numbers(leaving), default=math.inf) <= low:
+                    return True
+                if "max" in names and max(numbers(leaving), default=-math.inf) >= high:
+                    return True
+                if "first" in names and edge(leaving, min) == st["ref_first"][text]:
+                    return True
+                if "last" in names and edge(leaving, max) == latest_last:
+                    return True
+        return False
+
     def sliding_features(self, st, r):
         p = self.period
         kept = st["latest"] - self.ring + 1
@@ -180,10 +225,9 @@ class Naive:
             lo = max(r - self.lengths[text] // p + 1, kept)
             window[text] = [e for e in st["events"] if lo <= e[0] // p <= min(r, st["latest"])]
         features = self.features(window)
-        if r == st["latest"] and self.agg.max_value is None and not self.resums:
-            # the running sums, as the reference keeps them: a NaN added since the window last
-            # started again keeps them NaN, even once its bucket has left (aggregators with min or
-            # first add their sums up again once it left)
+        if r == st["latest"] and self.agg.max_value is None:
+            # the running sums, as the reference keeps them: a NaN added since the window was last
+            # added up again keeps them NaN, even once its bucket has left
             for aggr in self.agg.aggregations:
                 if AGGREGATIONS[aggr].stats & (SUM | SQR):
                     for text in st["nan"]:

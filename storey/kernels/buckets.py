@@ -60,10 +60,12 @@ from .layout import (
     R_RINGS,
     R_STRIDE,
     R_WIN,
+    R_WOFF,
     W_CNT,
     W_FB,
     W_MAX,
     W_MIN,
+    W_SIZE,
     W_SQR,
     W_SUM,
 )
@@ -268,12 +270,31 @@ def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     state[k, wo + W_FB] = first_bucket
 
 
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def reversed_bits(x):
+    """The 32 low bits of x in reverse order (bit 0 becomes bit 31)."""
+    x = ((x >> 1) & 0x55555555) | ((x & 0x55555555) << 1)
+    x = ((x >> 2) & 0x33333333) | ((x & 0x33333333) << 2)
+    x = ((x >> 4) & 0x0F0F0F0F) | ((x & 0x0F0F0F0F) << 4)
+    x = ((x >> 8) & 0x00FF00FF) | ((x & 0x00FF00FF) << 8)
+    return ((x >> 16) & 0xFFFF) | ((x & 0xFFFF) << 16)
+
+
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def window_newest_first(state, istate, k, cfg, rec, wo, lo, hi):
-    """Recomputes a window's running aggregate from its buckets lo..hi, adding them up newest
-    first as the reference does when it adds a window up again."""
-    reset_window(state, k, wo)
+def windows_newest_first(state, istate, k, cfg, rec, latest, j):
+    """Recomputes every window's running aggregate from its buckets up to `latest` (ring slot j),
+    adding them up newest first as the reference does when it adds windows up again: one pass
+    over the longest window, each (shorter) window taking the totals of its buckets on the way."""
     n = cfg[rec + R_N]
+    nw = cfg[rec + R_NW]
+    woff = cfg[rec + R_WOFF]
     words = cfg[rec + R_IOFF] + HEADER
     stride = cfg[rec + R_STRIDE]
     rings = rec + R_RINGS
@@ -289,10 +310,32 @@ def window_newest_first(state, istate, k, cfg, rec, wo, lo, hi):
     mn = INF
     mx = -INF
     first_bucket = INF
-    j = hi % n
-    for b in range(hi, lo - 1, -1):
-        if filled(istate, k, words, j):
-            s = j * stride
+    w = 0
+    remaining = cfg[rec + R_WIN + nw - 1]
+    top = latest
+    while remaining > 0:
+        low_slot = j & ~31
+        if j - remaining + 1 > low_slot:
+            low_slot = j - remaining + 1
+        span = j - low_slot + 1
+        bits = (istate[k, words + (j >> 5)] >> (low_slot & 31)) & ((np.int64(1) << span) - 1)
+        # bit y: slot j - y, bucket top - y
+        bits = reversed_bits(bits) >> (32 - span)
+        while bits != 0:
+            low = bits & -bits
+            bits ^= low
+            y = bit_index(low)
+            b = top - y
+            while w < nw and latest - cfg[rec + R_WIN + w] >= b:
+                wo = woff + w * W_SIZE
+                state[k, wo + W_CNT] = cnt
+                state[k, wo + W_SUM] = sm
+                state[k, wo + W_SQR] = sq
+                state[k, wo + W_MIN] = mn
+                state[k, wo + W_MAX] = mx
+                state[k, wo + W_FB] = first_bucket
+                w += 1
+            s = (j - y) * stride
             cnt += state[k, oc + s]
             if os_ >= 0:
                 sm += state[k, os_ + s]
@@ -304,15 +347,20 @@ def window_newest_first(state, istate, k, cfg, rec, wo, lo, hi):
                 mx = max(mx, state[k, omax + s])
             if of >= 0 and state[k, of + s] < INF:
                 first_bucket = b
-        j -= 1
+        remaining -= span
+        top -= span
+        j = low_slot - 1
         if j < 0:
             j = n - 1
-    state[k, wo + W_CNT] = cnt
-    state[k, wo + W_SUM] = sm
-    state[k, wo + W_SQR] = sq
-    state[k, wo + W_MIN] = mn
-    state[k, wo + W_MAX] = mx
-    state[k, wo + W_FB] = first_bucket
+    while w < nw:
+        wo = woff + w * W_SIZE
+        state[k, wo + W_CNT] = cnt
+        state[k, wo + W_SUM] = sm
+        state[k, wo + W_SQR] = sq
+        state[k, wo + W_MIN] = mn
+        state[k, wo + W_MAX] = mx
+        state[k, wo + W_FB] = first_bucket
+        w += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

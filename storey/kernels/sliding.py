@@ -4,19 +4,19 @@ A window of n buckets, read at bucket r, covers buckets r - n + 1 .. r. The ring
 buckets of the longest window up to B, the latest bucket of the key. In-order events (bucket B)
 read the running aggregates, updated as values arrive and as buckets leave the windows.
 
-Sums are running sums as the reference keeps them: when the latest bucket moves on, the buckets
-leaving a window are subtracted, oldest first, then the new value is added; the windows start
-again from zero only when the new bucket is 2S buckets past the first of the reference's span of
-S buckets (S: the windows' least common multiple, in buckets; the span starts at the key's first
-bucket and ends at its latest bucket once that is further) (before that,
-what is left of a sum whose buckets all left is kept, as there). So the sums are the reference's to the
-last bit, and a NaN (or an inf that leaves) keeps a window's sums NaN until the windows start
-again; a value that dwarfs the others leaves its rounding error behind. For FieldAggregators with
-min, max, first or last the reference differs: their windows start again as soon as every bucket
-has left them, and those with min or first add their sums up again on every event (newest bucket
-first: too costly to follow, so last bits can differ), which we follow where it shows, by
-recomputing a window's sums once a NaN or an inf has left it. Min and max are recomputed from the
-ring when the bucket holding them leaves, first when its bucket leaves.
+Sums are running sums as the reference keeps them, so that they are the reference's to the last
+bit: when the latest bucket moves on, the buckets leaving a window are subtracted, oldest first,
+then the new value is added. For an aggregator without min, max, first or last, the windows start
+again from zero only when the new bucket is 2S buckets past the first of the reference's span of S
+buckets (S: the windows' least common multiple, in buckets; the span starts at the key's first
+bucket and ends at its latest bucket once that is further); until then what is left of a sum
+whose buckets all left stays, a NaN keeps a window's sums NaN and a value that dwarfs the others
+leaves its rounding error behind. An aggregator with min, max, first or last never starts again
+from zero; instead, when a leaving bucket holds a window's min or max, the value the reference
+takes for a window's first (the first value added since the window was last added up: a value of
+its newest bucket, see reference defect 1) or the key's latest value as its last, every window is
+added up again from its buckets, newest first, once the new value is in. Our own first is
+recomputed from the ring when the bucket holding it leaves.
 
 Late events and reads at other times scan the ring. Aggregators with a `max_value` always scan,
 capping as the reference does.
@@ -38,7 +38,7 @@ from .buckets import (
     insert_capped,
     prefetch,
     reset_window,
-    window_newest_first,
+    windows_newest_first,
     write_absent,
     write_empty,
 )
@@ -73,6 +73,7 @@ from .layout import (
     W_CNT,
     W_END,
     W_FB,
+    W_LO,
     W_MAX,
     W_MIN,
     W_SIZE,
@@ -80,8 +81,10 @@ from .layout import (
     W_SUM,
 )
 
-# a window block's spare field: what it must recompute from the ring after buckets left it
+# a window block's spare fields: what it must recompute from the ring after buckets left it, and
+# the value the reference takes for the window's first (NaN: none yet)
 W_REDO = W_END
+W_REF_FIRST = W_LO
 _EXTREMES = 1.0  # min, max and the bucket of first
 _RESUM = 2.0  # everything, sums included
 # a span of buckets no key ever steps over
@@ -97,6 +100,7 @@ def sliding_start_key(state, istate, k, cfg, rec, b):
     woff = cfg[rec + R_WOFF]
     for w in range(cfg[rec + R_NW]):
         reset_window(state, k, woff + w * W_SIZE)
+        state[k, woff + w * W_SIZE + W_REF_FIRST] = np.nan
     istate[k, io + H_B] = b
     istate[k, io + H_FIRST] = b
     istate[k, io + H_J] = b % n
@@ -120,17 +124,82 @@ def restart_span(cfg, rec):
     return span
 
 
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
+    """Subtracts the bucket at slot offset s from window block wo; returns what the window must
+    then recompute (W_REDO) as the reference would: everything (_RESUM) when the bucket holds the
+    window's min or max, the value the reference takes for the window's first (W_REF_FIRST), or
+    the key's latest value as its last (NaN values never match)."""
+    redo = 0.0
+    state[k, wo + W_CNT] -= state[k, oc + s]
+    if os_ >= 0:
+        state[k, wo + W_SUM] -= state[k, os_ + s]
+    if oq >= 0:
+        state[k, wo + W_SQR] -= state[k, oq + s]
+    if omin >= 0 and state[k, omin + s] <= state[k, wo + W_MIN]:
+        redo = _RESUM
+    if omax >= 0 and state[k, omax + s] >= state[k, wo + W_MAX]:
+        redo = _RESUM
+    if ofv >= 0 and state[k, ofv + s] == state[k, wo + W_REF_FIRST]:
+        redo = _RESUM
+    if olv >= 0 and state[k, olv + s] == latest_last:
+        redo = _RESUM
+    if redo != 0.0 and os_ < 0 and oq < 0:
+        # no sums to add up in the reference's order: only min, max and first to recompute
+        redo = _EXTREMES
+    return redo
+
+
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def settle(state, k, wo, redo, first_left):
+    """After buckets left window wo: marks what it must recompute (returns whether it must), or
+    forgets its min, max and first once it is empty."""
+    if first_left and redo == 0.0:
+        redo = _EXTREMES
+    if state[k, wo + W_CNT] == 0.0:
+        state[k, wo + W_MIN] = INF
+        state[k, wo + W_MAX] = -INF
+        state[k, wo + W_FB] = INF
+        return False
+    if redo != 0.0:
+        state[k, wo + W_REDO] = redo
+        return True
+    return False
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def resum_all(state, k, cfg, rec):
+    """Marks every window to be added up again from its buckets."""
+    woff = cfg[rec + R_WOFF]
+    for w in range(cfg[rec + R_NW]):
+        state[k, woff + w * W_SIZE + W_REDO] = _RESUM
+
+
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def sliding_advance(state, istate, k, cfg, rec, old, new):
     """Moves the key's latest bucket from `old` to `new`, at least the shortest window further:
-    the ring slots of buckets old+1..new start empty, and buckets leave the windows. Returns the
-    ring slot of `new`.
+    the ring slots of buckets old+1..new start empty, and buckets leave the windows, subtracted
+    oldest first. Returns the ring slot of `new`.
 
-    As the reference: the windows of an aggregator with min, max, first or last are then added up
-    again from their buckets (marked _RESUM, done once the new value is in); the others subtract
-    their leaving buckets, oldest first, and start again from zero only when the new bucket is 2S
-    buckets or more past the span's first (see restart_span; the key's first bucket while it is
-    younger than the span), what is left of a sum whose buckets all left staying until then."""
+    As the reference: the windows of an aggregator without min, max, first or last start again
+    from zero when the new bucket is 2S buckets or more past the span's first (see restart_span;
+    the key's first bucket while it is younger than the span), what is left of a sum whose
+    buckets all left staying until then; those of an aggregator with them never start again, and
+    are all added up again from their buckets when a leaving bucket asks for it (see `leave`)."""
     n = cfg[rec + R_N]
     io = cfg[rec + R_IOFF]
     words = io + HEADER
@@ -141,17 +210,25 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     oc = cfg[rings + K_CNT]
     os_ = cfg[rings + K_SUM]
     oq = cfg[rings + K_SQR]
-    extremes = cfg[rings + K_MIN] >= 0 or cfg[rings + K_MAX] >= 0 or cfg[rings + K_FOFF] >= 0
-    extremes = extremes or cfg[rings + K_LOFF] >= 0
+    omin = cfg[rings + K_MIN]
+    omax = cfg[rings + K_MAX]
+    ofv = cfg[rings + K_FVAL] if cfg[rings + K_FOFF] >= 0 else -1
+    olv = cfg[rings + K_LVAL] if cfg[rings + K_LOFF] >= 0 else -1
+    extremes = omin >= 0 or omax >= 0 or ofv >= 0 or olv >= 0
     j_old = istate[k, io + H_J]
     d = new - old
-    span = restart_span(cfg, rec)
-    restart = new - max(istate[k, io + H_FIRST], old - span + 1) >= 2 * span
+    restart = False
+    if not extremes:
+        span = restart_span(cfg, rec)
+        restart = new - max(istate[k, io + H_FIRST], old - span + 1) >= 2 * span
+    latest_last = np.nan
+    if olv >= 0 and filled(istate, k, words, j_old):
+        latest_last = state[k, olv + j_old * stride]
+    resum = False
     for w in range(nw):
         wo = woff + w * W_SIZE
-        if extremes or restart:
+        if restart:
             reset_window(state, k, wo)
-            state[k, wo + W_REDO] = _RESUM if extremes else 0.0
             continue
         if state[k, wo + W_CNT] == 0.0:
             continue
@@ -160,21 +237,25 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
         if j < 0:
             j += n
         left = d if d < size else size
+        redo = 0.0
         while left > 0:
-            span, bits = chunk(istate, k, words, n, j, left)
+            width, bits = chunk(istate, k, words, n, j, left)
             while bits != 0:
                 low = bits & -bits
                 bits ^= low
                 s = (j + bit_index(low)) * stride
-                state[k, wo + W_CNT] -= state[k, oc + s]
-                if os_ >= 0:
-                    state[k, wo + W_SUM] -= state[k, os_ + s]
-                if oq >= 0:
-                    state[k, wo + W_SQR] -= state[k, oq + s]
-            left -= span
-            j += span
+                x = leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last)
+                redo = max(redo, x)
+            left -= width
+            j += width
             if j == n:
                 j = 0
+        if extremes:
+            first_left = ofv >= 0 and state[k, wo + W_FB] < new - size + 1
+            settle(state, k, wo, redo, first_left)
+            resum = resum or redo == _RESUM
+    if resum:
+        resum_all(state, k, cfg, rec)
     j_new = j_old + 1
     if j_new == n:
         j_new = 0
@@ -196,13 +277,13 @@ def sliding_redo(state, istate, k, cfg, rec, latest):
     min, max or first whose bucket left, or the whole window, added up newest bucket first as the
     reference does (_RESUM)."""
     woff = cfg[rec + R_WOFF]
+    # windows are added up again all together (resum_all)
+    if state[k, woff + W_REDO] == _RESUM:
+        windows_newest_first(state, istate, k, cfg, rec, latest, istate[k, cfg[rec + R_IOFF] + H_J])
     for w in range(cfg[rec + R_NW]):
         wo = woff + w * W_SIZE
-        lo = latest - cfg[rec + R_WIN + w] + 1
-        if state[k, wo + W_REDO] == _RESUM:
-            window_newest_first(state, istate, k, cfg, rec, wo, lo, latest)
-        elif state[k, wo + W_REDO] == _EXTREMES:
-            extremes_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
+        if state[k, wo + W_REDO] == _EXTREMES:
+            extremes_from_ring(state, istate, k, cfg, rec, wo, latest - cfg[rec + R_WIN + w] + 1, latest)
         state[k, wo + W_REDO] = 0.0
 
 
@@ -271,7 +352,8 @@ def sliding_kernel(
         codes = wins + nw
         read_mode = mode if update == 0 else MODE_AGG
         smallest = cfg[wins]
-        resum_nan = omin >= 0 or of >= 0
+        ofv_ = ofv if of >= 0 else -1
+        olv_ = olv if ol >= 0 else -1
         extremes = omin >= 0 or omax >= 0 or of >= 0 or ol >= 0
         for i in range(n):
             k = slots[i]
@@ -315,6 +397,10 @@ def sliding_kernel(
                     # each window are subtracted here, as sliding_advance does
                     d = b - latest
                     j_old = istate[k, io + H_J]
+                    latest_last = np.nan
+                    if olv_ >= 0 and filled(istate, k, words, j_old):
+                        latest_last = state[k, olv_ + j_old * stride]
+                    resum = False
                     for w in range(nw):
                         wo = woff + w * W_SIZE
                         if state[k, wo + W_CNT] == 0.0:
@@ -323,39 +409,47 @@ def sliding_kernel(
                         jd = j_old - size + 1
                         if jd < 0:
                             jd += n_ring
+                        if not extremes:
+                            for _ in range(d):
+                                if filled(istate, k, words, jd):
+                                    sd = jd * stride
+                                    state[k, wo + W_CNT] -= state[k, oc + sd]
+                                    if os_ >= 0:
+                                        state[k, wo + W_SUM] -= state[k, os_ + sd]
+                                    if oq >= 0:
+                                        state[k, wo + W_SQR] -= state[k, oq + sd]
+                                jd += 1
+                                if jd == n_ring:
+                                    jd = 0
+                            continue
                         redo = 0.0
                         for _ in range(d):
                             if filled(istate, k, words, jd):
-                                sd = jd * stride
-                                c = state[k, oc + sd]
-                                if c != 0.0:
-                                    state[k, wo + W_CNT] -= c
-                                    if os_ >= 0:
-                                        x = state[k, os_ + sd]
-                                        if resum_nan and not np.isfinite(x):
-                                            redo = _RESUM
-                                        state[k, wo + W_SUM] -= x
-                                    if oq >= 0:
-                                        x = state[k, oq + sd]
-                                        if resum_nan and not np.isfinite(x):
-                                            redo = _RESUM
-                                        state[k, wo + W_SQR] -= x
-                                    if omin >= 0 and state[k, omin + sd] <= state[k, wo + W_MIN]:
-                                        redo = max(redo, _EXTREMES)
-                                    if omax >= 0 and state[k, omax + sd] >= state[k, wo + W_MAX]:
-                                        redo = max(redo, _EXTREMES)
+                                x = leave(
+                                    state,
+                                    k,
+                                    wo,
+                                    jd * stride,
+                                    oc,
+                                    os_,
+                                    oq,
+                                    omin,
+                                    omax,
+                                    ofv_,
+                                    olv_,
+                                    latest_last,
+                                )
+                                redo = max(redo, x)
                             jd += 1
                             if jd == n_ring:
                                 jd = 0
-                        if of >= 0 and state[k, wo + W_FB] < b - size + 1:
-                            redo = max(redo, _EXTREMES)
-                        if state[k, wo + W_CNT] == 0.0:
-                            state[k, wo + W_MIN] = INF
-                            state[k, wo + W_MAX] = -INF
-                            state[k, wo + W_FB] = INF
-                        elif redo != 0.0:
-                            state[k, wo + W_REDO] = redo
+                        first_left = of >= 0 and state[k, wo + W_FB] < b - size + 1
+                        if settle(state, k, wo, redo, first_left):
                             redo_any = True
+                        resum = resum or redo == _RESUM
+                    if resum:
+                        resum_all(state, k, cfg, rec)
+                        redo_any = True
                     jd = j_old + 1
                     if jd == n_ring:
                         jd = 0
@@ -422,7 +516,15 @@ def sliding_kernel(
                 # be added up again from their buckets take it from there)
                 for w in range(nw):
                     wo = woff + w * W_SIZE
-                    if b >= latest - cfg[wins + w] + 1 and not (redo_any and state[k, wo + W_REDO] == _RESUM):
+                    if b < latest - cfg[wins + w] + 1:
+                        continue
+                    if redo_any and state[k, wo + W_REDO] == _RESUM:
+                        # the reference's first of a window added up again: its newest bucket's
+                        if of >= 0:
+                            state[k, wo + W_REF_FIRST] = v
+                    else:
+                        if of >= 0 and state[k, wo + W_REF_FIRST] != state[k, wo + W_REF_FIRST]:
+                            state[k, wo + W_REF_FIRST] = v
                         state[k, wo + W_CNT] += 1.0
                         if os_ >= 0:
                             state[k, wo + W_SUM] += v
