@@ -741,3 +741,17 @@ def test_sums_start_again_twice_the_windows_least_common_multiple_past_the_first
     left_behind = (big + 1.0) - big - 1.0 + 4.0
     assert left_behind == 3.0
     assert [sum_at(b) for b in (2 * span - 1, 2 * span, 2 * span + 5)] == [left_behind, 4.0, 4.0]
+
+
+def test_stdvar_negative_from_rounding_as_the_reference_reports_it():
+    # near-equal values: the running sums leave the variance slightly negative; storey 1.0.6
+    # reports that stdvar as it is (its stddev would fail on the square root: ours is 0.0)
+    aggregator = FieldAggregator("x", "v", ["stdvar", "stddev"], SlidingWindows(["1h"], "10m"))
+    minute = 60 * SECOND
+    v0, v1, v2 = 1000000.2, 1000000.4, 1000000.4
+    events = [("k", BASE + 7 * minute, v0), ("k", BASE + 37 * minute, v1), ("k", BASE + 87 * minute, v2)]
+    s = (v0 + v1) - v0 + v2
+    q = (v0 * v0 + v1 * v1) - v0 * v0 + v2 * v2
+    variance = (2 * q - s * s) / 2
+    assert variance < 0.0
+    assert run_kernels([aggregator], events)[-1] == {"x_stdvar_1h": variance, "x_stddev_1h": 0.0}

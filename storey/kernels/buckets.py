@@ -553,11 +553,12 @@ def finish(code, cnt, sm, sq, mn, mx, first, last):
     if cnt < 2.0:
         return np.nan
     var = (cnt * sq - sm * sm) / (cnt * (cnt - 1.0))
-    if var < 0.0:
-        # rounding made it negative (many equal values): the reference would fail on sqrt
-        var = 0.0
     if code == 8:
+        # as the reference reports it, negative when rounding made it so (near-equal values)
         return var
+    if var < 0.0:
+        # where the reference would fail on sqrt
+        var = 0.0
     return math.sqrt(var)
 
 

@@ -88,11 +88,11 @@ def _stdvar(window):
         return math.nan
     s = _sum(window)
     q = _sqr(window)
-    return max((n * q - s * s) / (n * (n - 1)), 0.0)
+    return (n * q - s * s) / (n * (n - 1))
 
 
 def _stddev(window):
-    return math.sqrt(_stdvar(window))
+    return math.sqrt(max(_stdvar(window), 0.0))
 
 
 AGGREGATIONS = {
