@@ -87,6 +87,7 @@ W_REDO = W_END
 W_REF_FIRST = W_LO
 _EXTREMES = 1.0  # min, max and the bucket of first
 _RESUM = 2.0  # everything, sums included
+_RESUM_EXACT = 3.0  # everything, and the sums must be the reference's (see resum_all)
 # a span of buckets no key ever steps over
 _NEVER = 1 << 40
 
@@ -136,11 +137,14 @@ def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
     """Subtracts the bucket at slot offset s from window block wo; returns what the window must
     then recompute (W_REDO) as the reference would: everything (_RESUM) when the bucket holds the
     window's min or max, the value the reference takes for the window's first (W_REF_FIRST), or
-    the key's latest value as its last (NaN values never match)."""
+    the key's latest value as its last (NaN values never match); _RESUM_EXACT when the bucket's
+    sum also cancels most of the window's, where a running sum keeps little of its precision."""
     redo = 0.0
     state[k, wo + W_CNT] -= state[k, oc + s]
+    leaving = 0.0
     if os_ >= 0:
-        state[k, wo + W_SUM] -= state[k, os_ + s]
+        leaving = state[k, os_ + s]
+        state[k, wo + W_SUM] -= leaving
     if oq >= 0:
         state[k, wo + W_SQR] -= state[k, oq + s]
     if omin >= 0 and state[k, omin + s] <= state[k, wo + W_MIN]:
@@ -151,9 +155,8 @@ def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
         redo = _RESUM
     if olv >= 0 and state[k, olv + s] == latest_last:
         redo = _RESUM
-    if redo != 0.0 and os_ < 0 and oq < 0:
-        # no sums to add up in the reference's order: only min, max and first to recompute
-        redo = _EXTREMES
+    if redo == _RESUM and abs(state[k, wo + W_SUM]) * 1e6 < abs(leaving):
+        redo = _RESUM_EXACT
     return redo
 
 
@@ -166,27 +169,48 @@ def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
     inline="always",
 )
 def settle(state, k, wo, redo, first_left):
-    """After buckets left window wo: marks what it must recompute (returns whether it must), or
-    forgets its min, max and first once it is empty."""
-    if first_left and redo == 0.0:
-        redo = _EXTREMES
+    """After buckets left window wo, `redo` being what `leave` asked for: marks what the window
+    must recompute and returns what was asked (0.0: nothing), or forgets its min, max and first
+    once it is empty (then the reference, adding it up again, leaves no residue of its sums)."""
     if state[k, wo + W_CNT] == 0.0:
+        if redo != 0.0:
+            # added up again from no buckets: no residue of the sums
+            state[k, wo + W_SUM] = 0.0
+            state[k, wo + W_SQR] = 0.0
         state[k, wo + W_MIN] = INF
         state[k, wo + W_MAX] = -INF
         state[k, wo + W_FB] = INF
-        return False
+        return redo
+    if first_left and redo == 0.0:
+        redo = _EXTREMES
     if redo != 0.0:
         state[k, wo + W_REDO] = redo
-        return True
-    return False
+    return redo
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def resum_all(state, k, cfg, rec):
-    """Marks every window to be added up again from its buckets."""
+    """Where the reference adds every window up again, newest bucket first: marks them so.
+
+    Only an aggregator with squares (stddev, stdvar) has that done in the reference's order
+    always, as rounding differences grow in the variance. The others keep their running sums
+    (which then differ from the reference's in the last bits at most; adding up the longest
+    window at every such step would halve the speed of a typical sum/min/max aggregator) and
+    recompute the min, max and first of the windows whose buckets asked for it, unless a NaN or
+    an infinity spoiled a sum, or a leaving bucket cancelled most of one (_RESUM_EXACT)."""
     woff = cfg[rec + R_WOFF]
-    for w in range(cfg[rec + R_NW]):
-        state[k, woff + w * W_SIZE + W_REDO] = _RESUM
+    nw = cfg[rec + R_NW]
+    exact = cfg[rec + R_RINGS + K_SQR] >= 0
+    for w in range(nw):
+        wo = woff + w * W_SIZE
+        if not np.isfinite(state[k, wo + W_SUM]) or state[k, wo + W_REDO] == _RESUM_EXACT:
+            exact = True
+    for w in range(nw):
+        wo = woff + w * W_SIZE
+        if exact:
+            state[k, wo + W_REDO] = _RESUM
+        elif state[k, wo + W_REDO] == _RESUM:
+            state[k, wo + W_REDO] = _EXTREMES
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -252,8 +276,7 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
                 j = 0
         if extremes:
             first_left = ofv >= 0 and state[k, wo + W_FB] < new - size + 1
-            settle(state, k, wo, redo, first_left)
-            resum = resum or redo == _RESUM
+            resum = settle(state, k, wo, redo, first_left) >= _RESUM or resum
     if resum:
         resum_all(state, k, cfg, rec)
     j_new = j_old + 1
@@ -444,9 +467,10 @@ def sliding_kernel(
                             if jd == n_ring:
                                 jd = 0
                         first_left = of >= 0 and state[k, wo + W_FB] < b - size + 1
-                        if settle(state, k, wo, redo, first_left):
+                        redo = settle(state, k, wo, redo, first_left)
+                        if redo != 0.0:
                             redo_any = True
-                        resum = resum or redo == _RESUM
+                        resum = resum or redo >= _RESUM
                     if resum:
                         resum_all(state, k, cfg, rec)
                         redo_any = True
