@@ -772,3 +772,24 @@ def test_sums_without_squares_keep_running_unless_the_reference_order_shows(extr
     assert sums([big, 1.5, 2.25]) == [big, big + 1.5, 1.5 + 2.25]
     gap = [("k", BASE, 0.1), ("k", BASE + 5 * SECOND, 0.2), ("k", BASE + 30 * SECOND, 0.3)]
     assert run_kernels([aggregator], gap)[-1]["x_sum_20s"] == 0.3
+
+
+def test_the_disk_cache_is_emptied_when_any_kernel_source_changes(tmp_path):
+    from storey.kernels import cache
+
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(f"# {name}\n")
+    compiled = tmp_path / "__pycache__"
+    compiled.mkdir()
+    machine_code = [compiled / "a.kernel-1.py311.nbi", compiled / "a.kernel-1.py311.1.nbc"]
+    for path in machine_code:
+        path.write_bytes(b"old")
+    sources = ("a.py", "b.py")
+    assert cache.refresh(str(tmp_path), sources)  # no record of the sources yet: emptied
+    assert not any(path.exists() for path in machine_code)
+    machine_code[0].write_bytes(b"new")
+    assert not cache.refresh(str(tmp_path), sources)  # same sources: kept
+    assert machine_code[0].exists()
+    (tmp_path / "b.py").write_text("# b.py, changed\n")  # a file the kernel inlines from
+    assert cache.refresh(str(tmp_path), sources)
+    assert not machine_code[0].exists()

@@ -49,6 +49,9 @@ def kernels(compiled=True):
     found = _LOADED.get(compiled)
     if found is None:
         if compiled:
+            from . import cache
+
+            cache.refresh()
             from .fixed import fixed_kernel as fixed
             from .sliding import sliding_kernel as sliding
         else:
