@@ -121,6 +121,8 @@ class Naive:
             self.unit = windows.smallest_window_unit_ns
             self.ref_period = windows.period_ns
             self.precalculated = bool(stats_of(aggregator.aggregations) & (MIN | MAX | FIRST | LAST))
+            # the reference's running sums, buckets subtracted as they leave a window
+            self.running = not self.precalculated and aggregator.max_value is None
         else:
             self.period = windows.period_ns
             self.ring = windows.max_window_ns // self.period
@@ -266,11 +268,17 @@ class Naive:
         st = self.keys.get(key)
         if value is not None:
             if st is None:
-                st = self.keys[key] = {"latest": t, "events": [], "lo": {}}
+                st = self.keys[key] = {"latest": t, "events": [], "lo": {}, "nan": set()}
+                st["first"], st["since"] = t // self.period, 0
                 for text in self.windows:
                     st["lo"][text] = self.start(t, self.lengths[text])
                 in_order = True
             elif t >= st["latest"]:
+                b, latest = t // self.period, st["latest"] // self.period
+                span = self.largest // self.period
+                if self.running and b > latest and b - max(st["first"], latest - span + 1) >= 2 * span:
+                    # the running sums start again from zero: the events so far are forgotten
+                    st["first"], st["since"], st["nan"] = b, len(st["events"]), set()
                 for text in self.windows:
                     if not self.same_range(t, st["latest"], self.lengths[text]):
                         st["lo"][text] = self.start(t, self.lengths[text])
@@ -281,16 +289,18 @@ class Naive:
                     return {}
                 in_order = False
             st["events"].append((t, arrival, value))
+            if self.running and value != value:
+                # a NaN stays in the running sums of the windows it entered until they start again
+                st["nan"].update(text for text in self.windows if t >= st["lo"][text])
             window = {}
             for text in self.windows:
                 length = self.lengths[text]
                 if in_order:
-                    window[text] = [e for e in st["events"] if e[0] >= st["lo"][text]]
+                    window[text] = self.since(st, st["lo"][text], math.inf)
                 else:
                     lo = max(self.start(t, length), self.kept(st["latest"]))
-                    end = self.range_end(t, length)
-                    window[text] = [e for e in st["events"] if lo <= e[0] < end]
-            return self.features(window)
+                    window[text] = self.since(st, lo, self.range_end(t, length))
+            return self.running_nan(st, self.features(window), st["nan"] if in_order else ())
         if st is None:
             return self.empty()
         r = min(t, st["latest"])
@@ -301,6 +311,7 @@ class Naive:
         if r < kept:
             return {}
         window = {}
+        nan = set()
         for text in self.windows:
             length = self.lengths[text]
             if last_closed:
@@ -308,11 +319,24 @@ class Naive:
                 end = (r // length) * length
             elif self.same_range(r, st["latest"], length):
                 lo, end = st["lo"][text], math.inf
+                if self.running and text in st["nan"]:
+                    nan.add(text)
             else:
                 lo = max(self.start(r, length), kept)
                 end = self.range_end(r, length)
-            window[text] = [e for e in st["events"] if lo <= e[0] < end]
-        return self.features(window)
+            window[text] = self.since(st, lo, end)
+        return self.running_nan(st, self.features(window), nan)
+
+    def since(self, st, lo, end):
+        """The events from lo to end (excluded) the key still has (since its sums last started)."""
+        return [e for e in st["events"][st.get("since", 0) :] if lo <= e[0] < end]
+
+    def running_nan(self, st, features, texts):
+        for aggr in self.agg.aggregations:
+            if AGGREGATIONS[aggr].stats & (SUM | SQR):
+                for text in texts:
+                    features[f"{self.agg.name}_{aggr}_{text}"] = math.nan
+        return features
 
     def process(self, key, t, value, arrival):
         if self.fixed:
@@ -793,3 +817,34 @@ def test_the_disk_cache_is_emptied_when_any_kernel_source_changes(tmp_path):
     (tmp_path / "b.py").write_text("# b.py, changed\n")  # a file the kernel inlines from
     assert cache.refresh(str(tmp_path), sources)
     assert not machine_code[0].exists()
+
+
+def fixed_sums(windows, events):
+    """Sums per event of a FixedWindows sum aggregator; events: (minutes since midnight, value)."""
+    aggregator = FieldAggregator("x", "v", ["sum", "count"], FixedWindows(windows))
+    midnight = 1_595_289_600 * SECOND  # 2020-07-21T00:00:00Z
+    out = run_kernels([aggregator], [("k", midnight + int(m * 60) * SECOND, v) for m, v in events])
+    return [[o[f"x_sum_{w}"] for w in windows] for o in out]
+
+
+def test_fixed_windows_subtract_the_buckets_that_leave_as_the_reference():
+    # storey 1.0.6 keeps running sums in fixed windows too: a window that moves on subtracts its
+    # old buckets (oldest first), leaving their rounding behind (values seen from storey 1.0.6)
+    events = [(0, 1e16), (10, 1), (11, 1), (17, 1), (22, 1), (25, 1e16), (41, 1), (51, 3)]
+    sums = [s for _, s in fixed_sums(["10m", "20m"], events)]
+    assert sums == [1e16, 1e16, 1e16, 1e16, -2.0, 9999999999999998.0, -3.0, 0.0]
+
+
+@pytest.mark.parametrize("second, expected", [(1322, 0.4), (1322.6, 0.4000000000474975)])
+def test_fixed_buckets_are_half_the_windows_greatest_common_divisor(second, expected):
+    # ['10m', '15m']: 2.5 minute buckets; two values in one bucket leave together
+    events = [(1320, 1000000.4), (second, 0.001), (1393, 0.4)]
+    assert fixed_sums(["10m", "15m", "2h"], events)[-1][0] == expected
+
+
+def test_fixed_running_sums_start_again_two_largest_windows_on():
+    events = [(1320, 1000000.4), (1323, 0.001), (1393, 0.4), (1463, 0.05)]
+    # 10m alone: 70 minutes on is past two windows, the sums start again from zero
+    assert [s for (s,) in fixed_sums(["10m"], events)][2:] == [0.4, 0.05]
+    # with 2h: the 1000000.4 and 0.001 of 22:00 leave the 2h window at 00:00, subtracted
+    assert fixed_sums(["10m", "2h"], events)[-1] == [0.05, 0.050000000023283045]

@@ -25,6 +25,7 @@ from .buckets import (
     insert_capped,
     newest_last,
     prefetch,
+    reset_window,
     window_from_ring,
     write,
     write_absent,
@@ -32,6 +33,7 @@ from .buckets import (
 )
 from .layout import (
     H_B,
+    H_FIRST,
     H_J,
     H_OFF,
     HEADER,
@@ -118,8 +120,56 @@ def fixed_start_key(state, istate, k, cfg, rec, t, b):
     istate[k, io + H_B] = b
     istate[k, io + H_OFF] = t - b * cfg[rec + R_PERIOD]
     istate[k, io + H_J] = b % n
+    istate[k, io + H_FIRST] = b
     for w in range(cfg[rec + R_NW]):
         fixed_new_range(state, istate, k, cfg, rec, t, b, w)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_restart(state, istate, k, cfg, rec, t, b):
+    """The reference's running aggregates start again from zero at bucket b, once b is two of the
+    largest windows past the first bucket since they last did (or past the latest bucket less one
+    largest window): the buckets before b are forgotten."""
+    io = cfg[rec + R_IOFF]
+    n = cfg[rec + R_N]
+    clear_slots(istate, k, io + HEADER, n, 0, n)
+    istate[k, io + H_FIRST] = b
+    for w in range(cfg[rec + R_NW]):
+        wo = cfg[rec + R_WOFF] + w * W_SIZE
+        reset_window(state, k, wo)
+        state[k, wo + W_LO] = b
+        state[k, wo + W_END] = b
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_move_range(state, istate, k, cfg, rec, t, b, w):
+    """Window w moves to the aligned window of an event at time t (in bucket b): the buckets
+    before its start are subtracted from its running aggregate, oldest first, as the reference
+    does."""
+    wo = cfg[rec + R_WOFF] + w * W_SIZE
+    size = cfg[rec + R_WIN + w]
+    lo = np.int64(state[k, wo + W_LO])
+    new_lo = (b // size) * size
+    n = cfg[rec + R_N]
+    words = cfg[rec + R_IOFF] + HEADER
+    stride = cfg[rec + R_STRIDE]
+    rings = rec + R_RINGS
+    oc = cfg[rings + K_CNT]
+    os_ = cfg[rings + K_SUM]
+    oq = cfg[rings + K_SQR]
+    if lo < b - n + 1:
+        lo = b - n + 1
+    for x in range(lo, new_lo):
+        j = x % n
+        if filled(istate, k, words, j):
+            s = j * stride
+            state[k, wo + W_CNT] -= state[k, oc + s]
+            if os_ >= 0:
+                state[k, wo + W_SUM] -= state[k, os_ + s]
+            if oq >= 0:
+                state[k, wo + W_SQR] -= state[k, oq + s]
+    state[k, wo + W_LO] = new_lo
+    state[k, wo + W_END] = new_lo + size
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -253,6 +303,8 @@ def fixed_kernel(
         ol = cfg[rings + K_LOFF]
         olv = cfg[rings + K_LVAL]
         capped = cfg[rec + R_CAP] == 1
+        # the reference's running aggregates: buckets leaving a window are subtracted
+        running = cfg[rec + R_MODE] == 0 and not capped
         vr = cfg[rec + R_VALUE]
         na = cfg[rec + R_NA]
         base = cfg[rec + R_OUT]
@@ -287,7 +339,11 @@ def fixed_kernel(
             else:
                 latest_t = latest * period + istate[k, io + H_OFF]
                 if t >= latest_t:
+                    restart = False
                     if b > latest:
+                        if running:
+                            span = cfg[rec + R_WMAX] // period
+                            restart = b - max(istate[k, io + H_FIRST], latest - span + 1) >= 2 * span
                         d = b - latest
                         j_latest = istate[k, io + H_J]
                         j = j_latest + 1
@@ -304,9 +360,14 @@ def fixed_kernel(
                         istate[k, io + H_J] = j_latest
                         latest = b
                     istate[k, io + H_OFF] = t - latest * period
+                    if running and restart:
+                        fixed_restart(state, istate, k, cfg, rec, t, b)
                     for w in range(nw):
                         if b >= state[k, woff + w * W_SIZE + W_END]:
-                            fixed_new_range(state, istate, k, cfg, rec, t, b, w)
+                            if running:
+                                fixed_move_range(state, istate, k, cfg, rec, t, b, w)
+                            else:
+                                fixed_new_range(state, istate, k, cfg, rec, t, b, w)
                 else:
                     if b < fixed_kept_from(cfg, rec, latest, latest_t):
                         write_absent(out, flags, cfg, rec, i)
