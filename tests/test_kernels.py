@@ -117,9 +117,7 @@ class Naive:
         if self.fixed:
             self.period = windows.bucket_ns()
             self.largest = windows.max_window_ns
-            self.smallest = windows.smallest_window_ns
             self.unit = windows.smallest_window_unit_ns
-            self.ref_period = windows.period_ns
             self.precalculated = bool(stats_of(aggregator.aggregations) & (MIN | MAX | FIRST | LAST))
             # the reference's running sums, buckets subtracted as they leave a window
             self.running = not self.precalculated and aggregator.max_value is None
@@ -249,12 +247,15 @@ class Naive:
         if not self.precalculated:
             return (t // length) * length
         lo = (t // self.unit) * self.unit + self.unit - length
-        lo = max(lo, (t // self.largest) * self.largest)
-        return -((-lo) // self.ref_period) * self.ref_period
+        cycle = math.lcm(*self.lengths.values())
+        lo = max(lo, (t // cycle) * cycle)
+        return -((-lo) // self.period) * self.period
 
     def same_range(self, t, latest, length):
-        size = self.smallest if self.precalculated else length
-        return t // size == latest // size
+        if self.precalculated:
+            # the reference's precalculated windows start again whenever any window does
+            return all(t // x == latest // x for x in self.lengths.values())
+        return t // length == latest // length
 
     def kept(self, latest):
         return ((latest // self.largest) - 1) * self.largest
@@ -848,3 +849,52 @@ def test_fixed_running_sums_start_again_two_largest_windows_on():
     assert [s for (s,) in fixed_sums(["10m"], events)][2:] == [0.4, 0.05]
     # with 2h: the 1000000.4 and 0.001 of 22:00 leave the 2h window at 00:00, subtracted
     assert fixed_sums(["10m", "2h"], events)[-1] == [0.05, 0.050000000023283045]
+
+
+def test_reference_precalculated_windows_start_again_with_any_window():
+    # ['10m', '15m'] with max: 2.5 minute buckets; whenever a 10m or 15m window starts, each
+    # window starts again from the first bucket at or after (time rounded up to the minute - its
+    # length), never before the start of the windows' 30 minute cycle (values from storey 1.0.6)
+    aggregator = FieldAggregator("x", "v", ["sum", "max"], FixedWindows(["10m", "15m"]))
+    minutes = [0, 3, 6, 9, 10, 12, 15, 19, 20, 24, 26, 31, 38, 45, 47, 52, 61]
+    midnight = 1_595_289_600 * SECOND
+    events = [("k", midnight + m * 60 * SECOND, float(2**i)) for i, m in enumerate(minutes)]
+    out = run_kernels([aggregator], events)
+    assert [o["x_sum_10m"] for o in out] == [
+        1,
+        3,
+        7,
+        15,
+        30,
+        62,
+        120,
+        248,
+        448,
+        960,
+        1984,
+        2048,
+        6144,
+        12288,
+        28672,
+        57344,
+        65536,
+    ]
+    assert [o["x_sum_15m"] for o in out] == [
+        1,
+        3,
+        7,
+        15,
+        31,
+        63,
+        126,
+        254,
+        504,
+        1016,
+        2040,
+        2048,
+        6144,
+        12288,
+        28672,
+        57344,
+        65536,
+    ]

@@ -1,12 +1,17 @@
-"""Fixed windows: a ring of buckets per key (two of the largest windows), and a running aggregate
-per window over the buckets from its start `lo` to the latest one.
+"""Fixed windows: a ring of buckets per key (two of the largest windows; a bucket is half the
+windows' greatest common divisor, as the reference's), and a running aggregate per window over the
+buckets from its start `lo` to the latest one.
 
-Windows are aligned to multiples of their length since the epoch: when an event opens a new window
-its running aggregate restarts. Aggregators with min/max/first/last (mode 1) follow the
-reference's precalculated windows instead: whenever an event enters a new smallest window, every
-window restarts from the first reference bucket (half the smallest window) at or after
-max(event time rounded up to the next unit of the smallest window - window length, start of the
-largest window), and accumulates from there until the next smallest window begins.
+Aggregators without min/max/first/last (mode 0) keep the reference's running sums: windows are
+aligned to multiples of their length since the epoch, and when one moves on, the buckets before its
+new start are subtracted from its running aggregate, oldest first (their rounding stays behind).
+The running aggregates start again from zero, forgetting the buckets, only when a new bucket is two
+of the largest windows past the first bucket since they last did (or past the latest bucket less one
+largest window). Aggregators with min/max/first/last (mode 1) follow the reference's precalculated
+windows instead: whenever any window starts a new one, every window restarts from the first
+bucket at or after max(event time rounded up to the next unit of the smallest window - window
+length, start of the windows' least common multiple), and accumulates from there until any window
+starts again.
 
 Each window block remembers where its current range ends (W_END): an in-order event opens a new
 range when its bucket reaches it.
@@ -57,9 +62,7 @@ from .layout import (
     R_NW,
     R_OUT,
     R_PERIOD,
-    R_REFP,
     R_RINGS,
-    R_SMALL,
     R_STRIDE,
     R_UNIT,
     R_VALUE,
@@ -86,14 +89,25 @@ def fixed_start(cfg, rec, t, w):
     if cfg[rec + R_MODE] == 0:
         return (t // length) * length // period
     unit = cfg[rec + R_UNIT]
-    largest = cfg[rec + R_WMAX]
-    ref_period = cfg[rec + R_REFP]
+    cycle = fixed_cycle(cfg, rec) * period
     lo = (t // unit) * unit + unit - length
-    opened = (t // largest) * largest
+    opened = (t // cycle) * cycle
     if lo < opened:
         lo = opened
-    lo = -((-lo) // ref_period) * ref_period
-    return lo // period
+    return -((-lo) // period)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_cycle(cfg, rec):
+    """The windows' least common multiple (buckets): every window starts again together."""
+    cycle = np.int64(1)
+    for w in range(cfg[rec + R_NW]):
+        size = cfg[rec + R_WIN + w]
+        a, b = cycle, size
+        while b:
+            a, b = b, a % b
+        cycle = cycle // a * size
+    return cycle
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -104,10 +118,15 @@ def fixed_new_range(state, istate, k, cfg, rec, t, b, w):
     lo = fixed_start(cfg, rec, t, w)
     if cfg[rec + R_MODE] == 0:
         size = cfg[rec + R_WIN + w]
+        end = (b // size + 1) * size
     else:
-        size = cfg[rec + R_SMALL] // cfg[rec + R_PERIOD]
+        # until any window starts again
+        end = b + cfg[rec + R_N]
+        for x in range(cfg[rec + R_NW]):
+            size = cfg[rec + R_WIN + x]
+            end = min(end, (b // size + 1) * size)
     state[k, wo + W_LO] = lo
-    state[k, wo + W_END] = (b // size + 1) * size
+    state[k, wo + W_END] = end
     window_from_ring(state, istate, k, cfg, rec, wo, lo, b)
 
 
@@ -178,8 +197,12 @@ def fixed_same_range(cfg, rec, t, latest_t, w):
     if cfg[rec + R_MODE] == 0:
         length = cfg[rec + R_WIN + w] * cfg[rec + R_PERIOD]
         return t // length == latest_t // length
-    smallest = cfg[rec + R_SMALL]
-    return t // smallest == latest_t // smallest
+    period = cfg[rec + R_PERIOD]
+    for x in range(cfg[rec + R_NW]):
+        length = cfg[rec + R_WIN + x] * period
+        if t // length != latest_t // length:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
