@@ -408,6 +408,27 @@ def test_max_value_with_derived_aggregations_works(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_an_event_without_the_field_reads_the_windows_ending_at_its_time_with_max_value(kind):
+    # as storey 1.0.6 does with max_value (fixed windows): each window's length of buckets ending
+    # at the event's time, nothing before the largest window's worth of buckets up to the latest
+    aggregates = [fa("x", "v", ["sum", "count", "max"], ["10m", "20m"], max_value=50)]
+    start = dt.datetime(2020, 7, 21, tzinfo=dt.UTC)
+    minutes = [(0, 1), (3, 2), (27, 8), (21, None), (19, None), (5, None), (41, None)]
+    events = [
+        ({"v": v} if v is not None else {"w": 1}, "k", start + dt.timedelta(minutes=m)) for m, v in minutes
+    ]
+    capture = Capture()
+    run(kind, [AggregateByKey(aggregates, table()), capture], events)
+    bodies = [e["body"] for e in capture.seen]
+    empty = {"x_sum_10m": 0.0, "x_count_10m": 0.0, "x_max_10m": "<-inf>"}  # as Capture encodes it
+    empty.update({k.replace("10m", "20m"): v for k, v in empty.items()})
+    assert bodies[3] == {"w": 1, **empty}
+    assert bodies[4] == {"w": 1, **empty}
+    assert bodies[5] == {"w": 1}
+    assert bodies[6] == {"w": 1, **empty, "x_sum_20m": 8.0, "x_count_20m": 1.0, "x_max_20m": 8.0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_naive_datetimes_are_utc(kind):
     # defect 5: the tests run with TZ=America/New_York; naive times are UTC nonetheless
     aggregates = [fa("x", "v", ["sum", "count"], ["1h"]), fa("s", "v", ["sum"], ["1h"], "10m")]

@@ -298,6 +298,27 @@ def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
+    """Features of an event without a value for an aggregator with max_value, as the reference
+    reports them: each window's length of buckets ending at the event's own bucket (not aligned),
+    over the largest window's worth of buckets up to the key's latest; none before those."""
+    io = cfg[rec + R_IOFF]
+    latest = istate[k, io + H_B]
+    if latest == NO_STATE:
+        write_empty(state, istate, cfg, rec, mv, out, flags, i)
+        return
+    period = cfg[rec + R_PERIOD]
+    b = t // period
+    kept = latest - cfg[rec + R_WMAX] // period + 1
+    if b < kept:
+        write_absent(out, flags, cfg, rec, i)
+        return
+    for w in range(cfg[rec + R_NW]):
+        lo = max(b - cfg[rec + R_WIN + w] + 1, kept)
+        features(state, istate, k, cfg, rec, mv, w, i, lo, min(b, latest), out, flags)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def fixed_kernel(
     cfg, max_values, times, slots, values, valid, update, mode, state, istate, out, flags, part, parts
@@ -350,7 +371,10 @@ def fixed_kernel(
                 write_absent(out, flags, cfg, rec, i)
                 continue
             if update == 0 or valid[vr, i] == 0:
-                fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
+                if capped and update == 1:
+                    fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i)
+                else:
+                    fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
                 continue
             v = values[vr, i]
             b = t // period
