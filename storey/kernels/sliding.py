@@ -88,6 +88,10 @@ W_REF_FIRST = W_LO
 _EXTREMES = 1.0  # min, max and the bucket of first
 _RESUM = 2.0  # everything, sums included
 _RESUM_EXACT = 3.0  # everything, and the sums must be the reference's (see resum_all)
+# the reference adds the window up again, ours keeps its running sums (see resum_all): only
+# the reference's first of the window changes, and min, max and first are recomputed (_EXTREMES)
+_RUNNING = 0.5
+_RUNNING_EXTREMES = 1.5
 # a span of buckets no key ever steps over
 _NEVER = 1 << 40
 
@@ -173,13 +177,15 @@ def settle(state, k, wo, redo, first_left):
     must recompute and returns what was asked (0.0: nothing), or forgets its min, max and first
     once it is empty (then the reference, adding it up again, leaves no residue of its sums)."""
     if state[k, wo + W_CNT] == 0.0:
-        if redo != 0.0:
-            # added up again from no buckets: no residue of the sums
-            state[k, wo + W_SUM] = 0.0
-            state[k, wo + W_SQR] = 0.0
         state[k, wo + W_MIN] = INF
         state[k, wo + W_MAX] = -INF
         state[k, wo + W_FB] = INF
+        if redo == 0.0:
+            return 0.0
+        # added up again from no buckets: no residue of the sums
+        state[k, wo + W_SUM] = 0.0
+        state[k, wo + W_SQR] = 0.0
+        state[k, wo + W_REDO] = redo
         return redo
     if first_left and redo == 0.0:
         redo = _EXTREMES
@@ -196,8 +202,9 @@ def resum_all(state, k, cfg, rec):
     always, as rounding differences grow in the variance. The others keep their running sums
     (which then differ from the reference's in the last bits at most; adding up the longest
     window at every such step would halve the speed of a typical sum/min/max aggregator) and
-    recompute the min, max and first of the windows whose buckets asked for it, unless a NaN or
-    an infinity spoiled a sum, or a leaving bucket cancelled most of one (_RESUM_EXACT)."""
+    recompute the min, max and first of the windows whose buckets asked for it (_RUNNING...),
+    unless a NaN or an infinity spoiled a sum, or a leaving bucket cancelled most of one
+    (_RESUM_EXACT)."""
     woff = cfg[rec + R_WOFF]
     nw = cfg[rec + R_NW]
     exact = cfg[rec + R_RINGS + K_SQR] >= 0
@@ -209,8 +216,10 @@ def resum_all(state, k, cfg, rec):
         wo = woff + w * W_SIZE
         if exact:
             state[k, wo + W_REDO] = _RESUM
-        elif state[k, wo + W_REDO] == _RESUM:
-            state[k, wo + W_REDO] = _EXTREMES
+        elif state[k, wo + W_REDO] == 0.0:
+            state[k, wo + W_REDO] = _RUNNING
+        else:
+            state[k, wo + W_REDO] = _RUNNING_EXTREMES
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -305,7 +314,7 @@ def sliding_redo(state, istate, k, cfg, rec, latest):
         windows_newest_first(state, istate, k, cfg, rec, latest, istate[k, cfg[rec + R_IOFF] + H_J])
     for w in range(cfg[rec + R_NW]):
         wo = woff + w * W_SIZE
-        if state[k, wo + W_REDO] == _EXTREMES:
+        if state[k, wo + W_REDO] == _EXTREMES or state[k, wo + W_REDO] == _RUNNING_EXTREMES:
             extremes_from_ring(state, istate, k, cfg, rec, wo, latest - cfg[rec + R_WIN + w] + 1, latest)
         state[k, wo + W_REDO] = 0.0
 
@@ -542,12 +551,14 @@ def sliding_kernel(
                     wo = woff + w * W_SIZE
                     if b < latest - cfg[wins + w] + 1:
                         continue
-                    if redo_any and state[k, wo + W_REDO] == _RESUM:
+                    mark = state[k, wo + W_REDO] if redo_any else 0.0
+                    if mark == _RESUM:
                         # the reference's first of a window added up again: its newest bucket's
                         if of >= 0:
                             state[k, wo + W_REF_FIRST] = v
                     else:
-                        if of >= 0 and state[k, wo + W_REF_FIRST] != state[k, wo + W_REF_FIRST]:
+                        readded = mark == _RUNNING or mark == _RUNNING_EXTREMES
+                        if of >= 0 and (readded or state[k, wo + W_REF_FIRST] != state[k, wo + W_REF_FIRST]):
                             state[k, wo + W_REF_FIRST] = v
                         state[k, wo + W_CNT] += 1.0
                         if os_ >= 0:
