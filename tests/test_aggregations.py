@@ -429,6 +429,27 @@ def test_an_event_without_the_field_reads_the_windows_ending_at_its_time_with_ma
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_an_event_without_the_field_reads_the_sliding_windows_ending_at_its_time_with_max_value(kind):
+    # as storey 1.0.6 does with max_value (sliding windows, 5m buckets): the windows ending at the
+    # event's bucket, from the buckets the key keeps (20m: its latest bucket and the 3 before)
+    aggregates = [fa("x", "v", ["sum", "count", "max"], ["10m", "20m"], "5m", max_value=50)]
+    start = dt.datetime(2020, 7, 21, tzinfo=dt.UTC)
+    minutes = [(0, 1), (3, 2), (27, 8), (41, None), (30, None), (5, None)]
+    events = [
+        ({"v": v} if v is not None else {"w": 1}, "k", start + dt.timedelta(minutes=m)) for m, v in minutes
+    ]
+    capture = Capture()
+    run(kind, [AggregateByKey(aggregates, table()), capture], events)
+    bodies = [e["body"] for e in capture.seen]
+    eight = {"x_sum_10m": 8.0, "x_count_10m": 1.0, "x_max_10m": 8.0}
+    eight.update({k.replace("10m", "20m"): v for k, v in eight.items()})
+    # 41: 10m holds buckets 35-40 (nothing), 20m 25-40 (the 8 at 27), past the latest event
+    assert bodies[3] == {"w": 1, **eight, "x_sum_10m": 0.0, "x_count_10m": 0.0, "x_max_10m": "<-inf>"}
+    assert bodies[4] == {"w": 1, **eight}  # 30: both windows hold bucket 25
+    assert bodies[5] == {"w": 1}  # 5: bucket 5 is no longer kept
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_naive_datetimes_are_utc(kind):
     # defect 5: the tests run with TZ=America/New_York; naive times are UTC nonetheless
     aggregates = [fa("x", "v", ["sum", "count"], ["1h"]), fa("s", "v", ["sum"], ["1h"], "10m")]

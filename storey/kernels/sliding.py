@@ -585,8 +585,9 @@ def sliding_kernel(
                         write_absent(out, flags, cfg, rec, i)
                     continue
                 r = t // period
-                if read_mode == MODE_AGG and r > latest:
-                    # like the reference, an event that is not aggregated reads the windows as they are
+                if read_mode == MODE_AGG and r > latest and not (capped and update == 1):
+                    # like the reference, an event that is not aggregated reads the windows as they
+                    # are; with max_value, those ending at its own time
                     r = latest
                 if r < latest - n_ring + 1:
                     write_absent(out, flags, cfg, rec, i)
