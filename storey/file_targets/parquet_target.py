@@ -25,7 +25,7 @@ from .values import body_rows, first_body_fields
 # Events per file when writing to a directory and max_events is not given (as the reference).
 DEFAULT_MAX_EVENTS = 10000
 # Events gathered before a part of a single file is written.
-SINGLE_FILE_PART_EVENTS = 262144
+SINGLE_FILE_PART_EVENTS = 131072
 
 
 class ParquetTarget(BufferedFileTarget):
