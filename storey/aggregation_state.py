@@ -96,9 +96,7 @@ class Layout:
         record[B.R_KIND] = B.KIND_FIXED if self.fixed else B.KIND_SLIDING
         record[B.R_WMAX] = windows.max_window_ns
         if self.fixed:
-            record[B.R_SMALL] = windows.smallest_window_ns
             record[B.R_UNIT] = windows.smallest_window_unit_ns
-            record[B.R_REFP] = windows.period_ns
         record[B.R_RINGS : B.R_RINGS + B.N_RINGS] = rings
         record[B.R_WOFF] = self.window_offset
         record[B.R_STRIDE] = self.stride
