@@ -387,6 +387,9 @@ def sliding_kernel(
         ofv_ = ofv if of >= 0 else -1
         olv_ = olv if ol >= 0 else -1
         extremes = omin >= 0 or omax >= 0 or of >= 0 or ol >= 0
+        # min and/or max without first, last or squares: steps shorter than every window take a
+        # lean path (see below), as the generic one would do it for such an aggregator
+        lean = extremes and of < 0 and ol < 0 and oq < 0 and not capped and nw < 63
         for i in range(n):
             k = slots[i]
             if parts != 1 and k % parts != part:
@@ -416,6 +419,10 @@ def sliding_kernel(
                 v = values[vr, i]
                 b = t // period
                 redo_any = False
+                # lean path: windows whose leaving buckets held their min or max (bit w), and
+                # whether every window is added up again from its buckets instead (see resum_all)
+                lean_hits = 0
+                lean_exact = False
                 if latest == NO_STATE:
                     sliding_start_key(state, istate, k, cfg, rec, b)
                     latest = b
@@ -424,6 +431,56 @@ def sliding_kernel(
                     j_latest = sliding_advance(state, istate, k, cfg, rec, latest, b)
                     latest = b
                     redo_any = extremes
+                elif b > latest and lean:
+                    # as below for min/max alone: the windows whose leaving bucket held their min
+                    # or max take them again from their buckets once the value is in
+                    d = b - latest
+                    j_old = istate[k, io + H_J]
+                    for w in range(nw):
+                        wo = woff + w * W_SIZE
+                        if state[k, wo + W_CNT] == 0.0:
+                            continue
+                        jd = j_old - cfg[wins + w] + 1
+                        if jd < 0:
+                            jd += n_ring
+                        for _ in range(d):
+                            if filled(istate, k, words, jd):
+                                sd = jd * stride
+                                state[k, wo + W_CNT] -= state[k, oc + sd]
+                                leaving = 0.0
+                                if os_ >= 0:
+                                    leaving = state[k, os_ + sd]
+                                    state[k, wo + W_SUM] -= leaving
+                                if (omin >= 0 and state[k, omin + sd] <= state[k, wo + W_MIN]) or (
+                                    omax >= 0 and state[k, omax + sd] >= state[k, wo + W_MAX]
+                                ):
+                                    lean_hits |= np.int64(1) << w
+                                    if abs(state[k, wo + W_SUM]) * 1e6 < abs(leaving):
+                                        lean_exact = True
+                            jd += 1
+                            if jd == n_ring:
+                                jd = 0
+                        if state[k, wo + W_CNT] == 0.0:
+                            state[k, wo + W_MIN] = INF
+                            state[k, wo + W_MAX] = -INF
+                            state[k, wo + W_FB] = INF
+                            if (lean_hits >> w) & 1 == 1:
+                                state[k, wo + W_SUM] = 0.0
+                                state[k, wo + W_SQR] = 0.0
+                    if lean_hits != 0 and not lean_exact:
+                        for w in range(nw):
+                            if not np.isfinite(state[k, woff + w * W_SIZE + W_SUM]):
+                                lean_exact = True
+                    jd = j_old + 1
+                    if jd == n_ring:
+                        jd = 0
+                    clear_slots(istate, k, words, n_ring, jd, d)
+                    j_latest = j_old + d
+                    if j_latest >= n_ring:
+                        j_latest -= n_ring
+                    istate[k, io + H_B] = b
+                    istate[k, io + H_J] = j_latest
+                    latest = b
                 elif b > latest:
                     # a step shorter than every window (the usual one): the few buckets leaving
                     # each window are subtracted here, as sliding_advance does
@@ -574,6 +631,14 @@ def sliding_kernel(
                                 state[k, wo + W_FB] = b
                 if redo_any:
                     sliding_redo(state, istate, k, cfg, rec, latest)
+                if lean_exact:
+                    windows_newest_first(state, istate, k, cfg, rec, latest, j_latest)
+                elif lean_hits != 0:
+                    for w in range(nw):
+                        if (lean_hits >> w) & 1 == 1:
+                            wo = woff + w * W_SIZE
+                            lo = latest - cfg[wins + w] + 1
+                            extremes_from_ring(state, istate, k, cfg, rec, wo, lo, latest)
                 if b != latest:
                     sliding_scanned(state, istate, k, cfg, rec, mv, latest, b, out, flags, i)
                     continue
