@@ -39,6 +39,8 @@ from numba.extending import intrinsic
 
 from .layout import (
     ABSENT,
+    H_B,
+    H_J,
     HEADER,
     INT,
     K_CNT,
@@ -457,6 +459,35 @@ def clear_bucket(state, k, cfg, rec, s):
 )
 def capped(x, mv):
     return mv if x > mv else x
+
+
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    no_cpython_wrapper=True,
+    no_cfunc_wrapper=True,
+    inline="always",
+)
+def move_latest(istate, k, io, n, new):
+    """Moves the key's latest bucket forward to `new` (`io`: the aggregator's block in istate, n:
+    its ring size): the ring slots after the old latest one, up to `new`'s, start empty. Returns
+    the ring slot of `new`."""
+    d = new - istate[k, io + H_B]
+    j_old = istate[k, io + H_J]
+    j = j_old + 1
+    if j == n:
+        j = 0
+    clear_slots(istate, k, io + HEADER, n, j, d)
+    if d < n:
+        j = j_old + d
+        if j >= n:
+            j -= n
+    else:
+        j = new % n
+    istate[k, io + H_B] = new
+    istate[k, io + H_J] = j
+    return j
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -28,6 +28,7 @@ from .buckets import (
     filled,
     finish,
     insert_capped,
+    move_latest,
     newest_last,
     prefetch,
     reset_window,
@@ -391,20 +392,7 @@ def fixed_kernel(
                         if running:
                             span = cfg[rec + R_WMAX] // period
                             restart = b - max(istate[k, io + H_FIRST], latest - span + 1) >= 2 * span
-                        d = b - latest
-                        j_latest = istate[k, io + H_J]
-                        j = j_latest + 1
-                        if j == n_ring:
-                            j = 0
-                        clear_slots(istate, k, words, n_ring, j, d)
-                        if d < n_ring:
-                            j_latest += d
-                            if j_latest >= n_ring:
-                                j_latest -= n_ring
-                        else:
-                            j_latest = b % n_ring
-                        istate[k, io + H_B] = b
-                        istate[k, io + H_J] = j_latest
+                        move_latest(istate, k, io, n_ring, b)
                         latest = b
                     istate[k, io + H_OFF] = t - latest * period
                     if running and restart:

@@ -36,6 +36,7 @@ from .buckets import (
     filled,
     finish,
     insert_capped,
+    move_latest,
     prefetch,
     reset_window,
     windows_newest_first,
@@ -288,19 +289,7 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
             resum = settle(state, k, wo, redo, first_left) >= _RESUM or resum
     if resum:
         resum_all(state, k, cfg, rec)
-    j_new = j_old + 1
-    if j_new == n:
-        j_new = 0
-    clear_slots(istate, k, words, n, j_new, d)
-    if d < n:
-        j_new = j_old + d
-        if j_new >= n:
-            j_new -= n
-    else:
-        j_new = new % n
-    istate[k, io + H_B] = new
-    istate[k, io + H_J] = j_new
-    return j_new
+    return move_latest(istate, k, io, n, new)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -471,15 +460,7 @@ def sliding_kernel(
                         for w in range(nw):
                             if not np.isfinite(state[k, woff + w * W_SIZE + W_SUM]):
                                 lean_exact = True
-                    jd = j_old + 1
-                    if jd == n_ring:
-                        jd = 0
-                    clear_slots(istate, k, words, n_ring, jd, d)
-                    j_latest = j_old + d
-                    if j_latest >= n_ring:
-                        j_latest -= n_ring
-                    istate[k, io + H_B] = b
-                    istate[k, io + H_J] = j_latest
+                    j_latest = move_latest(istate, k, io, n_ring, b)
                     latest = b
                 elif b > latest:
                     # a step shorter than every window (the usual one): the few buckets leaving
@@ -540,15 +521,7 @@ def sliding_kernel(
                     if resum:
                         resum_all(state, k, cfg, rec)
                         redo_any = True
-                    jd = j_old + 1
-                    if jd == n_ring:
-                        jd = 0
-                    clear_slots(istate, k, words, n_ring, jd, d)
-                    j_latest = j_old + d
-                    if j_latest >= n_ring:
-                        j_latest -= n_ring
-                    istate[k, io + H_B] = b
-                    istate[k, io + H_J] = j_latest
+                    j_latest = move_latest(istate, k, io, n_ring, b)
                     latest = b
                 else:
                     if b < latest - n_ring + 1:
