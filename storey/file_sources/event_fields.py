@@ -125,7 +125,7 @@ def _text_column(columns, name):
     the keys), or None for any other column."""
     data = columns.data
     if isinstance(data, FrameData):
-        return data.text.get(name)
+        return data.text(name)
     if not isinstance(data, ArrowColumnData) or name in data.overridden:
         return None
     column = data.arrow_column(name)

@@ -35,8 +35,10 @@ class FrameFields:
         self.n = len(df)
         self.data = {}
         self.kinds = {}
-        # text columns pandas keeps in arrow, as arrow (keys are looked up without str objects)
-        self.text = {}
+        # text columns pandas keeps in arrow, and those of them asked for as arrow (keys are
+        # looked up without str objects)
+        self._arrow_backed = {}
+        self._text = {}
         aliases = []
         renamed = collections.namedtuple("Row", ["Index", *df.columns], rename=True)._fields[1:]
         for position, name in enumerate(renamed):
@@ -54,11 +56,11 @@ class FrameFields:
                 self.original.setdefault(column, name)
 
     def _add(self, name, values):
-        text = _arrow_text(values)
-        if text is None:
-            self.text.pop(name, None)
+        dtype = values.dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            self._arrow_backed[name] = values
         else:
-            self.text[name] = text
+            self._arrow_backed.pop(name, None)
         values, kind = column_values(values)
         self.data[name] = values
         if kind is PLAIN:
@@ -69,8 +71,17 @@ class FrameFields:
     def columns(self, start, stop):
         """`Columns` of rows [start, stop)."""
         data = FrameData({name: values[start:stop] for name, values in self.data.items()})
-        data.text = {name: text.slice(start, stop - start) for name, text in self.text.items()}
+        data.frame = self
+        data.start = start
         return Columns(data, min(stop, self.n) - start, converters=self.kinds)
+
+    def text(self, name):
+        """The arrow string array under field `name` when pandas holds it in arrow, else None;
+        made the first time it is asked for."""
+        text = self._text.get(name)
+        if text is None and name in self._arrow_backed:
+            text = self._text[name] = _arrow_text(self._arrow_backed[name])
+        return text
 
     def field(self, name):
         """The body field a key_field/time_field/id_field names, or None."""
@@ -78,17 +89,22 @@ class FrameFields:
 
 
 class FrameData(dict):
-    """A batch's body fields as NumPy arrays, and in `text` those of its text columns that
-    pandas holds in arrow, as the arrow string arrays they are (zero-copy slices)."""
+    """A batch's body fields as NumPy arrays, rows from `start` of the `frame` (FrameFields)
+    they were sliced from."""
 
-    __slots__ = ("text",)
+    __slots__ = ("frame", "start")
+
+    def text(self, name):
+        """Field `name` as the arrow string array pandas holds it in (a zero-copy slice), or
+        None when pandas does not hold it so."""
+        text = self.frame.text(name)
+        if text is None:
+            return None
+        return text.slice(self.start, len(self[name]))
 
 
 def _arrow_text(values):
-    """The arrow string array under a pandas text column stored in arrow, or None."""
-    dtype = values.dtype
-    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
-        return None
+    """The arrow string array under a pandas text column stored in arrow."""
     text = pa.array(values.array)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
