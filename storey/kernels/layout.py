@@ -56,14 +56,6 @@ H_FIRST = 2  # first bucket the key ever had
 H_J = 3  # ring slot of the latest bucket (H_B modulo the ring size)
 NO_STATE = -(2**63)
 
-# stats bits (same as registry)
-S_SUM = 2
-S_SQR = 4
-S_MIN = 8
-S_MAX = 16
-S_FIRST = 32
-S_LAST = 64
-
 ABSENT = 1
 INT = 2
 
