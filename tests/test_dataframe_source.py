@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from storey import DataframeSource, Filter, Map, Reduce, build_flow
@@ -349,3 +351,32 @@ def test_text_key_columns_of_every_pandas_storage_key_the_same_state(dtype, monk
         for u, t in zip(kept, times)
     ]
     assert written["amt_sum_30m"].tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "string[python]", object])
+def test_text_body_columns_of_every_pandas_storage_are_written_and_seen_alike(dtype, monkeypatch, tmp_path):
+    # a text column pandas holds in arrow reaches targets as arrow, and steps as str/None values
+    from storey import CSVTarget, ParquetTarget
+    from storey.file_sources import dataframe_source
+
+    monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 2)
+    df = pd.DataFrame(
+        {
+            "k": pd.Series(["a", "b", None, "d", "e"], dtype=object),
+            "s": pd.Series(["x", None, "y", "z", ""], dtype=dtype),
+            "v": range(5),
+        }
+    )
+    parquet, csv = str(tmp_path / "out.parquet"), str(tmp_path / "out.csv")
+    build_flow([DataframeSource(df, key_field="k"), ParquetTarget(parquet)]).run().await_termination()
+    build_flow([DataframeSource(df, key_field="k"), CSVTarget(csv)]).run().await_termination()
+    written = pq.read_table(parquet)
+    assert written.column("s").to_pylist() == ["x", None, "z", ""]
+    assert written.schema.field("s").type == pa.string()
+    with open(csv) as lines:
+        assert lines.read().splitlines() == ["a,x,0", "b,,1", "d,z,3", "e,,4"]
+    texts = Map(lambda body: body["s"])
+    values = build_flow([DataframeSource(df, key_field="k"), texts, Reduce([], lambda acc, s: acc + [s])])
+    values = values.run().await_termination()
+    missing = pd.NA if dtype in ("string[pyarrow]", "string[python]") else None
+    assert values[0] == "x" and values[1] is missing and values[2:] == ["z", ""]

@@ -109,9 +109,10 @@ def columns_from_arrow(record_batch, plans):
 
 def filter_columns(columns, mask):
     """The rows of `columns` where `mask` is True, keeping arrow data as arrow data."""
-    if isinstance(columns.data, ArrowColumnData):
+    filter_data = getattr(columns.data, "filter", None)
+    if filter_data is not None:
         return Columns(
-            columns.data.filter(mask),
+            filter_data(mask),
             int(mask.sum()),
             converters=columns.converters,
             list_rows=columns.list_rows,

@@ -135,7 +135,7 @@ def _text_column(columns, name):
 
 
 def _none_mask(columns, name):
-    if isinstance(columns.data, ArrowColumnData):
+    if isinstance(columns.data, ArrowColumnData | FrameData):
         mask = columns.data.none_mask(name)
         if mask is not None:
             return mask

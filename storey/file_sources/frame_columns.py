@@ -9,6 +9,7 @@ NumPy dtypes, pandas Timestamps for datetimes, NumPy scalars and pd.NA for nulla
 """
 
 import collections
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,18 +26,18 @@ _NULLABLE_SCALARS = {
 
 
 class FrameFields:
-    """The body fields of one DataFrame: names and whole-frame NumPy columns with their kinds.
+    """The body fields of one DataFrame: names and whole-frame columns with their kinds (NumPy
+    arrays, or the pandas Series of a text column pandas holds in arrow).
 
-    `original` maps each body field to the DataFrame column it came from (renamed columns can be
-    named either way as key_field, time_field or id_field).
+        `original` maps each body field to the DataFrame column it came from (renamed columns can be
+        named either way as key_field, time_field or id_field).
     """
 
     def __init__(self, df):
         self.n = len(df)
         self.data = {}
         self.kinds = {}
-        # text columns pandas keeps in arrow, and those of them asked for as arrow (keys are
-        # looked up without str objects)
+        # text columns pandas keeps in arrow, and their arrow arrays (made on first use)
         self._arrow_backed = {}
         self._text = {}
         aliases = []
@@ -57,12 +58,14 @@ class FrameFields:
 
     def _add(self, name, values):
         dtype = values.dtype
+        self.data[name] = values
         if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            # kept in arrow: NumPy values are made per batch, only when a step asks for them
             self._arrow_backed[name] = values
+            kind = NullableKind(None) if dtype.na_value is pd.NA else PLAIN
         else:
             self._arrow_backed.pop(name, None)
-        values, kind = column_values(values)
-        self.data[name] = values
+            self.data[name], kind = column_values(values)
         if kind is PLAIN:
             self.kinds.pop(name, None)
         else:
@@ -70,16 +73,19 @@ class FrameFields:
 
     def columns(self, start, stop):
         """`Columns` of rows [start, stop)."""
-        data = FrameData({name: values[start:stop] for name, values in self.data.items()})
-        data.frame = self
-        data.start = start
-        return Columns(data, min(stop, self.n) - start, converters=self.kinds)
+        n = min(stop, self.n) - start
+        arrays = {}
+        texts = {}
+        for name, values in self.data.items():
+            if name in self._arrow_backed:
+                texts[name] = self._whole_text(name).slice(start, n)
+            else:
+                arrays[name] = values[start:stop]
+        return Columns(FrameData(list(self.data), arrays, texts), n, converters=self.kinds)
 
-    def text(self, name):
-        """The arrow string array under field `name` when pandas holds it in arrow, else None;
-        made the first time it is asked for."""
+    def _whole_text(self, name):
         text = self._text.get(name)
-        if text is None and name in self._arrow_backed:
+        if text is None:
             text = self._text[name] = _arrow_text(self._arrow_backed[name])
         return text
 
@@ -88,19 +94,61 @@ class FrameFields:
         return self.original.get(name)
 
 
-class FrameData(dict):
-    """A batch's body fields as NumPy arrays, rows from `start` of the `frame` (FrameFields)
-    they were sliced from."""
+class FrameData(Mapping):
+    """A batch's body fields as NumPy arrays. Text columns pandas holds in arrow stay arrow
+    arrays (`text`, `arrow_column`: a key lookup or a file target uses them as they are) until
+    a step asks for their values."""
 
-    __slots__ = ("frame", "start")
+    __slots__ = ("_names", "_arrays", "_texts")
+
+    def __init__(self, names, arrays, texts):
+        self._names = names
+        self._arrays = arrays
+        self._texts = texts
+
+    def __getitem__(self, name):
+        values = self._arrays.get(name)
+        if values is None:
+            values = self._arrays[name] = self._texts[name].to_numpy(zero_copy_only=False)
+        return values
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def __contains__(self, name):
+        return name in self._arrays or name in self._texts
 
     def text(self, name):
-        """Field `name` as the arrow string array pandas holds it in (a zero-copy slice), or
-        None when pandas does not hold it so."""
-        text = self.frame.text(name)
+        """Field `name` as the arrow string array pandas holds it in, or None when pandas does
+        not hold it so."""
+        return self._texts.get(name)
+
+    @property
+    def overridden(self):
+        """The fields that have no arrow array (see `arrow_column`)."""
+        return frozenset(self._names).difference(self._texts)
+
+    def arrow_column(self, name):
+        """The arrow array of a text field not in `overridden`."""
+        return self._texts[name]
+
+    def none_mask(self, name):
+        """Where the value of field `name` is None, or None when only its values can tell."""
+        text = self._texts.get(name)
         if text is None:
             return None
-        return text.slice(self.start, len(self[name]))
+        if not text.null_count:
+            return np.zeros(len(text), dtype=bool)
+        return text.is_null().to_numpy(zero_copy_only=False)
+
+    def filter(self, mask):
+        """The rows where the boolean array `mask` is True."""
+        arrays = {name: values[mask] for name, values in self._arrays.items()}
+        texts = {name: text.filter(pa.array(mask)) for name, text in self._texts.items()}
+        return FrameData(self._names, arrays, texts)
 
 
 def _arrow_text(values):

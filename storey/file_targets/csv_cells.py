@@ -235,12 +235,9 @@ def _as_read_texts(cols, name):
     """Cell texts made from the arrow array a file source read the field from, when its row
     values follow from it alone: strings as they are, ints without nulls in decimal, ints with
     nulls (a CSV int column with empty fields: NaN where empty) likewise with 'nan'."""
-    arrow_column = getattr(cols.data, "arrow_column", None)
-    if arrow_column is None or pa.types.is_dictionary(arrow_column(name).type):
-        return None  # (a category's missing values are NaN)
     as_read = source_arrow_column(cols, name)
-    if as_read is None:
-        return None
+    if as_read is None or pa.types.is_dictionary(cols.data.arrow_column(name).type):
+        return None  # (a category's missing values are NaN)
     typ = as_read.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return as_read.cast(pa.string())
