@@ -8,6 +8,7 @@ call per group of aggregators per batch, in the events' arrival order.
 import datetime as dt
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -95,6 +96,18 @@ def _check_optional_callable(step_name, param, fn):
 def _rows(rows, total):
     """The output rows a step takes, of `total`; None when it takes them all, in order."""
     return None if rows == list(range(total)) else rows
+
+
+# `emitted` when every event is emitted as it comes
+_ALL_EMITTED = np.zeros(0, dtype=np.uint8)
+
+
+class _Counted(NamedTuple):
+    """What `AggregateByKey._counted` finds in a batch."""
+
+    emitted: np.ndarray
+    counts: dict | None
+    pending: dict | None
 
 
 class _GroupCall:
@@ -262,15 +275,16 @@ class AggregateByKey(Flow):
             raise
         if self._enrich_with and self._table._persists:
             await self._table._ensure_loaded(keys)
+        counted = self._counted(keys)
         try:
-            features = self._aggregate(batch, keys)
+            features = self._aggregate(batch, keys, counted.emitted)
             out = self._output(batch, keys, features)
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
-        await self._emit_by_policy(out, keys)
+        await self._emit_by_policy(out, keys, counted)
 
-    def _aggregate(self, batch, keys):
+    def _aggregate(self, batch, keys, emitted):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.slots_of(keys)
@@ -293,6 +307,7 @@ class AggregateByKey(Flow):
                 slots,
                 values,
                 valid,
+                emitted,
                 group.state,
                 group.istate,
                 out,
@@ -355,40 +370,52 @@ class AggregateByKey(Flow):
         return out
 
     # ---- emission
-    async def _emit_by_policy(self, out, keys):
+    async def _emit_by_policy(self, out, keys, counted):
         policy = self._emit_policy
         if isinstance(policy, EmitEveryEvent):
             await self._emit(out)
         elif isinstance(policy, EmitAfterMaxEvent):
-            await self._emit_every_nth(out, keys, policy)
+            await self._emit_every_nth(out, counted, policy)
         else:
             for key in keys:
                 self._touched.setdefault(table_key(key), key)
             self._start_wall_clock_timer(policy)
 
-    async def _emit_every_nth(self, out, keys, policy):
-        counts = self._counts
-        limit = policy.max_events
-        emitted = []
+    def _counted(self, keys):
+        """Which events the emit policy emits as they come (`emitted`, uint8 per event, or empty
+        for all: the kernels read the windows for an emitted event without a value as the
+        reference does) and, with EmitAfterMaxEvent, each key's count of events not emitted yet
+        after the batch (`counts`) and its last such event in the batch (`pending`, None after an
+        emitted one)."""
+        policy = self._emit_policy
+        n = len(keys)
+        if not isinstance(policy, EmitAfterMaxEvent):
+            return _Counted(_ALL_EMITTED, None, None)
+        emitted = np.zeros(n, dtype=np.uint8)
+        counts = {}
         pending = {}
+        limit = policy.max_events
         for i, key in enumerate(keys):
             k = table_key(key)
-            count = counts.get(k, 0) + 1
+            count = counts.get(k, self._counts.get(k, 0)) + 1
             if count >= limit:
-                emitted.append(i)
-                counts[k] = 0
+                emitted[i] = 1
+                count = 0
                 pending[k] = None
             else:
-                counts[k] = count
                 pending[k] = i
+            counts[k] = count
+        return _Counted(emitted, counts, pending)
+
+    async def _emit_every_nth(self, out, counted, policy):
+        self._counts.update(counted.counts)
         if policy.timeout_secs is not None:
-            for k, i in pending.items():
-                if i is None:
-                    self._pending.pop(k, None)
-                else:
-                    self._pending.pop(k, None)
+            for k, i in counted.pending.items():
+                self._pending.pop(k, None)
+                if i is not None:
                     self._pending[k] = out.take([i])
             self._start_timeout(policy.timeout_secs)
+        emitted = np.flatnonzero(counted.emitted).tolist()
         if emitted:
             await self._emit(out.take(emitted) if len(emitted) < out.n else out)
 

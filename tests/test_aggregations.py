@@ -449,6 +449,60 @@ def test_an_event_without_the_field_reads_the_sliding_windows_ending_at_its_time
     assert bodies[5] == {"w": 1}  # 5: bucket 5 is no longer kept
 
 
+def _emitted_reads(kind, aggregates, events, policy):
+    """The bodies AggregateByKey emits for (minute, body) events of one key."""
+    start = dt.datetime(2020, 7, 21, 21, 0, tzinfo=dt.UTC)
+    capture = Capture()
+    timed = [(body, "k", start + dt.timedelta(minutes=m)) for m, body in events]
+    run(kind, [AggregateByKey(aggregates, table(), emit_policy=policy), capture], timed)
+    return [e["body"] for e in capture.seen]
+
+
+def _counts_at(buckets, at, sizes):
+    """Count features of values in 10m `buckets`, over windows of `sizes` buckets ending at `at`."""
+    return [float(sum(1 for b in buckets if at - size < b <= at)) for size in sizes]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("later", range(7))
+def test_an_emitted_event_without_the_field_reads_windows_that_moved_on_unread_at_its_time(kind, later):
+    # as storey 1.0.6 does with EmitAfterMaxEvent: a value `later` buckets after the key's first
+    # one, neither emitted, moves its windows on when that is 2S buckets or more (S: the windows'
+    # least common multiple, here 2), as far as they start again; the next emitted event without
+    # a value then reads them at its own time, else as they stand
+    aggregates = [fa("x", "v", ["count"], ["10m", "20m"], "10m")]
+    events = [(1, {"v": 1}), (later * 10 + 3, {"v": 1}), (later * 10 + 14, {"w": 1})]
+    emitted = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(3))
+    read_at = later + 1 if later >= 4 else later
+    assert [emitted[0]["x_count_10m"], emitted[0]["x_count_20m"]] == _counts_at([0, later], read_at, [1, 2])
+    # emitting every event reads them as they stand
+    every = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(1))
+    assert [every[2]["x_count_10m"], every[2]["x_count_20m"]] == _counts_at([0, later], later, [1, 2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("later", range(5))
+def test_windows_with_min_or_max_move_on_unread_by_at_least_the_shortest_window(kind, later):
+    # with min/max/first/last the reference's windows move on in steps of at least the shortest
+    # window (here 20m: 2 buckets); a moved window left empty has max -inf, as it reports it
+    aggregates = [fa("x", "v", ["count", "max"], ["20m"], "10m")]
+    events = [(1, {"v": 1}), (later * 10 + 3, {"v": 2}), (later * 10 + 14, {"w": 1})]
+    (body,) = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(3))
+    read_at = later + 1 if later >= 2 else later
+    assert [body["x_count_20m"]] == _counts_at([0, later], read_at, [2])
+    assert body["x_max_20m"] == 2.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_such_a_read_the_windows_stay_where_it_moved_them(kind):
+    aggregates = [fa("x", "v", ["count", "max"], ["10m", "20m"], "10m")]
+    events = [(1, {"v": 1}), (53, {"v": 1}), (64, {"w": 1}), (65, {"w": 1}), (66, {"w": 1}), (84, {"w": 1})]
+    first, second = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(3))
+    moved = {"w": 1, "x_count_10m": 0.0, "x_max_10m": "<-inf>", "x_count_20m": 1.0, "x_max_20m": 1.0}
+    assert first == moved
+    assert second == {**moved, "x_max_10m": "<NaN>"}  # (as the reference reports it there)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_naive_datetimes_are_utc(kind):
     # defect 5: the tests run with TZ=America/New_York; naive times are UTC nonetheless
@@ -745,6 +799,43 @@ def test_live_and_batches_of_any_size_agree():
         )
     controller.terminate()
     _same_features(_features(controller.await_termination()), one_at_a_time)
+
+
+def test_emitted_features_of_events_left_out_by_a_filter_agree_in_bulk_and_live(monkeypatch):
+    # EmitAfterMaxEvent with aggr_filter: which events are emitted, and so where the windows are
+    # read for an event left out, carries over from batch to batch (as the reference, per event)
+    from storey.file_sources import dataframe_source
+
+    monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 7)
+    df = _random_frame(n=400, keys=6, seed=5)
+    aggregates = [
+        fa(
+            "a",
+            "amount",
+            ["sum", "count", "min", "max"],
+            ["30m", "2h"],
+            "10m",
+            aggr_filter=lambda b: b["n"] > 1,
+        ),
+        fa("g", "n", ["sum", "count"], ["1h"], "10m", aggr_filter=lambda b: b["n"] != 3),
+    ]
+
+    def emitted(source, events=None):
+        steps = [source, AggregateByKey(aggregates, table(), emit_policy=EmitAfterMaxEvent(3))]
+        controller = build_flow([*steps, Reduce([], lambda acc, b: acc + [b])]).run()
+        for body, key, when in events or []:
+            controller.emit(body, key=key, event_time=when)
+        if events is not None:
+            controller.terminate()
+        return _features(controller.await_termination())
+
+    bulk = emitted(DataframeSource(df, key_field="user", time_field="when"))
+    rows = [
+        ({"user": r.user, "amount": r.amount, "n": r.n}, r.user, r.when.to_pydatetime())
+        for r in df.itertuples()
+    ]
+    assert len(bulk) == sum(c // 3 for c in df["user"].value_counts())
+    _same_features(bulk, emitted(SyncEmitSource(), rows))
 
 
 # ---------------------------------------------------------------- emission, outputs, errors

@@ -66,6 +66,7 @@ def run_kernels(aggregators, events, compiled=True, splits=None, state=None, par
                 slots,
                 values,
                 valid,
+                np.ones(n, dtype=np.uint8),
                 group.state,
                 group.istate,
                 out,

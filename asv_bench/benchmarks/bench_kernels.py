@@ -46,6 +46,7 @@ class _Kernel:
         self.times, self.slots, self.values = events
         n = len(self.times)
         self.valid = np.ones((1, n), dtype=np.uint8)
+        self.emitted = np.zeros(0, dtype=np.uint8)  # every event emitted, as with EmitEveryEvent
         self.out = np.empty((self.group.n_features, n))
         self.flags = np.zeros((self.group.n_features, n), dtype=np.uint8)
         k = kernels()
@@ -59,6 +60,7 @@ class _Kernel:
             self.slots[:1],
             self.values[:, :1],
             self.valid[:, :1],
+            self.emitted,
             self.group.state,
             self.group.istate,
             self.out[:, :1].copy(),
@@ -78,6 +80,7 @@ class _Kernel:
                 self.slots,
                 self.values,
                 self.valid,
+                self.emitted,
                 g.state,
                 g.istate,
                 self.out,

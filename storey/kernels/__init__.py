@@ -17,6 +17,7 @@ _LOADED = {}
 # `values`/`valid` of a read, which has none
 _NO_VALUES = np.zeros((1, 0))
 _NO_VALID = np.zeros((1, 0), dtype=np.uint8)
+_NO_EMITTED = np.zeros(0, dtype=np.uint8)
 
 
 def _python_twins():
@@ -40,8 +41,9 @@ def _python_twins():
 def kernels(compiled=True):
     """The kernels, compiled (Numba) or as their pure-Python twins: a namespace with
 
-    - `sliding_update` / `fixed_update(cfg, max_values, times, slots, values, valid, state,
-      istate, out, flags, part, parts)`: aggregate a batch and write every event's features;
+    - `sliding_update` / `fixed_update(cfg, max_values, times, slots, values, valid, emitted,
+      state, istate, out, flags, part, parts)`: aggregate a batch and write every event's
+      features (`emitted`: uint8, whether the step emits the event at once);
     - `sliding_read` / `fixed_read(cfg, max_values, times, slots, mode, state, istate, out,
       flags)`: write the features the keys have at the events' times;
     - `sliding` and `fixed`, the compiled kernels they call (see `storey.kernels.sliding`).
@@ -69,14 +71,46 @@ def kernels(compiled=True):
 
 
 def _updating(kernel):
-    def update(cfg, max_values, times, slots, values, valid, state, istate, out, flags, part, parts):
-        kernel(cfg, max_values, times, slots, values, valid, 1, 0, state, istate, out, flags, part, parts)
+    def update(cfg, max_values, times, slots, values, valid, emitted, state, istate, out, flags, part, parts):
+        kernel(
+            cfg,
+            max_values,
+            times,
+            slots,
+            values,
+            valid,
+            emitted,
+            1,
+            0,
+            state,
+            istate,
+            out,
+            flags,
+            part,
+            parts,
+        )
 
     return update
 
 
 def _reading(kernel):
     def read(cfg, max_values, times, slots, mode, state, istate, out, flags):
-        kernel(cfg, max_values, times, slots, _NO_VALUES, _NO_VALID, 0, mode, state, istate, out, flags, 0, 1)
+        kernel(
+            cfg,
+            max_values,
+            times,
+            slots,
+            _NO_VALUES,
+            _NO_VALID,
+            _NO_EMITTED,
+            0,
+            mode,
+            state,
+            istate,
+            out,
+            flags,
+            0,
+            1,
+        )
 
     return read

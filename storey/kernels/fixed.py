@@ -322,7 +322,21 @@ def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def fixed_kernel(
-    cfg, max_values, times, slots, values, valid, update, mode, state, istate, out, flags, part, parts
+    cfg,
+    max_values,
+    times,
+    slots,
+    values,
+    valid,
+    emitted,
+    update,
+    mode,
+    state,
+    istate,
+    out,
+    flags,
+    part,
+    parts,
 ):
     """`sliding_kernel` for fixed windows (same arguments)."""
     n = times.shape[0]

@@ -49,12 +49,19 @@ W_END = 7  # fixed windows: first bucket after the current range; sliding window
 W_SIZE = 8
 
 # int64 block: header, then a bitmap of the ring slots that hold a bucket
-HEADER = 4
+HEADER = 7
 H_B = 0  # latest bucket of the key (NO_STATE before its first value)
 H_OFF = 1  # offset (ns) of the latest time in its bucket
 H_FIRST = 2  # first bucket the key ever had
 H_J = 3  # ring slot of the latest bucket (H_B modulo the ring size)
+# sliding windows, where the reference reads its windows for an emitted event without a value:
+# NO_STATE as they stand (at the latest bucket), DIRTY at the event's own bucket (the windows
+# moved on while no event was emitted), else at this bucket (where such a read moved them)
+H_READ = 4
+H_BORN = 5  # bucket of the key's first event, with or without a value (NO_STATE before)
+H_MOVED = 6  # sliding windows with min/max/first/last: where the reference last moved them
 NO_STATE = -(2**63)
+DIRTY = NO_STATE + 1
 
 ABSENT = 1
 INT = 2

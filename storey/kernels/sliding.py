@@ -39,14 +39,19 @@ from .buckets import (
     move_latest,
     prefetch,
     reset_window,
+    scan,
     windows_newest_first,
     write_absent,
     write_empty,
 )
 from .layout import (
+    DIRTY,
     H_B,
+    H_BORN,
     H_FIRST,
     H_J,
+    H_MOVED,
+    H_READ,
     HEADER,
     K_CNT,
     K_FOFF,
@@ -81,6 +86,7 @@ from .layout import (
     W_SQR,
     W_SUM,
 )
+from .registry import AGGREGATIONS
 
 # a window block's spare fields: what it must recompute from the ring after buckets left it, and
 # the value the reference takes for the window's first (NaN: none yet)
@@ -95,6 +101,8 @@ _RUNNING = 0.5
 _RUNNING_EXTREMES = 1.5
 # a span of buckets no key ever steps over
 _NEVER = 1 << 40
+_CODE_MIN = AGGREGATIONS["min"].code
+_CODE_MAX = AGGREGATIONS["max"].code
 
 
 @njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -325,9 +333,45 @@ def sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def sliding_moved(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
+    """Features of the windows the reference moved to bucket r for an emitted event without a
+    value (see H_READ): as `sliding_scanned`, with the min and max of an emptied window +inf and
+    -inf, as the reference's running aggregates are left."""
+    sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i)
+    nw = cfg[rec + R_NW]
+    base = cfg[rec + R_OUT]
+    codes = rec + R_WIN + nw
+    kept = latest - cfg[rec + R_N] + 1
+    for w in range(nw):
+        lo = max(r - cfg[rec + R_WIN + w] + 1, kept)
+        hi = min(r, latest)
+        if hi >= lo and scan(state, istate, k, cfg, rec, lo, hi)[0] != 0.0:
+            continue
+        for a in range(cfg[rec + R_NA]):
+            if cfg[codes + a] == _CODE_MIN:
+                out[base + a * nw + w, i] = INF
+            elif cfg[codes + a] == _CODE_MAX:
+                out[base + a * nw + w, i] = -INF
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def sliding_kernel(
-    cfg, max_values, times, slots, values, valid, update, mode, state, istate, out, flags, part, parts
+    cfg,
+    max_values,
+    times,
+    slots,
+    values,
+    valid,
+    emitted,
+    update,
+    mode,
+    state,
+    istate,
+    out,
+    flags,
+    part,
+    parts,
 ):
     """Aggregates a batch in arrival order (update=1) or reads the features the keys have at the
     events' times (update=0, changing nothing), and writes every event's features.
@@ -335,7 +379,9 @@ def sliding_kernel(
     cfg: int64 records of the aggregators (cfg[0] aggregators, cfg[1 + a] the record of a);
     max_values: float64 per aggregator; times: int64 ns; slots: int64 state row of each event's
     key (-1 when reading: a key without state); values/valid: float64/uint8 [value row, event]
-    (update only: an event without a value reads the windows as they stand, MODE_AGG); mode:
+    (update only: an event without a value reads the windows as they stand, MODE_AGG); emitted:
+    uint8 per event (update only), whether the step emits it at once (see H_READ), or empty when
+    it emits every event; mode:
     MODE_QUERY or MODE_LAST_CLOSED, how reads see the windows; state/istate: float64/int64
     [slot, ...]; out/flags: float64/uint8 [feature, event], flags zeroed by the caller. Only the
     events whose slot is `part` modulo `parts` are processed: calls for different parts touch
@@ -379,6 +425,8 @@ def sliding_kernel(
         # min and/or max without first, last or squares: steps shorter than every window take a
         # lean path (see below), as the generic one would do it for such an aggregator
         lean = extremes and of < 0 and ol < 0 and oq < 0 and not capped and nw < 63
+        span = restart_span(cfg, rec)
+        every = emitted.shape[0] == 0
         for i in range(n):
             k = slots[i]
             if parts != 1 and k % parts != part:
@@ -404,9 +452,35 @@ def sliding_kernel(
                 write_absent(out, flags, cfg, rec, i)
                 continue
             latest = istate[k, io + H_B]
+            if not every and update != 0 and istate[k, io + H_BORN] == NO_STATE:
+                istate[k, io + H_BORN] = t // period
             if update != 0 and valid[vr, i] != 0:
                 v = values[vr, i]
                 b = t // period
+                # where the reference reads its windows for the next emitted event without a
+                # value (H_READ): they move on, unread, when a value comes at least the shortest
+                # window past where they last moved (with min/max/first/last: the key's first
+                # event, then its first value, then no shorter steps), as far as it starts them
+                # again (without), or past where such a read moved them
+                if not every:
+                    if extremes:
+                        moved = istate[k, io + H_BORN] if latest == NO_STATE else istate[k, io + H_MOVED]
+                        if latest == NO_STATE or b - moved >= smallest:
+                            istate[k, io + H_MOVED] = b
+                    if emitted[i] != 0:
+                        istate[k, io + H_READ] = NO_STATE
+                    else:
+                        born = istate[k, io + H_BORN]
+                        seen = istate[k, io + H_READ]
+                        old = born if latest == NO_STATE else latest
+                        if seen != DIRTY and seen > old:
+                            moves = b > seen
+                        elif extremes:
+                            moves = b - moved >= smallest
+                        else:
+                            moves = b > old and b - max(born, old - span + 1) >= 2 * span
+                        if moves:
+                            istate[k, io + H_READ] = DIRTY
                 redo_any = False
                 # lean path: windows whose leaving buckets held their min or max (bit w), and
                 # whether every window is added up again from its buckets instead (see resum_all)
@@ -625,7 +699,17 @@ def sliding_kernel(
                 r = t // period
                 if read_mode == MODE_AGG and r > latest and not (capped and update == 1):
                     # like the reference, an event that is not aggregated reads the windows as they
-                    # are; with max_value, those ending at its own time
+                    # are (see H_READ); with max_value, those ending at its own time
+                    seen = NO_STATE if every else istate[k, io + H_READ]
+                    if seen == DIRTY and emitted[i] != 0:
+                        istate[k, io + H_READ] = r
+                        if extremes:
+                            istate[k, io + H_MOVED] = r
+                        sliding_moved(state, istate, k, cfg, rec, mv, latest, r, out, flags, i)
+                        continue
+                    if seen != DIRTY and seen > latest:
+                        sliding_scanned(state, istate, k, cfg, rec, mv, latest, seen, out, flags, i)
+                        continue
                     r = latest
                 if r < latest - n_ring + 1:
                     write_absent(out, flags, cfg, rec, i)
