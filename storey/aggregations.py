@@ -98,16 +98,16 @@ def _rows(rows, total):
     return None if rows == list(range(total)) else rows
 
 
-# `emitted` when every event is emitted as it comes
-_ALL_EMITTED = np.zeros(0, dtype=np.uint8)
-
-
 class _Counted(NamedTuple):
     """What `AggregateByKey._counted` finds in a batch."""
 
     emitted: np.ndarray
     counts: dict | None
     pending: dict | None
+
+
+# every event emitted as it comes
+_ALL_EMITTED = _Counted(np.zeros(0, dtype=np.uint8), None, None)
 
 
 class _GroupCall:
@@ -388,10 +388,9 @@ class AggregateByKey(Flow):
         after the batch (`counts`) and its last such event in the batch (`pending`, None after an
         emitted one)."""
         policy = self._emit_policy
-        n = len(keys)
         if not isinstance(policy, EmitAfterMaxEvent):
-            return _Counted(_ALL_EMITTED, None, None)
-        emitted = np.zeros(n, dtype=np.uint8)
+            return _ALL_EMITTED
+        emitted = np.zeros(len(keys), dtype=np.uint8)
         counts = {}
         pending = {}
         limit = policy.max_events
