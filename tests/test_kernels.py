@@ -27,10 +27,12 @@ MISSING = object()
 
 
 # ---------------------------------------------------------------- driving the kernels
-def run_kernels(aggregators, events, compiled=True, splits=None, state=None, parts=1):
+def run_kernels(aggregators, events, compiled=True, splits=None, state=None, parts=1, emitted=None):
     """Features per event (dict name -> value; absent features left out) from the kernels.
 
-    events: (key, time ns, value or None) in arrival order; `splits`: batch sizes to cut them into.
+    events: (key, time ns, value or None) in arrival order; `splits`: batch sizes to cut them into;
+    `emitted`: 0/1 per event, whether the step emits it at once (None: every event, as the kernels
+    are told with an empty array).
     """
     k = kernels(compiled)
     state = state or AggregationState()
@@ -66,7 +68,7 @@ def run_kernels(aggregators, events, compiled=True, splits=None, state=None, par
                 slots,
                 values,
                 valid,
-                np.ones(n, dtype=np.uint8),
+                np.zeros(0, np.uint8) if emitted is None else np.array(emitted[start : start + n], np.uint8),
                 group.state,
                 group.istate,
                 out,
@@ -445,6 +447,26 @@ def test_compiled_equals_pure_python_twin(aggregator, events):
     compiled = run_kernels([aggregator], events, compiled=True)
     twin = run_kernels([aggregator], events, compiled=False)
     assert_features(twin, compiled, exact=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aggregator_specs(), event_lists(max_events=25), st.data())
+def test_compiled_equals_twin_and_any_split_when_only_some_events_are_emitted(aggregator, events, data):
+    # which events the step emits changes where events without a value read the windows (as
+    # the reference does with EmitAfterMaxEvent), never the features of the others, and the
+    # same whatever the batches
+    emitted = data.draw(st.lists(st.integers(0, 1), min_size=len(events), max_size=len(events)))
+    compiled = run_kernels([aggregator], events, emitted=emitted)
+    assert_features(run_kernels([aggregator], events, compiled=False, emitted=emitted), compiled, exact=True)
+    sizes = []
+    while sum(sizes) < len(events):
+        sizes.append(data.draw(st.integers(1, len(events) - sum(sizes))))
+    assert_features(compiled, run_kernels([aggregator], events, splits=sizes, emitted=emitted), exact=True)
+    every = run_kernels([aggregator], events)
+    for i, (_, _, value) in enumerate(events):
+        if value is not None:
+            assert_features([every[i]], [compiled[i]], exact=True)
+    assert_features(every, run_kernels([aggregator], events, emitted=[1] * len(events)), exact=True)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
