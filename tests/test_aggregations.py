@@ -504,6 +504,40 @@ def test_after_such_a_read_the_windows_stay_where_it_moved_them(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("value_at", [22, 52, 62, 82, 112])
+@pytest.mark.parametrize("later", [11, 21, 31])
+def test_fixed_windows_that_moved_on_unread_are_read_at_the_events_time_from_a_window_on(
+    kind, value_at, later
+):
+    # as storey 1.0.6 (fixed 30m windows in 15m buckets, sums without min/max): a value not
+    # emitted 2S buckets or more past the key's first one (S: the windows' least common multiple)
+    # moves the windows on; the next emitted event without a value reads the windows holding its
+    # own time when it is at least the shortest window's buckets past the latest one
+    aggregates = [fa("x", "v", ["count"], ["30m"])]
+    events = [(1, {"v": 1}), (value_at, {"v": 1}), (value_at + later, {"w": 1})]
+    (body,) = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(3))
+    moved = value_at // 15 >= 4 and (value_at + later) // 15 - value_at // 15 >= 2
+    read_at = value_at + later if moved else value_at
+    assert body["x_count_30m"] == float(sum(1 for m in (1, value_at) if m // 30 == read_at // 30))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fixed_windows_count_from_where_an_emitted_event_last_read_them(kind):
+    # an emitted value in between: the windows move on only 2S buckets past where it read them
+    aggregates = [fa("x", "v", ["avg"], ["20m", "1h"])]
+    events = [
+        (7, {"v": 2.5}),
+        (32, {"v": 4}),
+        (50, {"v": 4}),
+        (62, {"v": -8}),
+        (144, {"v": 4}),
+        (184, {"w": 1}),
+    ]
+    first, second = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(3))
+    assert second == {"w": 1, "x_avg_20m": 4.0, "x_avg_1h": 4.0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_naive_datetimes_are_utc(kind):
     # defect 5: the tests run with TZ=America/New_York; naive times are UTC nonetheless
     aggregates = [fa("x", "v", ["sum", "count"], ["1h"]), fa("s", "v", ["sum"], ["1h"], "10m")]

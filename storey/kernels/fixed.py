@@ -32,16 +32,21 @@ from .buckets import (
     newest_last,
     prefetch,
     reset_window,
+    restart_span,
     window_from_ring,
     write,
     write_absent,
     write_empty,
 )
 from .layout import (
+    DIRTY,
     H_B,
+    H_BORN,
     H_FIRST,
     H_J,
+    H_MOVED,
     H_OFF,
+    H_READ,
     HEADER,
     K_CNT,
     K_FOFF,
@@ -54,6 +59,7 @@ from .layout import (
     K_SUM,
     MODE_AGG,
     MODE_LAST_CLOSED,
+    MODE_QUERY,
     NO_STATE,
     R_CAP,
     R_IOFF,
@@ -369,6 +375,14 @@ def fixed_kernel(
         base = cfg[rec + R_OUT]
         codes = rec + R_WIN + nw
         read_mode = mode if update == 0 else MODE_AGG
+        span = cfg[rec + R_WMAX] // period
+        common = restart_span(cfg, rec)
+        smallest = cfg[rec + R_WIN]
+        for w in range(nw):
+            smallest = min(smallest, cfg[rec + R_WIN + w])
+        # where the reference reads the windows of an emitted event without a value (see
+        # sliding's H_READ): followed for the running aggregates only
+        follow = emitted.shape[0] != 0 and running
         for i in range(n):
             k = slots[i]
             if parts != 1 and k % parts != part:
@@ -388,12 +402,46 @@ def fixed_kernel(
             if update == 0 or valid[vr, i] == 0:
                 if capped and update == 1:
                     fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i)
-                else:
-                    fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
+                    continue
+                if follow and update == 1 and istate[k, io + H_B] != NO_STATE:
+                    # the windows moved on unread: the next emitted event reads those holding its
+                    # own time when it is at least the shortest window past the latest bucket
+                    # (else as they stand), and later ones those holding the time it read
+                    r = t // period
+                    latest = istate[k, io + H_B]
+                    seen = istate[k, io + H_READ]
+                    if seen == DIRTY and emitted[i] != 0:
+                        if r - latest >= smallest:
+                            istate[k, io + H_READ] = r
+                            fixed_read(state, istate, k, cfg, rec, mv, t, MODE_QUERY, out, flags, i)
+                            continue
+                        istate[k, io + H_READ] = NO_STATE
+                    if seen != DIRTY and seen > latest and r > latest:
+                        fixed_read(state, istate, k, cfg, rec, mv, seen * period, MODE_QUERY, out, flags, i)
+                        continue
+                fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
                 continue
             v = values[vr, i]
             b = t // period
             latest = istate[k, io + H_B]
+            if follow:
+                # (H_MOVED: where an emitted event last read the windows)
+                if latest == NO_STATE:
+                    istate[k, io + H_BORN] = b
+                    istate[k, io + H_MOVED] = b
+                if emitted[i] != 0:
+                    istate[k, io + H_READ] = NO_STATE
+                    istate[k, io + H_MOVED] = b if latest == NO_STATE else max(b, latest)
+                else:
+                    anchor = max(istate[k, io + H_BORN], istate[k, io + H_MOVED])
+                    seen = istate[k, io + H_READ]
+                    old = b if latest == NO_STATE else latest
+                    if seen != DIRTY and seen > old:
+                        moves = b > seen
+                    else:
+                        moves = b > old and b - max(anchor, old - common + 1) >= 2 * common
+                    if moves:
+                        istate[k, io + H_READ] = DIRTY
             in_order = True
             if latest == NO_STATE:
                 fixed_start_key(state, istate, k, cfg, rec, t, b)
@@ -404,7 +452,6 @@ def fixed_kernel(
                     restart = False
                     if b > latest:
                         if running:
-                            span = cfg[rec + R_WMAX] // period
                             restart = b - max(istate[k, io + H_FIRST], latest - span + 1) >= 2 * span
                         move_latest(istate, k, io, n_ring, b)
                         latest = b
