@@ -538,6 +538,21 @@ def test_fixed_windows_count_from_where_an_emitted_event_last_read_them(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("first", [{"v": 1}, {"w": 1}])
+def test_capped_sliding_windows_start_at_the_keys_first_event(kind, first):
+    # as storey 1.0.6: the windows of a max_value aggregator start at the key's first event, with
+    # the field or not; summed down to there, empty buckets make a capped sum the float 5.0 again
+    aggregates = [fa("x", "w", ["sum"], ["1h"], "10m", max_value=5)]
+    events = [(62, first), (76, {"w": 7}), (86, {"w": 6})]
+    bodies = _emitted_reads(kind, aggregates, events, EmitAfterMaxEvent(1))
+    sums = [b["x_sum_1h"] for b in bodies]
+    if "w" in first:
+        assert sums == [1.0, 5, 5] and [type(x) for x in sums] == [float, int, int]
+    else:
+        assert sums == [0.0, 5.0, 5.0] and all(type(x) is float for x in sums)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_naive_datetimes_are_utc(kind):
     # defect 5: the tests run with TZ=America/New_York; naive times are UTC nonetheless
     aggregates = [fa("x", "v", ["sum", "count"], ["1h"]), fa("s", "v", ["sum"], ["1h"], "10m")]

@@ -303,8 +303,12 @@ def sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
     """Features of the windows ending at bucket r, from the buckets the ring keeps."""
     kept = latest - cfg[rec + R_N] + 1
     if cfg[rec + R_CAP] == 1:
-        # the reference's windows start at the key's first bucket
+        # the reference's windows start at the bucket of the key's first event (with a value or
+        # not: empty buckets there make a capped sum a float again)
         first_bucket = istate[k, cfg[rec + R_IOFF] + H_FIRST]
+        born = istate[k, cfg[rec + R_IOFF] + H_BORN]
+        if born != NO_STATE and born < first_bucket:
+            first_bucket = born
         if first_bucket > kept:
             kept = first_bucket
     for w in range(cfg[rec + R_NW]):
@@ -434,7 +438,7 @@ def sliding_kernel(
                 write_absent(out, flags, cfg, rec, i)
                 continue
             latest = istate[k, io + H_B]
-            if not every and update != 0 and istate[k, io + H_BORN] == NO_STATE:
+            if (capped or not every) and update != 0 and istate[k, io + H_BORN] == NO_STATE:
                 istate[k, io + H_BORN] = t // period
             if update != 0 and valid[vr, i] != 0:
                 v = values[vr, i]
