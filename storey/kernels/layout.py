@@ -54,12 +54,17 @@ H_B = 0  # latest bucket of the key (NO_STATE before its first value)
 H_OFF = 1  # offset (ns) of the latest time in its bucket
 H_FIRST = 2  # first bucket the key ever had
 H_J = 3  # ring slot of the latest bucket (H_B modulo the ring size)
-# sliding windows, where the reference reads its windows for an emitted event without a value:
-# NO_STATE as they stand (at the latest bucket), DIRTY at the event's own bucket (the windows
-# moved on while no event was emitted), else at this bucket (where such a read moved them)
+# where the reference reads the windows for an emitted event without a value (followed only
+# when some events are not emitted, see the kernels): NO_STATE as they stand (at the latest
+# bucket), DIRTY at the event's own bucket (the windows moved on while no event was emitted),
+# else at this bucket (where such a read moved them)
 H_READ = 4
-H_BORN = 5  # bucket of the key's first event, with or without a value (NO_STATE before)
-H_MOVED = 6  # sliding windows with min/max/first/last: where the reference last moved them
+# the bucket the reference's windows count from: sliding, the key's first event (with or without
+# a value; max_value windows start there too); fixed, its first value
+H_BORN = 5
+# sliding windows with min/max/first/last: where the reference last moved them; fixed windows:
+# where an emitted event last read them
+H_MOVED = 6
 NO_STATE = -(2**63)
 DIRTY = NO_STATE + 1
 
