@@ -94,8 +94,12 @@ class CSVSource(ReplaySource):
             raise ValueError(f"{name}: parse_dates can be a list of ints only when there is no header")
 
     def _batches(self, ids):
-        for path in self._paths:
-            yield from self._read(path, ids)
+        try:
+            for path in self._paths:
+                yield from self._read(path, ids)
+        except CsvError as ex:
+            # a plain ValueError, as the reference raises (the message says where)
+            raise ValueError(str(ex)) from None
 
     def _read(self, path, ids):
         file = CsvFile(path, self._storage_options, self._header, self._type_inference, self.name)
