@@ -99,12 +99,14 @@ class FrameData(Mapping):
     arrays (`text`, `arrow_column`: a key lookup or a file target uses them as they are) until
     a step asks for their values."""
 
-    __slots__ = ("_names", "_arrays", "_texts")
+    __slots__ = ("_names", "_arrays", "_texts", "overridden")
 
     def __init__(self, names, arrays, texts):
         self._names = names
         self._arrays = arrays
         self._texts = texts
+        # the fields that have no arrow array (see `arrow_column`)
+        self.overridden = frozenset(names).difference(texts)
 
     def __getitem__(self, name):
         values = self._arrays.get(name)
@@ -125,11 +127,6 @@ class FrameData(Mapping):
         """Field `name` as the arrow string array pandas holds it in, or None when pandas does
         not hold it so."""
         return self._texts.get(name)
-
-    @property
-    def overridden(self):
-        """The fields that have no arrow array (see `arrow_column`)."""
-        return frozenset(self._names).difference(self._texts)
 
     def arrow_column(self, name):
         """The arrow array of a text field not in `overridden`."""

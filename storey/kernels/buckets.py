@@ -687,25 +687,3 @@ def write_empty(state, istate, cfg, rec, mv, out, flags, i):
     """Features of a key that has nothing aggregated yet (every window over no bucket)."""
     for w in range(cfg[rec + R_NW]):
         features(state, istate, 0, cfg, rec, mv, w, i, 1, 0, out, flags)
-
-
-# a span of buckets no key reaches (the least common multiple of windows can be huge)
-_NEVER = 1 << 40
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def restart_span(cfg, rec):
-    """The reference's span of buckets (its windows' least common multiple, in buckets): its
-    running sums start again from zero once a key's new bucket is twice that past the span's first
-    bucket."""
-    span = 1
-    for w in range(cfg[rec + R_NW]):
-        size = cfg[rec + R_WIN + w]
-        a = span
-        b = size
-        while b != 0:
-            a, b = b, a % b
-        span = span // a * size
-        if span > _NEVER:
-            return _NEVER
-    return span

@@ -32,7 +32,6 @@ from .buckets import (
     newest_last,
     prefetch,
     reset_window,
-    restart_span,
     window_from_ring,
     write,
     write_absent,
@@ -376,10 +375,8 @@ def fixed_kernel(
         codes = rec + R_WIN + nw
         read_mode = mode if update == 0 else MODE_AGG
         span = cfg[rec + R_WMAX] // period
-        common = restart_span(cfg, rec)
+        common = fixed_cycle(cfg, rec)
         smallest = cfg[rec + R_WIN]
-        for w in range(nw):
-            smallest = min(smallest, cfg[rec + R_WIN + w])
         # where the reference reads the windows of an emitted event without a value (see
         # sliding's H_READ): followed for the running aggregates only
         follow = emitted.shape[0] != 0 and running
@@ -403,7 +400,7 @@ def fixed_kernel(
                 if capped and update == 1:
                     fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i)
                     continue
-                if follow and update == 1 and istate[k, io + H_B] != NO_STATE:
+                if follow and istate[k, io + H_B] != NO_STATE:
                     # the windows moved on unread: the next emitted event reads those holding its
                     # own time when it is at least the shortest window past the latest bucket
                     # (else as they stand), and later ones those holding the time it read
@@ -431,7 +428,7 @@ def fixed_kernel(
                     istate[k, io + H_MOVED] = b
                 if emitted[i] != 0:
                     istate[k, io + H_READ] = NO_STATE
-                    istate[k, io + H_MOVED] = b if latest == NO_STATE else max(b, latest)
+                    istate[k, io + H_MOVED] = max(b, latest)
                 else:
                     anchor = max(istate[k, io + H_BORN], istate[k, io + H_MOVED])
                     seen = istate[k, io + H_READ]

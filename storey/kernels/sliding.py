@@ -39,7 +39,6 @@ from .buckets import (
     move_latest,
     prefetch,
     reset_window,
-    restart_span,
     scan,
     windows_newest_first,
     write_absent,
@@ -101,6 +100,7 @@ _RESUM_EXACT = 3.0  # everything, and the sums must be the reference's (see resu
 _RUNNING = 0.5
 _RUNNING_EXTREMES = 1.5
 # a span of buckets no key ever steps over
+_NEVER = 1 << 40
 _CODE_MIN = AGGREGATIONS["min"].code
 _CODE_MAX = AGGREGATIONS["max"].code
 
@@ -118,6 +118,24 @@ def sliding_start_key(state, istate, k, cfg, rec, b):
     istate[k, io + H_B] = b
     istate[k, io + H_FIRST] = b
     istate[k, io + H_J] = b % n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def restart_span(cfg, rec):
+    """The reference's span of buckets (its windows' least common multiple, in buckets): its
+    running sums start again from zero once a key's new bucket is twice that past the span's first
+    bucket."""
+    span = 1
+    for w in range(cfg[rec + R_NW]):
+        size = cfg[rec + R_WIN + w]
+        a = span
+        b = size
+        while b != 0:
+            a, b = b, a % b
+        span = span // a * size
+        if span > _NEVER:
+            return _NEVER
+    return span
 
 
 @njit(
