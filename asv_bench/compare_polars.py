@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks.bench_aggregation import N, _aggregate, _frame  # noqa: E402
 
-from storey import DataframeSource, ParquetSource, ParquetTarget, build_flow  # noqa: E402
+from storey import DataframeSource, ParquetSource, ParquetTarget, build_flow
 
 POLARS_WORKER = textwrap.dedent(
     """

@@ -36,10 +36,10 @@ from storey.dtypes import (
     FixedWindowType,
     SlidingWindows,
 )
-from tests.conformance import assert_matches, decode, input_events, load_case
-from tests.replay_runs import BatchLog, frame
-from tests.replay_runs import run_flow as run_replay
-from tests.step_runs import KINDS, Capture, run
+from tests.support.conformance import assert_matches, decode, input_events, load_case
+from tests.support.replay_runs import BatchLog, frame
+from tests.support.replay_runs import run_flow as run_replay
+from tests.support.step_runs import KINDS, Capture, run
 from tests.test_kernels import Naive
 
 FIRST_LAST = r"_(first|last)_"
@@ -803,7 +803,7 @@ def test_bulk_equals_live_parquet_source(tmp_path):
 def test_keys_read_from_files_and_emitted_share_their_state(tmp_path, monkeypatch):
     # keys a Parquet source hands as Arrow strings are looked up without Python objects; the same
     # keys emitted as Python objects, or keys of other types, must find the same state
-    import storey.file_sources.parquet_source as parquet_source
+    import storey.sources.file_sources.parquet_source as parquet_source
 
     monkeypatch.setattr(parquet_source, "BATCH_ROWS", 64)
     df = _random_frame(n=900, keys=60, seed=8)
@@ -853,7 +853,7 @@ def test_live_and_batches_of_any_size_agree():
 def test_emitted_features_of_events_left_out_by_a_filter_agree_in_bulk_and_live(monkeypatch):
     # EmitAfterMaxEvent with aggr_filter: which events are emitted, and so where the windows are
     # read for an event left out, carries over from batch to batch (as the reference, per event)
-    from storey.file_sources import dataframe_source
+    from storey.sources.file_sources import dataframe_source
 
     monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 7)
     df = _random_frame(n=400, keys=6, seed=5)
@@ -1133,7 +1133,7 @@ def test_one_compiled_signature_per_kernel_whatever_the_aggregators(tmp_path):
 
 
 def test_columns_read_from_parquet_stay_arrow_arrays_beside_the_features(tmp_path):
-    from storey.file_targets.values import source_arrow_column
+    from storey.targets.file_targets.values import source_arrow_column
 
     df = _random_frame(n=500, seed=9)
     path = tmp_path / "events.parquet"

@@ -3,7 +3,7 @@
 import pytest
 
 from storey import Assert, Event, Reduce
-from tests.step_runs import KINDS, Capture, run
+from tests.support.step_runs import KINDS, Capture, run
 
 
 def _collect():
@@ -140,7 +140,7 @@ def test_a_raising_predicate_fails_the_flow_with_its_error(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_rerun_flow_counts_from_zero(kind):
     from storey import build_flow
-    from tests.step_runs import SOURCES, run_source
+    from tests.support.step_runs import SOURCES, run_source
 
     source = SOURCES[kind]()
     build_flow([source, Assert().exactly(2), _collect()])

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from storey import Event
-from storey.batch import EventBatch, IdSequence
-from storey.columns import Columns
-from storey.times import NAIVE, UTC_DATETIME, TimeStyle, to_ns, to_ns_array
+from storey.core.batch import EventBatch, IdSequence
+from storey.core.columns import Columns
+from storey.core.times import NAIVE, UTC_DATETIME, TimeStyle, to_ns, to_ns_array
 
 T = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
 T_NS = 1595367600 * 10**9

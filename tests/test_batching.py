@@ -8,10 +8,10 @@ import pytest
 
 from storey import Batch, Event, Map, Reduce, build_flow
 from storey.steps.batching import _Batching
-from tests.conformance import assert_matches, encode, input_events, load_case
-from tests.engine import Capture as EngineCapture
-from tests.engine import make_events, run_steps
-from tests.step_runs import KINDS, SOURCES, Capture, run, run_source
+from tests.support.conformance import assert_matches, encode, input_events, load_case
+from tests.support.engine import Capture as EngineCapture
+from tests.support.engine import make_events, run_steps
+from tests.support.step_runs import KINDS, SOURCES, Capture, run, run_source
 
 T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
 
@@ -227,7 +227,7 @@ class _CountingBatches(_Batching):
     """A _Batching subclass that emits (group key, number of events) for each finished group."""
 
     async def _flush(self, finished):
-        from storey.batch import EventBatch
+        from storey.core.batch import EventBatch
 
         bodies = [(key, events.n) for key, events in finished]
         await self._emit(

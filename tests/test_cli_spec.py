@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storey.cli.spec import AGGREGATIONS, FeatureSpec, SpecError, parse_spec, parse_specs
+from storey.cli.feature_spec import AGGREGATIONS, FeatureSpec, SpecError, parse_spec, parse_specs
 
 
 def test_sliding_windows_with_period():

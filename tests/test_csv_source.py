@@ -6,11 +6,11 @@ import math
 import fsspec
 import pytest
 
-import storey.file_sources.csv_reading as csv_reading
+import storey.sources.file_sources.csv_reading as csv_reading
 from storey import CSVSource, CSVTarget, Flow, ReifyMetadata, build_flow
-from storey.columns import Columns
-from tests.conformance import assert_matches, load_case
-from tests.replay_runs import MODES, BatchLog, encoded, run_flow
+from storey.core.columns import Columns
+from tests.support.conformance import assert_matches, load_case
+from tests.support.replay_runs import MODES, BatchLog, encoded, run_flow
 
 HEADER_DICT = {"header": True, "build_dict": True}
 

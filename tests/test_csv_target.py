@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 
 from storey import Map, SyncEmitSource, build_flow
-from storey.batch import EventBatch
-from storey.columns import Columns
-from storey.file_targets.csv_cells import arrow_float_texts, format_floats, format_times
-from storey.file_targets.float_text import float_texts
+from storey.core.batch import EventBatch
+from storey.core.columns import Columns
+from storey.core.times import UTC_DATETIME, TimeStyle
 from storey.targets import CSVTarget
-from storey.times import UTC_DATETIME, TimeStyle
-from tests.conformance import input_events, load_case
-from tests.engine import T0, run_batches
-from tests.replay_runs import BatchLog
-from tests.step_runs import KINDS, run, run_collected
+from storey.targets.file_targets.csv_cells import arrow_float_texts, format_floats, format_times
+from storey.targets.file_targets.float_text import float_texts
+from tests.support.conformance import input_events, load_case
+from tests.support.engine import T0, run_batches
+from tests.support.replay_runs import BatchLog
+from tests.support.step_runs import KINDS, run, run_collected
 
 
 def lines(path):

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from storey import DataframeSource, Filter, Map, Reduce, build_flow
-from storey.columns import Columns
-from tests.conformance import assert_matches, encode, load_case
-from tests.replay_runs import MODES, BatchLog, encoded, frame, run_flow
+from storey.core.columns import Columns
+from tests.support.conformance import assert_matches, encode, load_case
+from tests.support.replay_runs import MODES, BatchLog, encoded, frame, run_flow
 
 UTC = dt.UTC
 
@@ -178,7 +178,7 @@ def test_ids_are_generated_or_come_from_the_id_field():
 
 
 def test_many_frames_and_many_batches_keep_row_order():
-    from storey.file_sources.dataframe_source import BATCH_ROWS
+    from storey.sources.file_sources.dataframe_source import BATCH_ROWS
 
     n = BATCH_ROWS + 25_000
     dfs = (pd.DataFrame({"i": np.arange(start, start + n)}) for start in (0, n))
@@ -314,7 +314,7 @@ def test_text_key_columns_of_every_pandas_storage_key_the_same_state(dtype, monk
     # same features, and the same $key column written, whatever the storage and batch bounds
     from storey import AggregateByKey, FieldAggregator, NoopDriver, ParquetTarget, Table
     from storey.dtypes import SlidingWindows
-    from storey.file_sources import dataframe_source
+    from storey.sources.file_sources import dataframe_source
 
     monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 3)
     users = ["u1", "u2", None, "u1", "u3", "u2", "u1", "u3"]
@@ -357,7 +357,7 @@ def test_text_key_columns_of_every_pandas_storage_key_the_same_state(dtype, monk
 def test_text_body_columns_of_every_pandas_storage_are_written_and_seen_alike(dtype, monkeypatch, tmp_path):
     # a text column pandas holds in arrow reaches targets as arrow, and steps as str/None values
     from storey import CSVTarget, ParquetTarget
-    from storey.file_sources import dataframe_source
+    from storey.sources.file_sources import dataframe_source
 
     monkeypatch.setattr(dataframe_source, "BATCH_ROWS", 2)
     df = pd.DataFrame(

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from storey import Batch, Event, Map, Reduce, ReduceToDataFrame, ToDataFrame, build_flow
-from storey.batch import EventBatch
-from storey.columns import Columns
+from storey.core.batch import EventBatch
+from storey.core.columns import Columns
+from storey.engine.runtime import FlowRuntime
 from storey.flow import Flow
-from storey.runtime import FlowRuntime
-from tests.conformance import assert_matches, decode, decode_time, encode, input_events, load_case
-from tests.engine import T0, make_events, run_steps
-from tests.step_runs import KINDS, SOURCES, Capture, run, run_source
+from tests.support.conformance import assert_matches, decode, decode_time, encode, input_events, load_case
+from tests.support.engine import T0, make_events, run_steps
+from tests.support.step_runs import KINDS, SOURCES, Capture, run, run_source
 
 
 def _in_scenario_order(body):

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from storey import JoinWithTable, NoopDriver, Table, V3ioDriver
-from storey.drivers import Driver, NeedsV3ioAccess, split_v3io_path
+from storey.drivers import Driver, NeedsV3ioAccess
+from storey.drivers.v3io_driver import split_v3io_path
 from storey.dtypes import V3ioError
 from storey.targets import NoSqlTarget
-from tests.step_runs import KINDS, run_collected
+from tests.support.step_runs import KINDS, run_collected
 
 
 @pytest.fixture

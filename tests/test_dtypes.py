@@ -8,7 +8,6 @@ import sys
 import pytest
 
 import storey
-from storey.aggregators import aggregator_from
 from storey.dtypes import (
     EmissionType,
     EmitAfterDelay,
@@ -28,7 +27,8 @@ from storey.dtypes import (
     SlidingWindows,
     V3ioError,
 )
-from storey.emit_policy import emit_policy_from
+from storey.dtypes.aggregators import aggregator_from
+from storey.dtypes.emit_policy import emit_policy_from
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE

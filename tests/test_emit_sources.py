@@ -6,19 +6,10 @@ import threading
 
 import pytest
 
-from storey import (
-    AsyncEmitSource,
-    Complete,
-    Event,
-    Flow,
-    Map,
-    Reduce,
-    SyncEmitSource,
-    build_flow,
-)
+from storey import AsyncEmitSource, Complete, Event, Flow, Map, Reduce, SyncEmitSource, build_flow
 from storey.sources import AsyncAwaitableResult, AwaitableResult, FlowAwaiter
-from tests.conformance import assert_matches, decode, encode, load_case
-from tests.engine import Capture, encoded
+from tests.support.conformance import assert_matches, decode, encode, load_case
+from tests.support.engine import Capture, encoded
 
 
 def _sync_capture(source, emits):
@@ -259,7 +250,7 @@ def test_emit_returns_none_without_a_complete_step():
 
 def test_conformance_complete_await_result():
     case = load_case("complete_await_result")
-    from tests.conformance import encode_event, input_events
+    from tests.support.conformance import encode_event, input_events
 
     def run(full_event):
         flow = build_flow(
@@ -313,8 +304,8 @@ def test_a_complete_further_down_completes_an_event_first():
 
 
 def test_completes_in_a_batch_are_set_event_by_event():
-    from storey.batch import EventBatch
-    from storey.runtime import FlowRuntime
+    from storey.core.batch import EventBatch
+    from storey.engine.runtime import FlowRuntime
 
     def fail_on_3(x):
         if x == 3:

@@ -36,8 +36,8 @@ from storey import (
 )
 from storey.drivers import NoopDriver
 from storey.steps import EmitPeriod, Recover
-from tests.conformance import encode
-from tests.engine import T0, Capture, make_events, run_steps
+from tests.support.conformance import encode
+from tests.support.engine import T0, Capture, make_events, run_steps
 
 
 def _with_key(event, key):

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from storey import Event
-from tests.conformance import assert_matches, encode, load_case
+from tests.support.conformance import assert_matches, encode, load_case
 
 T = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
 

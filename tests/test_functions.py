@@ -20,8 +20,8 @@ from storey import (
     SyncEmitSource,
     build_flow,
 )
-from tests.conformance import assert_matches, input_events, load_case
-from tests.engine import Capture, emit_all, encoded, make_events, run_steps
+from tests.support.conformance import assert_matches, input_events, load_case
+from tests.support.engine import Capture, emit_all, encoded, make_events, run_steps
 
 
 def _run_case(case, steps, capture):

@@ -12,8 +12,8 @@ from aiohttp import web
 from storey import AsyncEmitSource, Complete, Event, Reduce, SyncEmitSource, build_flow
 from storey.steps import HttpRequest, HttpResponse, Map, SendToHttp
 from storey.steps.http import _ConcurrentJobExecution
-from tests.engine import Capture, make_events, run_steps
-from tests.step_runs import RUNNERS, run_sync
+from tests.support.engine import Capture, make_events, run_steps
+from tests.support.step_runs import RUNNERS, run_sync
 
 
 class Server:

@@ -9,9 +9,9 @@ import pytest
 from storey import Context, JoinWithTable, Map, NoopDriver, Table
 from storey.dtypes import Event
 from storey.targets import NoSqlTarget
-from tests.conformance import assert_matches, encode_event, input_events, load_case
-from tests.engine import Capture, make_events, run_steps
-from tests.step_runs import KINDS, run_collected
+from tests.support.conformance import assert_matches, encode_event, input_events, load_case
+from tests.support.engine import Capture, make_events, run_steps
+from tests.support.step_runs import KINDS, run_collected
 
 
 def _profiles_table(case, columns=None, **table_kwargs):

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storey.aggregation_state import AggregationState
 from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
 from storey.kernels import kernels
 from storey.kernels.layout import ABSENT, INT, MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY
 from storey.kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
+from storey.table.aggregation_state import AggregationState
 
 SECOND = 1_000_000_000
 BASE = 1_595_367_600 * SECOND  # 2020-07-21T21:40:00Z

@@ -5,10 +5,10 @@ import datetime as dt
 import pytest
 
 from storey import Event, Reduce, ReifyMetadata, Rename, build_flow
-from tests.conformance import assert_matches, decode, decode_time, load_case
-from tests.engine import T0, make_events, run_steps
-from tests.engine import Capture as EngineCapture
-from tests.step_runs import KINDS, SOURCES, Capture, run, run_source
+from tests.support.conformance import assert_matches, decode, decode_time, load_case
+from tests.support.engine import T0, make_events, run_steps
+from tests.support.engine import Capture as EngineCapture
+from tests.support.step_runs import KINDS, SOURCES, Capture, run, run_source
 
 
 def _collect():

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from storey import Context, Map, NoopDriver, Table
-from storey.batch import EventBatch
-from storey.columns import Columns
+from storey.core.batch import EventBatch
+from storey.core.columns import Columns
 from storey.dtypes import Event
 from storey.targets import NoSqlTarget
-from tests.conformance import assert_matches, encode_event, input_events, load_case
-from tests.engine import T0, Capture, make_events, run_batches, run_steps
-from tests.step_runs import KINDS, run_collected
+from tests.support.conformance import assert_matches, encode_event, input_events, load_case
+from tests.support.engine import T0, Capture, make_events, run_batches, run_steps
+from tests.support.step_runs import KINDS, run_collected
 
 
 def _table(**kwargs):

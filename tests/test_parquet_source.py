@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from storey import Event, Map, ParquetSource, ParquetTarget, build_flow
-from storey.columns import Columns
-from tests.conformance import assert_matches, load_case
-from tests.replay_runs import MODES, BatchLog, encoded, frame, run_flow
+from storey.core.columns import Columns
+from tests.support.conformance import assert_matches, load_case
+from tests.support.replay_runs import MODES, BatchLog, encoded, frame, run_flow
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -267,7 +267,7 @@ def test_paths_may_be_fsspec_urls(tmp_path, scheme):
 
 
 def test_batches_are_bounded(tmp_path):
-    from storey.file_sources.dataframe_source import BATCH_ROWS
+    from storey.sources.file_sources.dataframe_source import BATCH_ROWS
 
     n = 2 * BATCH_ROWS + 13_000
     path = tmp_path / "big.parquet"
@@ -301,7 +301,7 @@ def test_parquet_to_parquet_builds_no_per_row_python_objects(tmp_path, monkeypat
 
     monkeypatch.setattr(Columns, "to_rows", counting("rows", Columns.to_rows))
     monkeypatch.setattr(Event, "__init__", counting("events", Event.__init__))
-    from storey.batch import EventBatch
+    from storey.core.batch import EventBatch
 
     monkeypatch.setattr(EventBatch, "event", counting("views", EventBatch.event))
     build_flow([ParquetSource(str(src), time_field="t"), ParquetTarget(str(out))]).run().await_termination()

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from storey import Map, SyncEmitSource, build_flow
-from storey.batch import EventBatch
-from storey.columns import Columns
+from storey.core.batch import EventBatch
+from storey.core.columns import Columns
 from storey.targets import ParquetTarget
-from tests.conformance import encode, input_events, load_case
-from tests.engine import T0, run_batches
-from tests.replay_runs import BatchLog
-from tests.step_runs import KINDS, run, run_collected
+from tests.support.conformance import encode, input_events, load_case
+from tests.support.engine import T0, run_batches
+from tests.support.replay_runs import BatchLog
+from tests.support.step_runs import KINDS, run, run_collected
 
 
 def emit_all(steps, events, source="sync"):
@@ -196,7 +196,7 @@ def test_directory_files_hold_at_most_10000_events_by_default(tmp_path):
         columns=Columns({"v": np.arange(n, dtype=np.int64)}),
         keys=["k"] * n,
         times=np.full(n, pd.Timestamp(T0).value, dtype=np.int64),
-        time_style=__import__("storey.times", fromlist=["UTC_DATETIME"]).UTC_DATETIME,
+        time_style=__import__("storey.core.times", fromlist=["UTC_DATETIME"]).UTC_DATETIME,
         ids=[str(i) for i in range(n)],
     )
     run_batches([ParquetTarget(str(tmp_path), partition_cols=["$year"])], [batch])
@@ -328,7 +328,7 @@ def test_list_bodies_fill_the_non_metadata_columns_in_order(tmp_path):
 
 # ---- column bodies
 def column_batch():
-    from storey.times import UTC_DATETIME
+    from storey.core.times import UTC_DATETIME
 
     n = 4
     ns = pd.Timestamp(T0).value + np.arange(n, dtype=np.int64) * 3_600_000_000_000

@@ -4,7 +4,7 @@ import pytest
 
 from storey import Flow, Map, Reduce, SyncEmitSource, build_flow
 from storey.steps import Recover
-from tests.step_runs import RUNNERS, run_sync
+from tests.support.step_runs import RUNNERS, run_sync
 
 
 def _bad(x):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import storey.row_arrays as row_arrays
-from storey.row_arrays import GrowingRows
+import storey.table.row_arrays as row_arrays
+from storey.table.row_arrays import GrowingRows
 
 
 def _kernel_ready(array):

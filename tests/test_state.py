@@ -3,10 +3,10 @@
 import pytest
 
 from storey import Event, Flow, MapWithState, NoopDriver, Reduce, Table, build_flow
-from tests.conformance import assert_matches, encode, input_events, load_case
-from tests.engine import Capture as EngineCapture
-from tests.engine import make_events, run_steps
-from tests.step_runs import KINDS, SOURCES, Capture, run, run_source
+from tests.support.conformance import assert_matches, encode, input_events, load_case
+from tests.support.engine import Capture as EngineCapture
+from tests.support.engine import make_events, run_steps
+from tests.support.step_runs import KINDS, SOURCES, Capture, run, run_source
 
 
 def _collect():

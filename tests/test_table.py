@@ -7,12 +7,12 @@ import time
 import pytest
 
 from storey import JoinWithTable, Map, NoopDriver, Reduce, Table
-from storey.batch import EventBatch
+from storey.core.batch import EventBatch
 from storey.drivers import Driver
 from storey.dtypes import Event
 from storey.targets import NoSqlTarget
-from tests.engine import T0, run_batches
-from tests.step_runs import KINDS, run_collected
+from tests.support.engine import T0, run_batches
+from tests.support.step_runs import KINDS, run_collected
 
 
 class RecordingDriver(Driver):

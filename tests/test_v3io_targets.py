@@ -19,8 +19,8 @@ import pytest
 from storey import Complete, DataframeSource, Event, NoopDriver, SyncEmitSource, V3ioDriver, build_flow
 from storey.dtypes import V3ioError
 from storey.targets import StreamTarget, TSDBTarget
-from tests.engine import T0
-from tests.step_runs import KINDS, run_collected
+from tests.support.engine import T0
+from tests.support.step_runs import KINDS, run_collected
 
 
 # ---- a fake v3io client: the stream requests StreamTarget makes

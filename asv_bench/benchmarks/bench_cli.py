@@ -33,8 +33,8 @@ def _sample_files():
 
 def _plan(path, out):
     from storey.cli.backfill import BackfillPlan
+    from storey.cli.feature_spec import parse_specs
     from storey.cli.inputs import resolve_input
-    from storey.cli.spec import parse_specs
 
     return BackfillPlan(resolve_input(path), ["user_id"], "timestamp", parse_specs(FEATURES), out)
 

@@ -12,9 +12,10 @@ import datetime as dt
 import time
 
 from storey import Complete, Filter, Map, Reduce, SyncEmitSource, build_flow
-from storey.batch import EventBatch
-from storey.flow import Flow, drive
-from storey.runtime import FlowRuntime
+from storey.core.batch import EventBatch
+from storey.engine.graph import drive
+from storey.engine.runtime import FlowRuntime
+from storey.flow import Flow
 
 N = 100_000
 AWAITED = 10_000

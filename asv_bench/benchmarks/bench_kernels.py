@@ -12,10 +12,10 @@ Run with `cd asv_bench && asv run --python=same` (the installed project is measu
 
 import numpy as np
 
-from storey.aggregation_state import AggregationState
 from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
 from storey.kernels import kernels
 from storey.kernels.registry import AGGREGATIONS
+from storey.table.aggregation_state import AggregationState
 
 N = 1_000_000
 # events per kernel call: the sliding and fixed kernels are timed at both sizes

@@ -40,9 +40,9 @@ def _table(n=N):
 
 def _batches(table):
     """The table as columnar EventBatches, keyed and timed by its 'key' and 'time' columns."""
-    from storey.batch import EventBatch
-    from storey.columns import Columns
-    from storey.times import UTC_DATETIME
+    from storey.core.batch import EventBatch
+    from storey.core.columns import Columns
+    from storey.core.times import UTC_DATETIME
 
     out = []
     for rb in table.to_batches(BATCH):
@@ -63,8 +63,8 @@ def _batches(table):
 def _run_batches(steps, batches):
     import asyncio
 
+    from storey.engine.runtime import FlowRuntime
     from storey.flow import Flow, build_flow
-    from storey.runtime import FlowRuntime
 
     class Entry(Flow):
         _legal_first_step = True

@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from .. import __version__
-from .spec import SpecError
+from .feature_spec import SpecError
 
 PROG = "storey"
 _TIME_PARTS = ("$key", "$date", "$year", "$month", "$day", "$hour", "$minute", "$second")
@@ -189,8 +189,8 @@ def _parser():
 
 def _backfill_plan(args):
     from .backfill import ROWS_PER_FILE, BackfillPlan
+    from .feature_spec import parse_specs
     from .inputs import InputError, resolve_input
-    from .spec import parse_specs
 
     try:
         specs = parse_specs(args.features)
@@ -231,7 +231,7 @@ def _backfill_plan(args):
 
 
 def _prepare_out(out, overwrite, partitioned):
-    from storey.storage import get_filesystem, is_local
+    from storey.core.storage import get_filesystem, is_local
 
     fs, path = get_filesystem(out)
     if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
@@ -288,7 +288,7 @@ def _demo(args):
 
     specs_text = args.features
     if specs_text is not None:
-        from .spec import parse_specs
+        from .feature_spec import parse_specs
 
         try:
             parse_specs(specs_text)

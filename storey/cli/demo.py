@@ -19,10 +19,10 @@ import numpy as np
 
 from . import CliError
 from .backfill import BackfillPlan, aggregate_step, build_backfill_flow, new_table, source_step
+from .feature_spec import parse_specs
 from .inputs import resolve_input
 from .progress import CountRows, Progress, on_terminal
 from .sample_data import DEFAULT_FEATURES, KEY, NUMERIC_COLUMNS, TIME, generate_events, write_events
-from .spec import parse_specs
 
 DEFAULT_EVENTS = 2_000_000
 DEFAULT_KEYS = 5_000

@@ -11,7 +11,7 @@ import io
 import posixpath
 from dataclasses import dataclass
 
-from storey.storage import get_filesystem
+from storey.core.storage import get_filesystem
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv",)

@@ -4,7 +4,7 @@ import numbers
 import operator
 from collections.abc import Collection
 
-from ..flow import Flow
+from ..engine.graph import Flow
 from .functions import check_callable
 
 __all__ = ["Assert"]

@@ -11,10 +11,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..batch import EventBatch
-from ..event import Event
-from ..flow import Flow
-from ..params import check_positive_int, check_seconds
+from ..core.batch import EventBatch
+from ..core.checks import check_positive_int, check_seconds
+from ..dtypes.event import Event
+from ..engine.graph import Flow
 from .grouping import check_group_key, group_keys
 
 __all__ = ["Batch"]

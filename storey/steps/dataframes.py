@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..flow import Flow
+from ..engine.graph import Flow
 
 __all__ = ["ReduceToDataFrame", "ToDataFrame"]
 

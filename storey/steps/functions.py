@@ -9,8 +9,8 @@ through the whole flow before the next, and then the error fails the flow.
 import asyncio
 import inspect
 
-from ..batch import EventBatch
-from ..flow import Flow
+from ..core.batch import EventBatch
+from ..engine.graph import Flow
 
 __all__ = ["Extend", "Filter", "FlatMap", "Flatten", "ForEach", "Map", "MapClass"]
 

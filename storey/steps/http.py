@@ -10,8 +10,8 @@ import numbers
 
 import aiohttp
 
-from ..batch import EventBatch
-from ..flow import Flow
+from ..core.batch import EventBatch
+from ..engine.graph import Flow
 
 __all__ = ["HttpRequest", "HttpResponse", "SendToHttp"]
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from ..batch import EventBatch
-from ..event import Event
-from ..flow import Flow
-from ..table import Table, resolve_table
+from ..core.batch import EventBatch
+from ..dtypes.event import Event
+from ..engine.graph import Flow
+from ..table.key_cache import Table, resolve_table
 from .functions import check_callable
 
 __all__ = ["JoinWithTable"]

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..batch import DEFAULT_META
-from ..flow import Flow
+from ..core.batch import DEFAULT_META
+from ..engine.graph import Flow
 
 __all__ = ["ReifyMetadata", "Rename"]
 

@@ -1,6 +1,6 @@
 """Recover: routes the events that made a later step raise to steps that handle them."""
 
-from ..flow import Flow
+from ..engine.graph import Flow
 
 __all__ = ["Recover"]
 

@@ -5,8 +5,8 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
-from ..event import Event
-from ..flow import Flow
+from ..dtypes.event import Event
+from ..engine.graph import Flow
 from .functions import check_callable
 
 __all__ = ["Choice", "Partition", "Partitioned"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..event import Event
-from ..flow import Flow
+from ..dtypes.event import Event
+from ..engine.graph import Flow
 from .grouping import check_group_key, group_keys
 
 __all__ = ["EmitPeriod", "SampleWindow"]

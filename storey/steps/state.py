@@ -1,9 +1,9 @@
 """MapWithState: a user function with state, global or per key."""
 
-from ..batch import EventBatch
-from ..event import Event
-from ..flow import Flow
-from ..table import Table
+from ..core.batch import EventBatch
+from ..dtypes.event import Event
+from ..engine.graph import Flow
+from ..table.key_cache import Table
 from .functions import check_callable
 from .grouping import hashable
 

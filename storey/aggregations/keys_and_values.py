@@ -1,0 +1,195 @@
+"""What the aggregation steps take from a batch: each event's key, and each aggregator's value
+as float64 plus a mask of the events that have one.
+
+Columns stay columns: a numeric body column is aggregated as is. Rows are only built when a user
+function (a key, field or filter callable) must see the bodies.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["KeySource", "fill_values"]
+
+
+class KeySource:
+    """How a step finds each event's key: the event's own key (None), a body field (str), a list of
+    body fields (a list key), or a function of the body."""
+
+    def __init__(self, step_name, key, allow_list=True):
+        if key is not None and not (isinstance(key, str) or callable(key) or isinstance(key, list)):
+            raise TypeError(
+                f"{step_name}: key must be a field name, a list of field names or a function of the body, "
+                f"got {type(key).__name__}: {key!r}"
+            )
+        if isinstance(key, list) and (not allow_list or not all(isinstance(k, str) for k in key)):
+            raise TypeError(f"{step_name}: key must be a field name or a list of field names, got {key!r}")
+        self.key = key
+
+    @property
+    def replaces_keys(self):
+        return self.key is not None
+
+    def keys(self, batch):
+        """The key of each event (a sequence), as the events' new keys when the key comes from the
+        body."""
+        key = self.key
+        if key is None:
+            # as the batch has them: a source may hand them lazily (see AggregationState.slots_of)
+            return batch.keys
+        if isinstance(key, str):
+            columns = batch.columns
+            if columns is not None and not columns.list_rows:
+                return _column_keys(batch, columns, key)
+            return [_field(body, key, event_key) for body, event_key in zip(batch.peek_bodies(), batch.keys)]
+        if isinstance(key, list):
+            out = []
+            for body, event_key in zip(batch.peek_bodies(), batch.keys):
+                out.append([body.get(name) for name in key] if isinstance(body, dict) and body else event_key)
+            return out
+        return [key(body) for body in batch.peek_bodies()]
+
+
+def _field(body, name, event_key):
+    # an empty (falsy) body keeps the event's key, as in the reference
+    if isinstance(body, dict) and body:
+        return body.get(name)
+    return event_key
+
+
+def _column_keys(batch, columns, name):
+    if name not in columns:
+        return [None] * batch.n
+    values = columns.column_list(name)
+    absent = columns.absent.get(name)
+    if absent is not None and absent.any():
+        for i in np.flatnonzero(absent).tolist():
+            values[i] = None
+    return values
+
+
+def _as_float(step_name, what, value):
+    """A value to aggregate as a float, or None when it is missing."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is float or kind is int or kind is bool:
+        return float(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if value is _NA:
+        return None
+    raise TypeError(
+        f"{step_name}: cannot aggregate {what}: {value!r} ({type(value).__name__}) is not a number"
+    )
+
+
+try:  # pandas' missing value marker, if pandas is loaded
+    from pandas import NA as _NA
+except ImportError:  # pragma: no cover
+    _NA = object()
+
+
+# value types a list of values is copied as is for (float() of each is what numpy makes of them)
+_PLAIN = frozenset((float, int, bool))
+
+
+def _fill_from_list(step_name, what, raw, values, valid):
+    if _PLAIN.issuperset(map(type, raw)):
+        values[:] = raw
+        valid[:] = 1
+        return
+    for i, value in enumerate(raw):
+        x = _as_float(step_name, what, value)
+        if x is not None:
+            values[i] = x
+            valid[i] = 1
+
+
+def _missing(converter, col):
+    """Where a column with a converter holds no value: None, or NA for nullable columns (whose NaN
+    stands for NA; a plain float column's NaN is a value)."""
+    from ..core.value_kinds import NullableKind
+
+    if isinstance(converter, NullableKind):
+        return np.asarray(converter.missing_mask(col), dtype=bool)
+    return np.asarray(converter.none_mask(col), dtype=bool)
+
+
+def _fill_from_column(step_name, what, columns, name, values, valid):
+    col = columns[name]
+    absent = columns.absent.get(name)
+    converter = columns.converters.get(name)
+    if col.dtype.kind in "fiub":
+        values[:] = col
+        ok = np.ones(len(col), dtype=bool) if absent is None else ~absent
+        if converter is not None:
+            ok &= ~_missing(converter, col)
+        valid[:] = ok
+        return
+    if col.dtype.kind != "O":
+        raise TypeError(
+            f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
+        )
+    raw = columns.column_list(name)
+    if absent is not None and absent.any():
+        for i in np.flatnonzero(absent).tolist():
+            raw[i] = None
+    _fill_from_list(step_name, what, raw, values, valid)
+
+
+def fill_values(step_name, aggregators, batch, values, valid):
+    """Fills row a of `values`/`valid` with aggregator a's value for every event (valid[a, i] = 0
+    where event i has none, or its aggr_filter rejects it)."""
+    columns = batch.columns
+    if columns is not None and columns.list_rows:
+        # list bodies (a CSV read without build_dict): no fields to aggregate
+        columns = None
+    bodies = None
+    for a, aggregator in enumerate(aggregators):
+        field = aggregator.field
+        what = _What(aggregator)
+        row_values = values[a]
+        row_valid = valid[a]
+        row_valid[:] = 0
+        if isinstance(field, str) and columns is not None:
+            if field in columns:
+                _fill_from_column(step_name, what, columns, field, row_values, row_valid)
+        else:
+            if bodies is None:
+                bodies = batch.peek_bodies()
+            if isinstance(field, str):
+                raw = [
+                    body.get(field) if isinstance(body, dict) else _not_a_dict(step_name, body)
+                    for body in bodies
+                ]
+            else:
+                raw = [field(body) for body in bodies]
+            _fill_from_list(step_name, what, raw, row_values, row_valid)
+        if aggregator.aggr_filter is not None:
+            if bodies is None:
+                bodies = batch.peek_bodies()
+            keep = aggregator.aggr_filter
+            for i, body in enumerate(bodies):
+                if row_valid[i] and not keep(body):
+                    row_valid[i] = 0
+
+
+class _What:
+    """How an error names what could not be aggregated (written only if one is raised)."""
+
+    __slots__ = ("aggregator",)
+
+    def __init__(self, aggregator):
+        self.aggregator = aggregator
+
+    def __str__(self):
+        field = self.aggregator.field
+        name = self.aggregator.name
+        return f"field {field!r} of {name!r}" if isinstance(field, str) else f"{name!r}"
+
+
+def _not_a_dict(step_name, body):
+    raise TypeError(
+        f"{step_name}: event bodies must be dicts to aggregate their fields, got {type(body).__name__}"
+    )

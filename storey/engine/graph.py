@@ -1,0 +1,323 @@
+"""The flow graph: the `Flow` step base class, wiring (`to`, `build_flow`), termination, and the
+steps every flow uses (`Complete`, `Reduce`).
+
+A step processes one `EventBatch` per call (`_do`) and sends its output batch to its outlets
+(`_emit`). Steps are coroutines so that a step may wait on I/O, but most never do: a flow in
+which no step can suspend runs inline, in the thread that emits (see `storey.runtime`).
+"""
+
+from ..core.batch import DEFAULT_META
+
+
+def _first_not_none(result, outlet_result):
+    return result if result is not None else outlet_result
+
+
+def drive(coro):
+    """Runs a step coroutine that does not suspend to completion, in the calling thread."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a step suspended while its flow ran inline; mark it _may_suspend")
+
+
+class Flow:
+    """Base class of all flow steps.
+
+    :param recovery_step: a step, or a dict from exception type to step, that receives the events
+        whose processing raised (with `event.error` set) instead of failing the flow. Optional.
+    :param termination_result_fn: combines the termination results of the step's outlets.
+    :param context: a `Context` holding parameters, secrets and tables.
+    :param name: name of this step, as it should appear in logs. Defaults to the class name.
+    :param full_event: whether user functions receive and return `Event` objects (True) or only
+        bodies (False, the default).
+    """
+
+    _legal_first_step = False
+    # True for steps that await I/O or executors: a flow holding one runs on its event loop.
+    _may_suspend = False
+    # True for steps that take over events whose processing failed further down (Recover).
+    _handles_errors = False
+
+    def __init__(
+        self,
+        recovery_step=None,
+        termination_result_fn=_first_not_none,
+        context=None,
+        name=None,
+        full_event=None,
+        **kwargs,
+    ):
+        self._outlets = []
+        self._inlets = []
+        self._recovery_step = recovery_step
+        self._termination_result_fn = termination_result_fn
+        self.context = context
+        self.name = name or type(self).__name__
+        self._full_event = bool(full_event)
+        self._kwargs = kwargs
+        self._runtime = None
+        self._graph_inlets = 0
+        self._terminations = 0
+        self._emit_per_event = False
+        self._fanout_per_event = False
+        # the single outlet whose _do this step calls straight away (set when a run starts)
+        self._direct_outlet = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ---- wiring
+    def to(self, outlet):
+        """Adds `outlet` after this step and returns it, so that calls can be chained."""
+        if not isinstance(outlet, Flow):
+            raise TypeError(f"{self.name}.to(): expected a step (a Flow), got {type(outlet).__name__}")
+        self._outlets.append(outlet)
+        outlet._inlets.append(self)
+        return outlet
+
+    def set_recovery_step(self, recovery_step):
+        self._recovery_step = recovery_step
+        return self
+
+    def run(self):
+        raise ValueError("Flow must start with a source")
+
+    # ---- per-run life cycle, overridden by steps
+    def _init(self):
+        """Resets the step's state for a new run of its flow."""
+
+    def _state_objects(self):
+        """State this step shares with other steps (tables, dicts): steps that share state see
+        events one at a time, in the order the reference would process them."""
+        return ()
+
+    async def _do(self, batch):
+        await self._emit(batch)
+
+    async def _on_terminate(self):
+        """Flushes whatever the step holds (it may still `_emit`); returns its termination result."""
+        return None
+
+    def _close(self):
+        """Releases resources (files, connections) after termination or failure."""
+
+    # ---- engine
+    async def _process(self, batch):
+        if self._emit_per_event and batch.n > 1:
+            # a step further down shares this step's state (a Table): each event goes through both
+            # before the next, as per-event processing would
+            for one in batch.one_by_one():
+                await self._process(one)
+            return
+        if self._recovery_step is None:
+            await self._do(batch)
+            return
+        # a recovery step takes over single events: the others go on as if nothing happened
+        for one in batch.one_by_one():
+            try:
+                await self._do(one)
+            except Exception as ex:
+                step = None if getattr(ex, "_storey_downstream", False) else self._recovery_for(ex)
+                if step is None:
+                    raise
+                meta = [dict(m or DEFAULT_META) for m in (one.meta or [None] * one.n)]
+                for m in meta:
+                    m["error"] = ex
+                failed = one.shallow_copy()
+                failed.meta = meta
+                await step._process(failed)
+
+    def _recovery_for(self, ex):
+        """The recovery step for an exception this step raised itself (exact type for a dict)."""
+        rec = self._recovery_step
+        if isinstance(rec, dict):
+            return rec.get(type(ex))
+        return rec
+
+    async def _emit(self, batch):
+        direct = self._direct_outlet
+        if direct is not None and batch.n:
+            try:
+                await direct._do(batch)
+            except Exception as ex:
+                _mark_downstream(ex)
+                raise
+            return
+        outlets = self._outlets
+        if not outlets or batch.n == 0:
+            return
+        try:
+            if self._emit_per_event and batch.n > 1:
+                for one in batch.one_by_one():
+                    await self._emit_one(one)
+                return
+            await self._emit_one(batch)
+        except Exception as ex:
+            # raised further down the flow: this step's recovery step does not take it
+            _mark_downstream(ex)
+            raise
+
+    async def _emit_one(self, batch):
+        outlets = self._outlets
+        if len(outlets) == 1:
+            await outlets[0]._process(batch)
+            return
+        if self._fanout_per_event and batch.n > 1:
+            for one in batch.one_by_one():
+                await self._fan_out(one)
+            return
+        await self._fan_out(batch)
+
+    async def _fan_out(self, batch):
+        outlets = self._outlets
+        copies = [batch.branch_copy() for _ in outlets[1:]]
+        # as in the reference, a branch that raises does not keep the others from the events:
+        # every branch runs, then the first error fails the flow. The results of the events fail
+        # at once, unless a branch before completed them: the first to complete an event wins.
+        error = None
+        for outlet, branch_batch in zip(outlets, [batch, *copies], strict=True):
+            try:
+                await outlet._process(branch_batch)
+            except Exception as ex:
+                if error is None:
+                    error = ex
+                for awaitable in batch.awaitables or ():
+                    if awaitable is not None:
+                        awaitable._set_error(ex)
+        if error is not None:
+            raise error
+
+    async def _terminate(self):
+        self._terminations += 1
+        if self._terminations < self._graph_inlets:
+            return None
+        result = await self._on_terminate()
+        outlets = self._outlets
+        # steps that only take over failed events are flushed too; like the reference, the flow's
+        # result comes from the outlets alone
+        for step in self._side_steps():
+            if step not in outlets:
+                await step._terminate()
+        for i, outlet in enumerate(outlets):
+            outlet_result = await outlet._terminate()
+            if i == 0 and result is None:
+                # as the reference: the first outlet's result is where the combining starts
+                result = outlet_result
+            else:
+                result = self._termination_result_fn(result, outlet_result)
+        return result
+
+    def _side_steps(self):
+        """Steps, besides the outlets, that may receive events from this step (recovery steps)."""
+        return _recovery_steps(self)
+
+    def _downstream(self):
+        steps = list(self._outlets)
+        for step in self._side_steps():
+            if step not in steps:
+                steps.append(step)
+        return steps
+
+
+def _mark_downstream(ex):
+    try:
+        ex._storey_downstream = True
+    except AttributeError:
+        pass
+
+
+def _recovery_steps(step):
+    rec = step._recovery_step
+    if rec is None:
+        return []
+    if isinstance(rec, dict):
+        return list(dict.fromkeys(rec.values()))
+    return [rec]
+
+
+def walk_graph(source):
+    """All steps reachable from `source` (recovery steps included), in depth-first order."""
+    seen = {}
+    stack = [source]
+    while stack:
+        step = stack.pop()
+        if id(step) in seen:
+            continue
+        seen[id(step)] = step
+        stack.extend(reversed(step._downstream()))
+    return list(seen.values())
+
+
+def init_graph(source, runtime):
+    """Prepares every step of the flow for a run; returns the steps."""
+    steps = walk_graph(source)
+    for step in steps:
+        step._runtime = runtime
+        step._graph_inlets = 0
+        step._terminations = 0
+    for step in steps:
+        for outlet in step._downstream():
+            outlet._graph_inlets += 1
+    closure = {}
+
+    def reach(step):
+        # steps and shared state objects at or after `step`
+        key = id(step)
+        if key not in closure:
+            closure[key] = set()  # guards against cycles
+            found = {key} | {id(obj) for obj in step._state_objects()}
+            for outlet in step._downstream():
+                found |= reach(outlet)
+            closure[key] = found
+        return closure[key]
+
+    for step in steps:
+        own = {id(obj) for obj in step._state_objects()}
+        below = set()
+        for outlet in step._downstream():
+            below |= reach(outlet)
+        step._emit_per_event = bool(own & below)
+        outlets = step._outlets
+        step._fanout_per_event = False
+        for i in range(len(outlets)):
+            for j in range(i + 1, len(outlets)):
+                if reach(outlets[i]) & reach(outlets[j]):
+                    step._fanout_per_event = True
+    for step in steps:
+        step._direct_outlet = None
+        outlets = step._outlets
+        if len(outlets) == 1 and not step._emit_per_event:
+            outlet = outlets[0]
+            if (
+                outlet._recovery_step is None
+                and not outlet._emit_per_event
+                and type(outlet)._process is Flow._process
+            ):
+                step._direct_outlet = outlet
+    for step in steps:
+        step._init()
+    return steps
+
+
+def build_flow(steps):
+    """Builds a flow from a list of steps and returns its first step.
+
+    Each step is connected to the one before it. A nested list is a branch off the step before it;
+    the chain then continues from that same step.
+    """
+    if not steps:
+        raise ValueError("Cannot build an empty flow: build_flow() takes a non-empty list of steps")
+    first = steps[0]
+    if isinstance(first, list):
+        first = build_flow(first)
+    current = first
+    for step in steps[1:]:
+        if isinstance(step, list):
+            current.to(build_flow(step))
+        else:
+            current.to(step)
+            current = step
+    return first

@@ -1,0 +1,351 @@
+"""CSV files as arrow record batches, typed as the reference types fields, with clear errors.
+
+Each file is read twice at its start: once to learn its header and the column types pyarrow
+infers from the first block (ints, floats, bools written `true`/`false` in any case, strings;
+an empty field is a null), and once to stream it with those types fixed, so every later block
+is converted the same way. Columns pyarrow would read as dates or timestamps stay text (the
+reference only parses the time field and `parse_dates`). A column that is empty throughout the
+first block takes its type from the first block where it has a value.
+
+Errors name the file and the row: a row with the wrong number of fields, a value that does not
+fit its column's type. The row is found by scanning the file again with Python's csv module,
+which only happens on the way to raising.
+"""
+
+import csv
+import io
+import itertools
+import re
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ...core.storage import get_filesystem
+
+# Types are inferred from the first block of this size; the file is then read in smaller
+# blocks (as fast), so that the flow gets its first rows sooner, unless a column has no value in
+# the first block (its type then comes from the first block, as large, where it has some).
+BLOCK_BYTES = 1 << 22
+READ_BLOCK_BYTES = 1 << 21
+
+
+def _spellings(word):
+    return ["".join(chars) for chars in itertools.product(*[(c.lower(), c.upper()) for c in word])]
+
+
+TRUE_WORDS = _spellings("true")
+FALSE_WORDS = _spellings("false")
+_CONVERSION_ERROR = re.compile(
+    r"In CSV column #(\d+): .*?CSV conversion error to (\S+): invalid value '(.*)'", re.S
+)
+
+
+class CsvError(ValueError):
+    """A CSV file whose content does not fit what was read before (names file, row and field);
+    `row` is the data row's number (1-based) when known."""
+
+    def __init__(self, message, row=None):
+        super().__init__(message)
+        self.row = row
+
+
+class CsvFile:
+    """One CSV file: its field names and its rows as record batches of typed arrow columns."""
+
+    def __init__(self, path, storage_options, header, type_inference, step):
+        self.path = path
+        self.storage_options = storage_options
+        self.header = header
+        self.type_inference = type_inference
+        self.step = step
+        self.names = None
+        self.rows_read = 0
+        self._bad_row = None
+
+    # ---- opening
+    def _source(self):
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        if fs.isdir(inner):
+            raise IsADirectoryError(21, f"{self.step}: {self.path} is a directory, not a CSV file", self.path)
+        if not fs.exists(inner):
+            raise FileNotFoundError(2, f"{self.step}: no such file: {self.path}", self.path)
+        if "://" not in self.path:
+            return inner
+        return fs.open(inner, "rb", compression="infer")
+
+    def _convert_options(self, column_types=None):
+        if not self.type_inference and column_types is not None:
+            return pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False)
+        return pacsv.ConvertOptions(
+            column_types=column_types,
+            null_values=[""],
+            true_values=TRUE_WORDS,
+            false_values=FALSE_WORDS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+
+    def _parse_options(self):
+        def remember(row):
+            self._bad_row = row
+            return "error"
+
+        return pacsv.ParseOptions(invalid_row_handler=remember)
+
+    def inferred_schema(self):
+        """The schema pyarrow infers from the first block (None for an empty file); sets `names`."""
+
+        def open_reader(parse_options):
+            return pacsv.open_csv(
+                self._source(),
+                read_options=pacsv.ReadOptions(
+                    block_size=BLOCK_BYTES, autogenerate_column_names=not self.header
+                ),
+                parse_options=parse_options,
+                convert_options=self._convert_options(),
+            )
+
+        try:
+            reader = open_reader(self._parse_options())
+        except pa.ArrowInvalid as ex:
+            if "Empty CSV file" in str(ex):
+                return None
+            if "CSV parse error" not in str(ex):
+                raise self._located(ex) from ex
+            # a malformed row in the first block: the types come from the other rows, and the
+            # row is reported when reading reaches it (after the rows before it)
+            try:
+                reader = open_reader(pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"))
+            except pa.ArrowInvalid:
+                raise self._located(ex) from ex
+        schema = reader.schema
+        reader.close()
+        if self.header:
+            self.names = schema.names
+        return schema
+
+    # ---- reading
+    def batches(self, schema, text_columns=()):
+        """The file's rows as record batches whose columns are named c0, c1, ..., typed after the
+        `inferred_schema()`; the columns at `text_columns` (indexes) are kept as text."""
+        types = {}
+        deferred = {}
+        for i, field in enumerate(schema):
+            typ = field.type
+            if not self.type_inference or i in text_columns:
+                typ = pa.string()
+            elif pa.types.is_null(typ):
+                typ = pa.string()
+                deferred[i] = None
+            elif pa.types.is_temporal(typ):
+                typ = pa.string()
+            types[f"c{i}"] = typ
+        reader = None
+        try:
+            while True:
+                try:
+                    if reader is None:
+                        # opening reads the first block already
+                        reader = pacsv.open_csv(
+                            self._source(),
+                            read_options=pacsv.ReadOptions(
+                                # a column typed later is typed by a block as large as the first
+                                block_size=BLOCK_BYTES if deferred else READ_BLOCK_BYTES,
+                                column_names=list(types),
+                                skip_rows=1 if self.header else 0,
+                            ),
+                            parse_options=self._parse_options(),
+                            convert_options=self._convert_options(types),
+                        )
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as ex:
+                    error = self._located(ex)
+                    # the rows of the failing block before the bad one still go through the flow
+                    before = self._rows_before(types, deferred, getattr(error, "row", None))
+                    if before is not None and before.num_rows:
+                        yield before
+                    raise error from ex
+                if deferred:
+                    try:
+                        batch = self._type_deferred(batch, deferred)
+                    except CsvError as error:
+                        if error.row is not None and error.row - 1 > self.rows_read:
+                            yield self._type_deferred(
+                                batch.slice(0, error.row - 1 - self.rows_read), deferred
+                            )
+                        raise
+                yield batch
+                self.rows_read += batch.num_rows
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _rows_before(self, types, deferred, row):
+        """The rows of the block being read that come before data row `row`, typed as the
+        others, or None when they cannot be read again."""
+        if row is None or row - 1 <= self.rows_read:
+            return None
+        count = row - 1 - self.rows_read
+        text_types = dict.fromkeys(types, pa.string())
+        try:
+            reader = pacsv.open_csv(
+                self._source(),
+                read_options=pacsv.ReadOptions(
+                    block_size=READ_BLOCK_BYTES,
+                    column_names=list(types),
+                    skip_rows=1 if self.header else 0,
+                    skip_rows_after_names=self.rows_read,
+                ),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
+                convert_options=self._convert_options(text_types),
+            )
+            parts = []
+            got = 0
+            for part in reader:
+                parts.append(part.slice(0, count - got))
+                got += parts[-1].num_rows
+                if got >= count:
+                    break
+            reader.close()
+            strings = pa.Table.from_batches(parts).combine_chunks()
+            columns = []
+            for i, (name, typ) in enumerate(types.items()):
+                column = strings.column(name).combine_chunks()
+                if i in deferred:
+                    typ = deferred[i]
+                if typ is not None and not pa.types.is_string(typ):
+                    column = self._convert(column, typ, i)
+                columns.append(column)
+            return pa.RecordBatch.from_arrays(columns, names=list(types))
+        except (pa.ArrowException, CsvError, OSError):
+            return None
+
+    def _type_deferred(self, batch, deferred):
+        columns = batch.columns
+        for i, typ in deferred.items():
+            strings = columns[i]
+            if typ is None:
+                if strings.null_count == len(strings):
+                    continue
+                typ = deferred[i] = _infer_type(strings.drop_null())
+            columns[i] = self._convert(strings, typ, i)
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+    def _convert(self, strings, typ, column):
+        if pa.types.is_string(typ):
+            return strings
+        if pa.types.is_boolean(typ):
+            lower = pc.utf8_lower(strings)
+            is_true = pc.equal(lower, "true")
+            bad = pc.and_(pc.invert(is_true), pc.not_equal(lower, "false"))
+            if pc.any(bad).as_py():
+                self._raise_bad_value(strings, column, typ, bad.to_pylist().index(True))
+            return is_true
+        try:
+            return pc.cast(strings, typ)
+        except pa.ArrowInvalid:
+            for index, value in enumerate(strings.to_pylist()):
+                if value is None:
+                    continue
+                try:
+                    pa.scalar(value).cast(typ)
+                except pa.ArrowInvalid:
+                    self._raise_bad_value(strings, column, typ, index)
+            raise
+
+    # ---- errors
+    def column_name(self, column):
+        return self.names[column] if self.names is not None else column
+
+    def where(self, row):
+        """'<file>, row <n>' for the n-th data row (1-based) of the file."""
+        return f"{self.path}, row {row}"
+
+    def _raise_bad_value(self, strings, column, typ, index):
+        row = self.rows_read + index + 1
+        raise CsvError(self._bad_value_message(self.where(row), column, strings[index].as_py(), typ), row)
+
+    def _bad_value_message(self, position, column, value, typ):
+        return (
+            f"{self.step}: {position}, field {self.column_name(column)!r}: {value!r} is not "
+            f"{_type_words(typ)} like the values before it in the column (field types are inferred "
+            f"from the file's first rows; type_inference=False reads fields as text)"
+        )
+
+    def _located(self, ex):
+        """An error naming the file and row for a pyarrow CSV error."""
+        message = str(ex)
+        if "CSV parse error" in message and self._bad_row is not None:
+            bad = self._bad_row
+            row, line = self._find_row(lambda record: len(record) != bad.expected_columns)
+            position = f"row {row} (line {line})" if row is not None else "a row"
+            what = "the header" if self.header else "the first row"
+            return CsvError(
+                f"{self.step}: {self.path}, {position} has {bad.actual_columns} fields where {what} has "
+                f"{bad.expected_columns}: {bad.text!r}",
+                row,
+            )
+        match = _CONVERSION_ERROR.search(message)
+        if match:
+            column, typ, value = int(match.group(1)), match.group(2), match.group(3)
+            start = self.rows_read
+            row, line = self._find_row(
+                lambda record: len(record) > column and record[column] == value, first_row=start + 1
+            )
+            position = f"row {row} (line {line})" if row is not None else f"a row after row {start}"
+            return CsvError(self._bad_value_message(f"{self.path}, {position}", column, value, typ), row)
+        try:
+            return type(ex)(f"{self.step}: cannot read {self.path}: {message}")
+        except Exception:
+            return ex
+
+    def _find_row(self, is_bad, first_row=1):
+        """(data row number, line number) of the first data row from `first_row` on where
+        `is_bad(fields)`, by reading the file again with the csv module; (None, None) if none."""
+        try:
+            with (
+                fsspec.open(self.path, "rb", compression="infer", **(self.storage_options or {})) as raw,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+            ):
+                reader = csv.reader(text)
+                if self.header:
+                    next(reader, None)
+                row = 0
+                for record in reader:
+                    if not record:
+                        continue  # pyarrow skips empty lines: they are not rows
+                    row += 1
+                    if row >= first_row and is_bad(record):
+                        return row, reader.line_num
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass
+        return None, None
+
+
+def _infer_type(strings):
+    """The type of a column from its first values: int64, float64, bool or string."""
+    for typ in (pa.int64(), pa.float64()):
+        try:
+            pc.cast(strings, typ)
+            return typ
+        except pa.ArrowInvalid:
+            pass
+    lower = pc.utf8_lower(strings)
+    if pc.all(pc.is_in(lower, pa.array(["true", "false"]))).as_py():
+        return pa.bool_()
+    return pa.string()
+
+
+def _type_words(typ):
+    name = str(typ)
+    if name.startswith(("int", "uint")):
+        return "an integer"
+    if name in ("double", "float"):
+        return "a number"
+    if name in ("bool", "boolean"):
+        return "true or false"
+    return f"a {name} value"

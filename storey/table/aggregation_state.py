@@ -1,0 +1,296 @@
+"""The window-aggregation state of a Table: dense NumPy arrays, one row per key.
+
+`AggregationState` (held in `table._aggregation_state`) maps keys to rows (slots) and holds the
+aggregators registered on the table, in groups: the aggregators one step computes with one kind of
+window share a group, whose `state` array has one row per key and whose `cfg` array describes them
+to the kernels (layout in `storey.kernels.buckets`). Arrays grow geometrically with the keys.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..dtypes.windows import FixedWindows
+from ..kernels import layout as B
+from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
+from .key_cache import table_key
+from .row_arrays import GrowingRows
+
+__all__ = ["AggregationState", "Group", "aggregation_state"]
+
+_NON_INVERTIBLE = MIN | MAX | FIRST | LAST
+
+
+def _windows_of(aggregator):
+    """(length ns, text) of the aggregator's distinct windows, shortest first."""
+    seen = {}
+    for ns, text in aggregator.windows.windows_ns:
+        seen.setdefault(text, ns)
+    return [(ns, text) for text, ns in seen.items()]
+
+
+class Layout:
+    """Where one aggregator lives: its record in its group's cfg, its block in the state rows and
+    its features in the kernels' output."""
+
+    def __init__(self, aggregator, offset, ioffset, out_row, value_row):
+        self.aggregator = aggregator
+        windows = aggregator.windows
+        self.fixed = isinstance(windows, FixedWindows)
+        self.stats = stats_of(aggregator.aggregations)
+        self.windows = _windows_of(aggregator)
+        if self.fixed:
+            period = windows.bucket_ns()
+            ring = 2 * (windows.max_window_ns // period) + 1
+            mode = 1 if self.stats & _NON_INVERTIBLE else 0
+        else:
+            period = windows.period_ns
+            ring = windows.max_window_ns // period
+            mode = 0
+        self.period = period
+        self.ring = ring
+        kept = [B.K_CNT]
+        if self.stats & SUM:
+            kept.append(B.K_SUM)
+        if self.stats & SQR:
+            kept.append(B.K_SQR)
+        if self.stats & MIN:
+            kept.append(B.K_MIN)
+        if self.stats & MAX:
+            kept.append(B.K_MAX)
+        if self.stats & FIRST:
+            kept += [B.K_FOFF, B.K_FVAL]
+        if self.stats & LAST:
+            kept += [B.K_LOFF, B.K_LVAL]
+        # floats: the window blocks, then the ring, bucket after bucket, each bucket's statistics
+        # side by side; int64s: the header, then a bitmap of the filled ring slots
+        self.window_offset = offset
+        ring_start = self.window_offset + len(self.windows) * B.W_SIZE
+        rings = [-1] * B.N_RINGS
+        for place, k in enumerate(kept):
+            rings[k] = ring_start + place
+        self.stride = len(kept)
+        self.end = ring_start + ring * self.stride
+        self.offset = offset
+        self.ioffset = ioffset
+        self.iend = ioffset + B.HEADER + (ring + 31) // 32
+        self.out_row = out_row
+        self.value_row = value_row
+        max_value = aggregator.max_value
+        self.max_value = float(max_value) if max_value is not None else np.inf
+        self.names = aggregator.feature_names()
+        aggregations = aggregator.output_aggregations
+        record = [0] * (B.R_WIN + len(self.windows) + len(aggregations))
+        record[B.R_STATS] = self.stats
+        record[B.R_PERIOD] = period
+        record[B.R_N] = ring
+        record[B.R_NW] = len(self.windows)
+        record[B.R_OFF] = offset
+        record[B.R_IOFF] = ioffset
+        record[B.R_OUT] = out_row
+        record[B.R_NA] = len(aggregations)
+        record[B.R_CAP] = 1 if max_value is not None else 0
+        record[B.R_CAP_INT] = 1 if max_value is not None and float(max_value).is_integer() else 0
+        record[B.R_VALUE] = value_row
+        record[B.R_MODE] = mode
+        record[B.R_KIND] = B.KIND_FIXED if self.fixed else B.KIND_SLIDING
+        record[B.R_WMAX] = windows.max_window_ns
+        if self.fixed:
+            record[B.R_UNIT] = windows.smallest_window_unit_ns
+        record[B.R_RINGS : B.R_RINGS + B.N_RINGS] = rings
+        record[B.R_WOFF] = self.window_offset
+        record[B.R_STRIDE] = self.stride
+        for w, (ns, _) in enumerate(self.windows):
+            record[B.R_WIN + w] = ns // period
+        codes = B.R_WIN + len(self.windows)
+        for a, name in enumerate(aggregations):
+            record[codes + a] = AGGREGATIONS[name].code
+        self.record = record
+        # whether max_value is an int: capped results equal to it are ints, as in the reference
+        self.int_cap = max_value if record[B.R_CAP_INT] and isinstance(max_value, int) else None
+
+
+def _cfg(layouts):
+    cfg = [len(layouts)] + [0] * len(layouts)
+    for a, layout in enumerate(layouts):
+        cfg[1 + a] = len(cfg)
+        cfg += layout.record
+    return np.asarray(cfg, dtype=np.int64)
+
+
+class Group:
+    """Aggregators of one kind of window (sliding or fixed) whose state shares the rows of one
+    array: `state[slot]` holds every aggregator's buckets for the key in `slot`."""
+
+    def __init__(self, fixed, aggregators, capacity):
+        self.fixed = fixed
+        self.layouts = []
+        offset = 0
+        ioffset = 0
+        out_row = 0
+        for a, aggregator in enumerate(aggregators):
+            layout = Layout(aggregator, offset, ioffset, out_row, a)
+            self.layouts.append(layout)
+            offset = layout.end
+            ioffset = layout.iend
+            out_row += len(layout.names)
+        self.width = max(offset, 1)
+        self.iwidth = max(ioffset, 1)
+        self.n_features = out_row
+        self.names = [name for layout in self.layouts for name in layout.names]
+        self.cfg = _cfg(self.layouts)
+        self.max_values = np.asarray([layout.max_value for layout in self.layouts], dtype=np.float64)
+        self._rows = GrowingRows(capacity, self.width, np.float64, 0.0)
+        self._irows = GrowingRows(capacity, self.iwidth, np.int64, B.NO_STATE)
+        self.state = self._rows.array
+        self.istate = self._irows.array
+
+    def grow(self, capacity):
+        self._rows.grow(capacity)
+        self._irows.grow(capacity)
+        self.state = self._rows.array
+        self.istate = self._irows.array
+
+    def with_value_rows(self, value_rows):
+        """The cfg of this group with the aggregators reading other rows of `values`."""
+        cfg = self.cfg.copy()
+        for a in range(len(self.layouts)):
+            cfg[cfg[1 + a] + B.R_VALUE] = value_rows[a]
+        return cfg
+
+
+class AggregationState:
+    """Per-key window state of a table: key slots and the registered aggregator groups."""
+
+    def __init__(self):
+        self.slots = {}
+        self.keys = []
+        # whether every key is a str; then the keys as Arrow arrays, by string type (see _known_text)
+        self._all_text = True
+        self._text_keys = {}
+        self.capacity = 64
+        self.groups = []
+        # aggregator name -> (group, index in group)
+        self.by_name = {}
+        # bumped whenever aggregators are registered, so that readers refresh their plans
+        self.version = 0
+
+    def register(self, aggregators):
+        """Registers the aggregators the table does not hold yet (in one new group per kind of
+        window); those it holds must be defined the same (another step, or an earlier flow)."""
+        new = []
+        for aggregator in aggregators:
+            held = self.by_name.get(aggregator.name)
+            if held is None:
+                new.append(aggregator)
+                continue
+            group, index = held
+            other = group.layouts[index].aggregator
+            if not _same(other, aggregator):
+                raise ValueError(
+                    f"the table already aggregates {aggregator.name!r} differently: "
+                    f"{other!r}, not {aggregator!r}"
+                )
+        for fixed in (False, True):
+            kind = [a for a in new if isinstance(a.windows, FixedWindows) == fixed]
+            if kind:
+                group = Group(fixed, kind, self.capacity)
+                self.groups.append(group)
+                for i, aggregator in enumerate(kind):
+                    self.by_name[aggregator.name] = (group, i)
+        if new:
+            self.version += 1
+
+    def slots_of(self, keys):
+        """The slot of each key (an int64 array), giving new keys new slots."""
+        as_arrow = getattr(keys, "arrow", None)
+        if as_arrow is not None:
+            found = self._slots_of_arrow(as_arrow())
+            if found is not None:
+                return found
+        if list in set(map(type, keys)):
+            keys = [table_key(k) for k in keys]
+        found = list(map(self.slots.get, keys))
+        if None in found:
+            # grown once for the batch, not once per doubling
+            self._reserve(len(self.keys) + found.count(None))
+            slots = self.slots
+            for i, slot in enumerate(found):
+                if slot is None:
+                    key = keys[i]
+                    slot = slots.get(key)
+                    found[i] = self._new_slot(key) if slot is None else slot
+        return np.array(found, dtype=np.int64)
+
+    def _slots_of_arrow(self, array):
+        """Slots of keys that a source hands as an Arrow string array: only new keys become
+        Python objects. None when the array is not such an array."""
+        if array is None or array.null_count:
+            return None
+        known = self._known_text(array.type, len(array))
+        if known is None:
+            encoded = array.dictionary_encode()
+            distinct = self.slots_of(encoded.dictionary.to_pylist())
+            return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+        found = pc.index_in(array, value_set=known)
+        if found.null_count:
+            # keys in order of first appearance, as the events bring them
+            self.slots_of(pc.unique(array.filter(found.is_null())).to_pylist())
+            found = pc.index_in(array, value_set=self._known_text(array.type, len(array)))
+        return found.to_numpy().astype(np.int64)
+
+    def _known_text(self, kind, n):
+        """Every key, in slot order, as an Arrow array of `kind` (a string type): its positions
+        are the slots. None when some key is not a str, or when looking the batch's n keys up
+        among them would cost more than hashing the batch's own keys."""
+        if not self._all_text or len(self.keys) > 4 * n:
+            return None
+        known = self._text_keys.get(kind)
+        count = 0 if known is None else len(known)
+        if count < len(self.keys):
+            more = pa.array(self.keys[count:], kind)
+            known = more if known is None else pa.concat_arrays([known, more])
+            self._text_keys[kind] = known
+        return known
+
+    def existing_slots(self, keys):
+        """The slot of each key, -1 for keys the table has no state for."""
+        if list in set(map(type, keys)):
+            keys = [table_key(k) for k in keys]
+        get = self.slots.get
+        return np.array([get(k, -1) for k in keys], dtype=np.int64)
+
+    def _new_slot(self, key):
+        slot = len(self.keys)
+        self.slots[key] = slot
+        self.keys.append(key)
+        if type(key) is not str:
+            self._all_text = False
+        if slot >= self.capacity:
+            self._reserve(slot + 1)
+        return slot
+
+    def _reserve(self, n):
+        """Room for n keys in every group's arrays (capacity doubled as often as needed)."""
+        if n > self.capacity:
+            while self.capacity < n:
+                self.capacity *= 2
+            for group in self.groups:
+                group.grow(self.capacity)
+
+
+def _same(a, b):
+    return a is b or (
+        a.field == b.field
+        and a.aggregations == b.aggregations
+        and a.windows == b.windows
+        and a.max_value == b.max_value
+    )
+
+
+def aggregation_state(table):
+    """The table's aggregation state, created on first use."""
+    state = table._aggregation_state
+    if state is None:
+        state = table._aggregation_state = AggregationState()
+    return state
