@@ -70,12 +70,10 @@ def _kernel_times(batch):
 
 
 def _writes_in_background(step):
-    """Whether a step after `step` writes files in a thread of its own (ParquetTarget): on two
-    cores, that thread takes the second one, and a kernel split in two would only contend with it
+    """Whether a step after `step` writes in a thread of its own (ParquetTarget): on two cores,
+    that thread takes the second one, and a kernel split in two would only contend with it
     (measured: Parquet backfill 1M rows 5-10% slower split)."""
-    from ..targets.file_targets.parquet_files import BackgroundWrites
-
-    return any(isinstance(getattr(s, "_writes", None), BackgroundWrites) for s in walk_graph(step)[1:])
+    return any(s._writes_in_a_thread for s in walk_graph(step)[1:])
 
 
 def _check_aliases(step_name, aliases):

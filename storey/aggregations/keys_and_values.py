@@ -106,16 +106,6 @@ def _fill_from_list(step_name, what, raw, values, valid):
             valid[i] = 1
 
 
-def _missing(converter, col):
-    """Where a column with a converter holds no value: None, or NA for nullable columns (whose NaN
-    stands for NA; a plain float column's NaN is a value)."""
-    from ..core.value_kinds import NullableKind
-
-    if isinstance(converter, NullableKind):
-        return np.asarray(converter.missing_mask(col), dtype=bool)
-    return np.asarray(converter.none_mask(col), dtype=bool)
-
-
 def _fill_from_column(step_name, what, columns, name, values, valid):
     col = columns[name]
     absent = columns.absent.get(name)
@@ -124,7 +114,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
         values[:] = col
         ok = np.ones(len(col), dtype=bool) if absent is None else ~absent
         if converter is not None:
-            ok &= ~_missing(converter, col)
+            ok &= ~converter.no_value_mask(col)
         valid[:] = ok
         return
     if col.dtype.kind != "O":

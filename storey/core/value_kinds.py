@@ -51,6 +51,10 @@ class PlainKind:
             return np.asarray(pd.isna(values), dtype=bool)
         return np.zeros(len(values), dtype=bool)
 
+    def no_value_mask(self, values):
+        """Where a row holds no value to aggregate: None (a plain float column's NaN is a value)."""
+        return np.asarray(self.none_mask(values), dtype=bool)
+
 
 PLAIN = PlainKind()
 
@@ -142,3 +146,7 @@ class NullableKind(PlainKind):
 
     def none_mask(self, values):
         return np.zeros(len(values), dtype=bool)
+
+    def no_value_mask(self, values):
+        """NA, which a nullable column stores as NaN or None."""
+        return np.asarray(self.missing_mask(values), dtype=bool)

@@ -40,6 +40,9 @@ class Flow:
     _may_suspend = False
     # True for steps that take over events whose processing failed further down (Recover).
     _handles_errors = False
+    # True for steps that keep a thread of their own busy writing (ParquetTarget): steps before them
+    # leave the second core to it.
+    _writes_in_a_thread = False
 
     def __init__(
         self,

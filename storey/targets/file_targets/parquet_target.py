@@ -63,6 +63,8 @@ class ParquetTarget(BufferedFileTarget):
         (ParquetTarget).
     """
 
+    _writes_in_a_thread = True
+
     def __init__(
         self,
         path,
