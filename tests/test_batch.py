@@ -115,14 +115,14 @@ def test_row_values_fill_in_for_absent_fields():
 
 def test_bodies_built_from_columns_once_and_then_rows_are_the_truth():
     batch = EventBatch(3, columns=_columns())
-    peeked = batch.peek_bodies()
+    peeked = batch.bodies_to_read()
     assert batch.columns is not None
-    assert batch.peek_bodies() is peeked
-    bodies = batch.bodies
+    assert batch.bodies_to_read() is peeked
+    bodies = batch.bodies_to_change()
     assert bodies is peeked
     assert batch.columns is None
     bodies[0]["v"] = 100
-    assert batch.bodies[0]["v"] == 100
+    assert batch.bodies_to_change()[0]["v"] == 100
 
 
 def test_field_reads_one_body_field_from_columns_or_rows():
@@ -137,7 +137,7 @@ def test_field_reads_one_body_field_from_columns_or_rows():
 
 def test_a_batch_without_bodies_or_keys_has_nones():
     batch = EventBatch(2)
-    assert batch.bodies == [None, None]
+    assert batch.bodies_to_change() == [None, None]
     assert batch.keys == [None, None]
     assert batch.ids == [None, None]
 
@@ -150,7 +150,7 @@ def test_take_and_slice_keep_every_field_in_step():
     batch.awaitables = ["a0", None, "a2", None]
     batch.meta = [None, {"path": "/x"}, None, None]
     taken = batch.take([2, 0, 2])
-    assert taken.bodies == [{"v": 2}, {"v": 0}, {"v": 2}]
+    assert taken.bodies_to_change() == [{"v": 2}, {"v": 0}, {"v": 2}]
     assert taken.keys == ["k2", "k0", "k2"]
     assert taken.ids == ["id2", "id0", "id2"]
     assert taken.time_values == [T + dt.timedelta(seconds=2), T, T + dt.timedelta(seconds=2)]
@@ -161,7 +161,7 @@ def test_take_and_slice_keep_every_field_in_step():
     assert sliced.n == 1 and sliced.keys == ["k3"] and sliced.meta == [None]
     columnar = EventBatch(3, columns=_columns(), times=np.array([1, 2, 3]), time_style=NAIVE)
     part = columnar.take([1])
-    assert part.columns is not None and part.peek_bodies() == [{"v": 2, "s": "b"}]
+    assert part.columns is not None and part.bodies_to_read() == [{"v": 2, "s": "b"}]
     assert list(part.times) == [2]
 
 
@@ -173,7 +173,11 @@ def test_one_by_one_gives_every_field_of_each_event_in_order():
     assert [b.n for b in ones] == [1, 1, 1]
     for i, one in enumerate(ones):
         expected = batch.take([i])
-        assert one.bodies == expected.bodies and one.keys == expected.keys and one.ids == expected.ids
+        assert (
+            one.bodies_to_change() == expected.bodies_to_change()
+            and one.keys == expected.keys
+            and one.ids == expected.ids
+        )
         assert one.time_values == expected.time_values
         assert one.awaitables == expected.awaitables and one.meta == expected.meta
     columnar = EventBatch(3, columns=_columns(), times=np.array([1, 2, 3]), time_style=NAIVE)
@@ -181,7 +185,7 @@ def test_one_by_one_gives_every_field_of_each_event_in_order():
     lazy._ids = IdSequence().reserve(3)
     all_ids = lazy._ids.to_list()
     parts = list(lazy.one_by_one())
-    assert [p.peek_bodies()[0] for p in parts] == columnar.peek_bodies()
+    assert [p.bodies_to_read()[0] for p in parts] == columnar.bodies_to_read()
     assert [list(p.times) for p in parts] == [[1], [2], [3]]
     assert [p.ids[0] for p in parts] == all_ids
     assert list(parts[0].one_by_one()) == [parts[0]]
@@ -190,14 +194,18 @@ def test_one_by_one_gives_every_field_of_each_event_in_order():
 
 def test_with_bodies_columns_keys_and_times():
     batch = _batch(2)
-    assert batch.with_bodies(["a", "b"]).bodies == ["a", "b"]
+    assert batch.with_bodies(["a", "b"]).bodies_to_change() == ["a", "b"]
     picked = batch.with_bodies(["only"], indices=[1])
     assert (picked.n, picked.keys, picked.ids) == (1, ["k1"], ["id1"])
     first = batch.with_first_bodies(["one"])
-    assert (first.n, first.bodies, first.keys, first.ids) == (1, ["one"], ["k0"], ["id0"])
+    assert (first.n, first.bodies_to_change(), first.keys, first.ids) == (1, ["one"], ["k0"], ["id0"])
     assert batch.with_first_bodies(["a", "b"]).keys == ["k0", "k1"]
     cols = batch.with_columns(Columns({"c": np.array([1, 2])}))
-    assert cols.columns is not None and cols.keys == ["k0", "k1"] and cols.bodies == [{"c": 1}, {"c": 2}]
+    assert (
+        cols.columns is not None
+        and cols.keys == ["k0", "k1"]
+        and cols.bodies_to_change() == [{"c": 1}, {"c": 2}]
+    )
     assert batch.with_keys(["x", "y"]).keys == ["x", "y"]
     assert batch.keys == ["k0", "k1"]
     retimed = batch.with_times(times=np.array([0, 10**9]), time_style=UTC_DATETIME)
@@ -212,10 +220,10 @@ def test_branch_copy_deep_copies_what_a_branch_may_change():
     batch.meta = [{"headers": {"h": 1}, "method": None, "path": "/", "content_type": None, "error": None}]
     batch.awaitables = [object()]
     copy = batch.branch_copy()
-    copy.bodies[0]["v"] = 99
+    copy.bodies_to_change()[0]["v"] = 99
     copy.keys[0].append("c")
     copy.meta[0]["headers"]["h"] = 2
-    assert batch.bodies == [{"v": 0}]
+    assert batch.bodies_to_change() == [{"v": 0}]
     assert batch.keys == [["a", "b"]]
     assert batch.meta[0]["headers"] == {"h": 1}
     assert copy.awaitables[0] is batch.awaitables[0]
@@ -228,7 +236,7 @@ def test_concat_of_row_and_column_batches():
     )
     both = EventBatch.concat([rows, EventBatch.empty(), cols])
     assert both.n == 5
-    assert both.bodies[1] == {"v": 1} and both.bodies[3] == {"v": 2, "s": "b"}
+    assert both.bodies_to_change()[1] == {"v": 1} and both.bodies_to_change()[3] == {"v": 2, "s": "b"}
     assert both.keys == ["k0", "k1", "c0", "c1", "c2"]
     assert both.ids[2] == "x"
     assert EventBatch.concat([]).n == 0

@@ -349,7 +349,7 @@ class _Collect(Flow):
         self.into = into
 
     async def _do(self, batch):
-        self.into.extend(batch.peek_bodies())
+        self.into.extend(batch.bodies_to_read())
         await self._emit(batch)
 
 

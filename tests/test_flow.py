@@ -230,7 +230,7 @@ def test_steps_sharing_state_see_each_event_before_the_next():
             return (shared,)
 
         async def _do(self, batch):
-            for body in batch.bodies:
+            for body in batch.bodies_to_change():
                 log.append(("write", body))
             await self._emit(batch)
 
@@ -239,7 +239,7 @@ def test_steps_sharing_state_see_each_event_before_the_next():
             return (shared,)
 
         async def _do(self, batch):
-            for body in batch.bodies:
+            for body in batch.bodies_to_change():
                 log.append(("read", body))
             await self._emit(batch)
 

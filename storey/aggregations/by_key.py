@@ -342,7 +342,7 @@ class AggregateByKey(Flow):
         ):
             out = batch.with_columns(features.add_to_columns(columns))
         else:
-            bodies = batch.peek_bodies()
+            bodies = batch.bodies_to_read()
             for body in bodies:
                 if not isinstance(body, dict):
                     raise TypeError(
@@ -480,7 +480,7 @@ class AggregateByKey(Flow):
             ids=[None] * n,
         )
         features = self._read(batch, keys, MODE_AGG)
-        rows = features.merged_into(batch.bodies)
+        rows = features.merged_into(batch.bodies_to_change())
         await self._emit(batch.with_bodies(rows))
 
     def _read(self, batch, keys, mode):
@@ -689,7 +689,7 @@ class QueryByKey(AggregateByKey):
                     for name in self._attributes:
                         if name in attributes:
                             found[aliases.get(name, name)] = attributes[name]
-        bodies = batch.peek_bodies()
+        bodies = batch.bodies_to_read()
         fn = self._augmentation_fn
         new_bodies = []
         for body, found, key in zip(bodies, feature_dicts, keys):

@@ -41,13 +41,15 @@ class KeySource:
             columns = batch.columns
             if columns is not None and not columns.list_rows:
                 return _column_keys(batch, columns, key)
-            return [_field(body, key, event_key) for body, event_key in zip(batch.peek_bodies(), batch.keys)]
+            return [
+                _field(body, key, event_key) for body, event_key in zip(batch.bodies_to_read(), batch.keys)
+            ]
         if isinstance(key, list):
             out = []
-            for body, event_key in zip(batch.peek_bodies(), batch.keys):
+            for body, event_key in zip(batch.bodies_to_read(), batch.keys):
                 out.append([body.get(name) for name in key] if isinstance(body, dict) and body else event_key)
             return out
-        return [key(body) for body in batch.peek_bodies()]
+        return [key(body) for body in batch.bodies_to_read()]
 
 
 def _field(body, name, event_key):
@@ -147,7 +149,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
                 _fill_from_column(step_name, what, columns, field, row_values, row_valid)
         else:
             if bodies is None:
-                bodies = batch.peek_bodies()
+                bodies = batch.bodies_to_read()
             if isinstance(field, str):
                 raw = [
                     body.get(field) if isinstance(body, dict) else _not_a_dict(step_name, body)
@@ -158,7 +160,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
             _fill_from_list(step_name, what, raw, row_values, row_valid)
         if aggregator.aggr_filter is not None:
             if bodies is None:
-                bodies = batch.peek_bodies()
+                bodies = batch.bodies_to_read()
             keep = aggregator.aggr_filter
             for i, body in enumerate(bodies):
                 if row_valid[i] and not keep(body):

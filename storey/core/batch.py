@@ -189,12 +189,10 @@ class EventBatch:
         return EventBatch(0, bodies=[], keys=[], time_values=[], ids=[])
 
     # ---- fields
-    @property
-    def bodies(self):
-        """The bodies as Python objects (dicts, lists, ...); built once from columns if needed.
-
-        Once handed out, rows are the truth: user code may change them, so the columns are dropped.
-        """
+    def bodies_to_change(self):
+        """The bodies as Python objects (dicts, lists, ...), for a caller that may change them;
+        built once from columns if needed. From then on the rows are the truth: the columns are
+        dropped."""
         if self._bodies is None:
             self._bodies = self._columns.to_rows() if self._columns is not None else [None] * self.n
         self._columns = None
@@ -212,8 +210,8 @@ class EventBatch:
         of the column values in order when `Columns.list_rows`); None when held as rows only."""
         return self._columns
 
-    def peek_bodies(self):
-        """The bodies for reading only (the caller promises not to change them): columns stay valid."""
+    def bodies_to_read(self):
+        """The bodies as Python objects, for a caller that only reads them: the columns stay."""
         if self._bodies is None:
             self._bodies = self._columns.to_rows() if self._columns is not None else [None] * self.n
         return self._bodies
@@ -232,7 +230,7 @@ class EventBatch:
                 return col
             return np.full(self.n, None, dtype=object)
         out = np.empty(self.n, dtype=object)
-        for i, body in enumerate(self.peek_bodies()):
+        for i, body in enumerate(self.bodies_to_read()):
             out[i] = _get_field(body, name)
         return out
 
@@ -268,7 +266,7 @@ class EventBatch:
     def event(self, i):
         """An `Event` view of event i (a new object each call)."""
         ev = Event.__new__(Event)
-        ev.body = self.bodies[i]
+        ev.body = self.bodies_to_change()[i]
         ev.key = self.keys[i]
         ev.time = self.time_values[i]
         ev.id = self.ids[i]
@@ -329,7 +327,7 @@ class EventBatch:
         if n == 1:
             yield self
             return
-        bodies = self.peek_bodies() if n else []
+        bodies = self.bodies_to_read() if n else []
         keys = self._keys
         time_values = self._time_values
         times = self._times if time_values is None else None
@@ -426,7 +424,7 @@ class EventBatch:
         if all(b._columns is not None and b._bodies is None for b in batches):
             columns = Columns.concat([b._columns for b in batches])
         if columns is None:
-            bodies = [body for b in batches for body in b.bodies]
+            bodies = [body for b in batches for body in b.bodies_to_change()]
         if all(b._time_values is None for b in batches) and len({id(b._time_style) for b in batches}) == 1:
             times, time_values = np.concatenate([b._times for b in batches]), None
         else:

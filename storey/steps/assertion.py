@@ -147,7 +147,7 @@ class Assert(Flow):
             self._count += batch.n
             await self._emit(batch)
             return
-        elements = batch.events() if self._full_event else batch.bodies
+        elements = batch.events() if self._full_event else batch.bodies_to_change()
         failed = None
         error = None
         try:

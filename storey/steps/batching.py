@@ -187,7 +187,7 @@ class Batch(_Batching):
         if self._full_event:
             bodies = [events.events() for _, events in finished]
         else:
-            bodies = [list(events.bodies) for _, events in finished]
+            bodies = [list(events.bodies_to_change()) for _, events in finished]
         out = EventBatch(
             n,
             bodies=bodies,

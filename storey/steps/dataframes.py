@@ -114,7 +114,7 @@ class ToDataFrame(Flow):
         frames = []
         error = None
         try:
-            for body in batch.peek_bodies():
+            for body in batch.bodies_to_read():
                 frame = frame_of(body, self._columns)
                 if self._index is not None:
                     frame = frame.set_index(self._index)
@@ -187,7 +187,7 @@ class ReduceToDataFrame(Flow):
             self._parts.append(("columns", columns))
             kept = batch.n
         else:
-            bodies = batch.peek_bodies()
+            bodies = batch.bodies_to_read()
             kept, error = self._check_bodies(bodies)
             if kept:
                 self._parts.append(("rows", bodies[:kept] if kept < batch.n else bodies))

@@ -58,7 +58,7 @@ class _UnaryFunctionFlow(Flow):
             self._may_suspend = True
 
     async def _do(self, batch):
-        inputs = batch.events() if self._full_event else batch.bodies
+        inputs = batch.events() if self._full_event else batch.bodies_to_change()
         if self._is_async:
             results, error = await self._apply_async(inputs)
         elif self._long_running:

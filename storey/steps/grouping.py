@@ -52,7 +52,7 @@ def _field_keys(batch, name):
             return [hashable(k) for k in columns.column_list(name)], None
     keys = []
     try:
-        for body in batch.peek_bodies():
+        for body in batch.bodies_to_read():
             keys.append(hashable(body[name]))
     except Exception as ex:
         return keys, ex

@@ -110,7 +110,7 @@ class JoinWithTable(Flow):
         if self._emit_per_event and batch.n > 1 and self._table._persists:
             # the engine hands this step one event at a time (a step further down writes to the
             # table): load the keys of the whole batch in one driver call first
-            inputs = batch.events() if self._full_event else batch.peek_bodies()
+            inputs = batch.events() if self._full_event else batch.bodies_to_read()
             keys, _ = self._extract_keys(inputs)
             await self._table._ensure_loaded(keys)
         await super()._process(batch)
@@ -149,7 +149,7 @@ class JoinWithTable(Flow):
 
     async def _join_rows(self, batch):
         full_event = self._full_event
-        inputs = batch.events() if full_event else batch.bodies
+        inputs = batch.events() if full_event else batch.bodies_to_change()
         keys, error = self._extract_keys(inputs)
         await self._table._ensure_loaded(keys)
         join_function = self._join_function

@@ -31,7 +31,7 @@ def _attribute_values(batch, attribute):
     if attribute == "id":
         return batch.ids
     if attribute == "body":
-        return batch.bodies
+        return batch.bodies_to_change()
     meta = batch.meta
     if meta is None:
         return [DEFAULT_META[attribute]] * batch.n
@@ -81,7 +81,7 @@ class ReifyMetadata(Flow):
             await self._emit(batch.with_columns(columns.with_columns(extra)))
             return
         values = [(entry, _attribute_values(batch, attribute)) for attribute, entry in self._pairs]
-        bodies = batch.bodies
+        bodies = batch.bodies_to_change()
         done = 0
         try:
             for i, body in enumerate(bodies):
@@ -121,7 +121,7 @@ class Rename(Flow):
         if columns is not None and not any(columns.absent.get(old) is not None for old, _ in self._mapping):
             await self._emit(batch.with_columns(self._rename_columns(columns)))
             return
-        bodies = batch.bodies
+        bodies = batch.bodies_to_change()
         mapping = self._mapping
         done = 0
         try:

@@ -33,13 +33,13 @@ class Complete(Flow):
                 await self._do(one)
             return
         if batch.n == 1:
-            result = batch.event(0) if self._full_event else batch.peek_bodies()[0]
+            result = batch.event(0) if self._full_event else batch.bodies_to_read()[0]
             await self._emit(batch)
             aw = awaitables[0]
             if aw is not None:
                 aw._set_result(result)
             return
-        results = batch.events() if self._full_event else batch.peek_bodies()
+        results = batch.events() if self._full_event else batch.bodies_to_read()
         await self._emit(batch)
         for aw, result in zip(awaitables, results, strict=True):
             if aw is not None:
@@ -75,7 +75,7 @@ class Reduce(Flow):
     async def _do(self, batch):
         fn = self._fn
         result = self._result
-        elements = batch.events() if self._full_event else batch.peek_bodies()
+        elements = batch.events() if self._full_event else batch.bodies_to_read()
         if self._is_async:
             for element in elements:
                 result = await fn(result, element)

@@ -71,7 +71,7 @@ class Choice(Flow):
         self._default = _index_of(targets, default) if default is not None else -1
 
     async def _do(self, batch):
-        inputs = batch.events() if self._full_event else batch.bodies
+        inputs = batch.events() if self._full_event else batch.bodies_to_change()
         conditions = self._conditions
         default = self._default
         routes = []

@@ -73,7 +73,7 @@ class MapWithState(Flow):
         return None
 
     async def _do(self, batch):
-        inputs = batch.events() if self._full_event else batch.bodies
+        inputs = batch.events() if self._full_event else batch.bodies_to_change()
         outputs = []
         try:
             if not self._group_by_key:

@@ -137,7 +137,7 @@ class NoSqlTarget(Flow):
             first = (
                 {name: None for name in columns.names if not _absent(columns, name, 0)}
                 if columns is not None
-                else batch.peek_bodies()[0]
+                else batch.bodies_to_read()[0]
             )
             try:
                 self._infer_from(first)
@@ -147,7 +147,7 @@ class NoSqlTarget(Flow):
         columns = batch.columns
         if columns is not None:
             return self._write_rows(keys, self._values_from_columns(batch, columns, spec))
-        bodies = batch.peek_bodies()
+        bodies = batch.bodies_to_read()
         if all(type(body) is dict for body in bodies):
             values = [
                 [body.get(field) for body in bodies] if source == "body" else self._metadata(batch, source)

@@ -196,7 +196,7 @@ class StreamTarget(Flow):
         if not self._infer:
             return specs
         columns = batch.columns
-        first = None if columns is not None else batch.peek_bodies()[0]
+        first = None if columns is not None else batch.bodies_to_read()[0]
         if columns is None and not isinstance(first, dict | list):
             return specs  # a body written as it is: nothing to infer
         return merge_inferred(specs, first_body_fields(self.name, batch), unique=True)
@@ -215,7 +215,7 @@ class StreamTarget(Flow):
             rows = zip(*values, strict=True) if values else [()] * batch.n
             return [_record_text(names, row) for row in rows], None
         texts = []
-        for i, body in enumerate(batch.peek_bodies()):
+        for i, body in enumerate(batch.bodies_to_read()):
             if type(body) is dict:
                 row = [body.get(spec.field) if spec.meta is None else meta[spec.meta][i] for spec in specs]
                 texts.append(_record_text(names, row))
@@ -466,7 +466,7 @@ class TSDBTarget(BufferedFileTarget):
         if columns is not None:
             values = [self._meta(batch, s.meta) if s.meta else _field_values(columns, s.field) for s in specs]
         else:
-            values = self._row_values(batch.peek_bodies(), specs)
+            values = self._row_values(batch.bodies_to_read(), specs)
             for j, spec in enumerate(specs):
                 if spec.meta is not None:
                     values[j] = self._meta(batch, spec.meta)

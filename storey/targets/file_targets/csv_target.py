@@ -124,7 +124,7 @@ class CSVTarget(BufferedFileTarget):
         texts = self._column_texts(batch)
         if texts is not None:
             return lines_of_cells(texts, batch.n, self._split_writes)
-        rows = batch.peek_bodies()
+        rows = batch.bodies_to_read()
         values = self._row_values(batch, rows)
         if values and len(set(map(len, values))) == 1:
             # one cell per column on every line: format column by column
@@ -268,7 +268,7 @@ def _first_body(batch):
     cols = batch.stored_columns()
     if cols is not None:
         return [] if cols.list_rows else {}
-    return batch.peek_bodies()[0]
+    return batch.bodies_to_read()[0]
 
 
 __all__ = ["CSVTarget"]

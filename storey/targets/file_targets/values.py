@@ -13,7 +13,7 @@ import pyarrow as pa
 
 def body_rows(batch):
     """The row bodies when the batch holds rows only, else None (the columns are valid)."""
-    return None if batch.columns is not None else batch.peek_bodies()
+    return None if batch.columns is not None else batch.bodies_to_read()
 
 
 def first_body_fields(step, batch):
@@ -21,7 +21,7 @@ def first_body_fields(step, batch):
     cols = batch.columns
     if cols is not None:
         return sorted(name for name in cols.names if not _absent_at(cols, name, 0))
-    body = batch.peek_bodies()[0]
+    body = batch.bodies_to_read()[0]
     if isinstance(body, dict):
         return sorted(body)
     if isinstance(body, list):
