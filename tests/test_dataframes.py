@@ -215,7 +215,7 @@ def test_reduce_from_columns_with_absent_values_and_narrow_types():
     async def main():
         runtime = FlowRuntime(entry)
         runtime._bind_loop()
-        await runtime.run_batch(batch)
+        await runtime.source._emit(batch)
         return await entry._terminate()
 
     frame = asyncio.run(main())

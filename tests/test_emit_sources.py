@@ -314,7 +314,7 @@ def test_completes_in_a_batch_are_set_event_by_event():
 
     source = SyncEmitSource()
     build_flow([source, Complete(), Map(fail_on_3), Complete()])
-    runtime = FlowRuntime(source)
+    runtime = FlowRuntime(source, live=True)
     results = [AwaitableResult(expected_number_of_results=2) for _ in range(3)]
     batch = EventBatch(3, bodies=[1, 2, 3], time_values=[None] * 3, awaitables=results)
     runtime._run_inline(batch)

@@ -1,9 +1,13 @@
-"""The flow graph: the `Flow` step base class, wiring (`to`, `build_flow`), termination, and the
-steps every flow uses (`Complete`, `Reduce`).
+"""The flow graph: the `Flow` step base class, wiring (`to`, `build_flow`), termination, and how
+events pass from step to step.
 
 A step processes one `EventBatch` per call (`_do`) and sends its output batch to its outlets
 (`_emit`). Steps are coroutines so that a step may wait on I/O, but most never do: a flow in
-which no step can suspend runs inline, in the thread that emits (see `storey.runtime`).
+which no step can suspend runs inline, in the thread that emits (see `storey.engine.runtime`).
+
+Whether a step takes a batch at once or its events one at a time is decided in one place, when a
+run starts (`init_graph`, see `one_at_a_time`): a step then receives batches through its
+`_process`, which is its `_do` itself or `_process_one_at_a_time`.
 """
 
 from ..core.batch import DEFAULT_META
@@ -64,10 +68,9 @@ class Flow:
         self._runtime = None
         self._graph_inlets = 0
         self._terminations = 0
-        self._emit_per_event = False
-        self._fanout_per_event = False
-        # the single outlet whose _do this step calls straight away (set when a run starts)
-        self._direct_outlet = None
+        # decided by init_graph when a run starts
+        self._one_at_a_time = False
+        self._process = self._do
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
@@ -97,6 +100,15 @@ class Flow:
         events one at a time, in the order the reference would process them."""
         return ()
 
+    def _needs_one_at_a_time(self, live):
+        """Whether the step itself needs its events one at a time in a live flow (`live`: emitted
+        events) or a replay; the engine adds the flow's reasons (see `one_at_a_time`)."""
+        return self._recovery_step is not None or self._handles_errors
+
+    async def _before_one_at_a_time(self, batch):
+        """Called with a whole batch before its events are handed to the step one at a time: a step
+        reading a table loads the keys of the batch here, in one driver call."""
+
     async def _do(self, batch):
         await self._emit(batch)
 
@@ -108,17 +120,15 @@ class Flow:
         """Releases resources (files, connections) after termination or failure."""
 
     # ---- engine
-    async def _process(self, batch):
-        if self._emit_per_event and batch.n > 1:
-            # a step further down shares this step's state (a Table): each event goes through both
-            # before the next, as per-event processing would
-            for one in batch.one_by_one():
-                await self._process(one)
-            return
+    async def _process_one_at_a_time(self, batch):
+        """`_process` of a step that takes its events one at a time: each goes through the step and
+        everything after it before the next; with a recovery step, an event whose processing
+        raised here goes to it and the others go on as if nothing happened."""
+        await self._before_one_at_a_time(batch)
         if self._recovery_step is None:
-            await self._do(batch)
+            for one in batch.one_by_one():
+                await self._do(one)
             return
-        # a recovery step takes over single events: the others go on as if nothing happened
         for one in batch.one_by_one():
             try:
                 await self._do(one)
@@ -141,38 +151,25 @@ class Flow:
         return rec
 
     async def _emit(self, batch):
-        direct = self._direct_outlet
-        if direct is not None and batch.n:
-            try:
-                await direct._do(batch)
-            except Exception as ex:
-                _mark_downstream(ex)
-                raise
-            return
         outlets = self._outlets
         if not outlets or batch.n == 0:
             return
         try:
-            if self._emit_per_event and batch.n > 1:
+            if len(outlets) == 1:
+                if self._one_at_a_time and batch.n > 1:
+                    for one in batch.one_by_one():
+                        await outlets[0]._process(one)
+                else:
+                    await outlets[0]._process(batch)
+            elif self._one_at_a_time and batch.n > 1:
                 for one in batch.one_by_one():
-                    await self._emit_one(one)
-                return
-            await self._emit_one(batch)
+                    await self._fan_out(one)
+            else:
+                await self._fan_out(batch)
         except Exception as ex:
             # raised further down the flow: this step's recovery step does not take it
             _mark_downstream(ex)
             raise
-
-    async def _emit_one(self, batch):
-        outlets = self._outlets
-        if len(outlets) == 1:
-            await outlets[0]._process(batch)
-            return
-        if self._fanout_per_event and batch.n > 1:
-            for one in batch.one_by_one():
-                await self._fan_out(one)
-            return
-        await self._fan_out(batch)
 
     async def _fan_out(self, batch):
         outlets = self._outlets
@@ -254,7 +251,7 @@ def walk_graph(source):
     return list(seen.values())
 
 
-def init_graph(source, runtime):
+def init_graph(source, runtime, live=False):
     """Prepares every step of the flow for a run; returns the steps."""
     steps = walk_graph(source)
     for step in steps:
@@ -264,10 +261,58 @@ def init_graph(source, runtime):
     for step in steps:
         for outlet in step._downstream():
             outlet._graph_inlets += 1
+    chosen = one_at_a_time(source, steps, live)
+    for step in steps:
+        step._one_at_a_time = step in chosen
+        step._process = step._process_one_at_a_time if step._one_at_a_time else step._do
+    for step in steps:
+        step._init()
+    return steps
+
+
+def one_at_a_time(source, steps, live):
+    """The steps that take their events one at a time: each event goes through such a step and
+    everything after it before the next one enters it, as storey runs every event. The others
+    take a whole batch at once. One at a time:
+
+    - a step whose state (a Table) a step further down shares, and a step whose branches meet
+      again or share state: each event reaches the later step in the order storey gives;
+    - a step that needs it itself: one with a recovery step, Recover, Complete with outlets in a
+      live flow;
+    - the source, when the flow holds a step that takes over failures (every event is tried
+      alone), or when a live flow branches (the branches' functions see the events interleaved
+      as storey runs them); then each step that branches, too, for the events a step makes of
+      one event (FlatMap).
+    """
+    reach = _reach(steps)
+    chosen = set()
+    for step in steps:
+        below = set()
+        for outlet in step._downstream():
+            below |= reach[id(outlet)]
+        outlets = step._outlets
+        branches_meet = any(
+            reach[id(outlets[i])] & reach[id(outlets[j])]
+            for i in range(len(outlets))
+            for j in range(i + 1, len(outlets))
+        )
+        shares_state = bool({id(obj) for obj in step._state_objects()} & below)
+        if shares_state or branches_meet or step._needs_one_at_a_time(live):
+            chosen.add(step)
+    branching = [step for step in steps if len(step._outlets) > 1]
+    if live and branching:
+        chosen.update(branching)
+        chosen.add(source)
+    if any(step._recovery_step is not None or step._handles_errors for step in steps):
+        chosen.add(source)
+    return chosen
+
+
+def _reach(steps):
+    """For each step (by id): the ids of the steps and shared state objects at or after it."""
     closure = {}
 
     def reach(step):
-        # steps and shared state objects at or after `step`
         key = id(step)
         if key not in closure:
             closure[key] = set()  # guards against cycles
@@ -278,31 +323,8 @@ def init_graph(source, runtime):
         return closure[key]
 
     for step in steps:
-        own = {id(obj) for obj in step._state_objects()}
-        below = set()
-        for outlet in step._downstream():
-            below |= reach(outlet)
-        step._emit_per_event = bool(own & below)
-        outlets = step._outlets
-        step._fanout_per_event = False
-        for i in range(len(outlets)):
-            for j in range(i + 1, len(outlets)):
-                if reach(outlets[i]) & reach(outlets[j]):
-                    step._fanout_per_event = True
-    for step in steps:
-        step._direct_outlet = None
-        outlets = step._outlets
-        if len(outlets) == 1 and not step._emit_per_event:
-            outlet = outlets[0]
-            if (
-                outlet._recovery_step is None
-                and not outlet._emit_per_event
-                and type(outlet)._process is Flow._process
-            ):
-                step._direct_outlet = outlet
-    for step in steps:
-        step._init()
-    return steps
+        reach(step)
+    return closure
 
 
 def build_flow(steps):

@@ -54,20 +54,8 @@ class FlowRuntime:
     def __init__(self, source, buffer_size=None, live=False):
         self.source = source
         self.buffer_size = buffer_size or 8
-        self.steps = init_graph(source, self)
+        self.steps = init_graph(source, self, live)
         self.inline = not any(step._may_suspend for step in self.steps)
-        # Recovery steps take over the events whose processing raised: they need events one by one.
-        # So does a live flow that branches: each event goes down every branch before the next
-        # one enters, so that the branches' functions see the events interleaved as the reference
-        # runs them (the few events of a live batch make this cheap).
-        branching = [step for step in self.steps if len(step._outlets) > 1]
-        self.per_event = any(
-            step._recovery_step is not None or step._handles_errors for step in self.steps
-        ) or (live and bool(branching))
-        if live:
-            # events a step makes of one event (FlatMap) go down the branches one by one too
-            for step in branching:
-                step._fanout_per_event = True
         self.ids = IdSequence()
         # how long the loop lets fire-and-forget events gather before draining them itself
         self.linger = LINGER_SECONDS
@@ -216,18 +204,11 @@ class FlowRuntime:
 
     def _run_inline(self, batch):
         try:
-            drive(self.run_batch(batch) if self.per_event else self.source._emit(batch))
+            drive(self.source._emit(batch))
         except BaseException as ex:
             self.fail(ex, batch)
             if not isinstance(ex, Exception):
                 raise
-
-    async def run_batch(self, batch):
-        if self.per_event:
-            for one in batch.one_by_one():
-                await self.source._emit(one)
-        else:
-            await self.source._emit(batch)
 
     def to_batch(self, records):
         """A batch of emitted records: (body, key, time, id, meta, awaitable) tuples."""
@@ -339,7 +320,7 @@ class FlowRuntime:
                         break
                     batch = self.to_batch(records)
                     try:
-                        await self.run_batch(batch)
+                        await self.source._emit(batch)
                     except BaseException as ex:
                         self.fail(ex, batch)
             with self.cond:

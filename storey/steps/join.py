@@ -106,14 +106,11 @@ class JoinWithTable(Flow):
                 return None
         return attributes
 
-    async def _process(self, batch):
-        if self._emit_per_event and batch.n > 1 and self._table._persists:
-            # the engine hands this step one event at a time (a step further down writes to the
-            # table): load the keys of the whole batch in one driver call first
+    async def _before_one_at_a_time(self, batch):
+        if batch.n > 1 and self._table._persists:
             inputs = batch.events() if self._full_event else batch.bodies_to_read()
             keys, _ = self._extract_keys(inputs)
             await self._table._ensure_loaded(keys)
-        await super()._process(batch)
 
     async def _do(self, batch):
         columns = batch.columns

@@ -19,7 +19,7 @@ class Recover(Flow):
     :param name: name of this step, as it should appear in logs. Defaults to class name (Recover).
     """
 
-    # the runtime feeds events one at a time into a flow holding a step that takes over failures
+    # the engine feeds events one at a time into a flow holding a step that takes over failures
     _handles_errors = True
 
     def __init__(self, exception_to_downstream, **kwargs):
@@ -49,12 +49,11 @@ class Recover(Flow):
         return steps
 
     async def _do(self, batch):
-        handlers = self._exception_to_downstream
-        for one in batch.one_by_one():
-            try:
-                await self._emit(one)
-            except Exception as ex:
-                step = handlers.get(type(ex))
-                if step is None:
-                    raise
-                await step._process(one)
+        # the engine hands this step one event at a time (_handles_errors)
+        try:
+            await self._emit(batch)
+        except Exception as ex:
+            step = self._exception_to_downstream.get(type(ex))
+            if step is None:
+                raise
+            await step._process(batch)

@@ -12,6 +12,11 @@ class Complete(Flow):
     """Completes the `AwaitableResult` of each event that reaches it with the event body (or the
     whole event with `full_event=True`), so that the emitter gets its result; passes events on."""
 
+    def _needs_one_at_a_time(self, live):
+        # As the reference does, an event completes after the steps below it have processed it: a
+        # Complete further down completes it first, and an error there fails it instead.
+        return super()._needs_one_at_a_time(live) or (live and bool(self._outlets))
+
     async def _do(self, batch):
         awaitables = batch.awaitables
         if awaitables is None or None in awaitables:
@@ -26,12 +31,6 @@ class Complete(Flow):
             if awaitables is None:
                 await self._emit(batch)
                 return
-        # As the reference does, an event completes after the steps below it have processed it: a
-        # Complete further down completes it first, and an error there fails it instead.
-        if self._outlets and batch.n > 1:
-            for one in batch.one_by_one():
-                await self._do(one)
-            return
         if batch.n == 1:
             result = batch.event(0) if self._full_event else batch.bodies_to_read()[0]
             await self._emit(batch)

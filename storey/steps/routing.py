@@ -86,16 +86,14 @@ class Choice(Flow):
                 routes.append(route)
         except Exception as ex:
             error = ex
-        if self._fanout_per_event:
-            await self._route_in_order(batch, routes)
-        else:
-            await self._route_by_target(batch, routes)
+        await self._route_by_target(batch, routes)
         if error is not None:
             error.add_note(f"raised in step {self.name}")
             raise error
 
     async def _route_by_target(self, batch, routes):
-        """Each downstream gets its events at once (the downstreams share nothing)."""
+        """Each downstream gets its events at once (when the downstreams meet again, the engine
+        hands this step one event at a time)."""
         by_target = [[] for _ in self._targets]
         for i, route in enumerate(routes):
             if route >= 0:
@@ -103,20 +101,6 @@ class Choice(Flow):
         for target, indices in zip(self._targets, by_target, strict=True):
             if indices:
                 await target._process(batch.take(indices))
-
-    async def _route_in_order(self, batch, routes):
-        """Runs of consecutive events go to their downstream in arrival order (the downstreams
-        meet again further down the flow)."""
-        start = 0
-        n = len(routes)
-        while start < n:
-            route = routes[start]
-            stop = start + 1
-            while stop < n and routes[stop] == route:
-                stop += 1
-            if route >= 0:
-                await self._targets[route]._process(batch.slice(start, stop))
-            start = stop
 
 
 def _index_of(steps, step):

@@ -2,7 +2,7 @@
 batches to cut them into.
 
 `run_steps` builds the graph behind a bare entry step, feeds `EventBatch`es through
-`FlowRuntime.run_batch`, terminates the flow and returns what every `Capture` step saw plus the
+the source's `_emit`, terminates the flow and returns what every `Capture` step saw plus the
 termination result; `run_batches` does the same with ready-made batches. Feeding the same events
 in different batch splits must give the same answer: that is the engine property
 (tests/test_engine_property.py).
@@ -116,7 +116,7 @@ def _run_graph(steps, batches):
         runtime._bind_loop()
         try:
             for batch in batches:
-                await runtime.run_batch(batch)
+                await runtime.source._emit(batch)
             return runtime.steps, await entry._terminate()
         finally:
             for step in runtime.steps:

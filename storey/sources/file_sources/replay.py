@@ -112,11 +112,11 @@ async def _run(runtime, batch):
             with runtime.lock:
                 runtime.owner = threading.get_ident()
                 try:
-                    drive(runtime.run_batch(batch))
+                    drive(runtime.source._emit(batch))
                 finally:
                     runtime.owner = None
         else:
-            await runtime.run_batch(batch)
+            await runtime.source._emit(batch)
     except BaseException as ex:
         runtime.fail(ex, batch)
         if not isinstance(ex, Exception):
