@@ -22,15 +22,6 @@ class Driver:
     async def _save_static(self, table, changes):
         """Saves static attributes: `changes` maps each key to `(attributes_to_set, names_to_remove)`."""
 
-    # Extension point for window-aggregation state (owned by storey.aggregations): the aggregation
-    # code decides the format of `state_by_key`; drivers that can store it override these.
-    async def _load_aggregation_state(self, table, keys):
-        """Stored aggregation state of each of `keys` (a dict key -> state); absent keys left out."""
-        return {}
-
-    async def _save_aggregation_state(self, table, state_by_key):
-        """Saves aggregation state (a dict key -> state)."""
-
     async def close(self):
         """Closes the connection, if any."""
 

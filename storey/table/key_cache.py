@@ -11,10 +11,8 @@ Steps use a table through a small internal interface:
   `await table._end_flow(flush)` in `_on_terminate` (flush=True for steps that write),
   `table._unbind(runtime)` in `_close`.
 
-Window-aggregation state lives in `table._aggregation_state`, an object owned by
-storey.aggregations; when it defines `async _flush(table)`, `table._flush()` calls it after saving
-the static attributes, so aggregation state is persisted on the same schedule (the drivers'
-`_load_aggregation_state`/`_save_aggregation_state` hooks are there for it).
+Window-aggregation state lives in `table._aggregation_state` (`storey.table.aggregation_state`),
+in memory only for now: drivers store static attributes.
 """
 
 from ..core.checks import check_seconds
@@ -234,9 +232,6 @@ class Table:
                     if names:
                         self._removed.setdefault(key, set()).update(set(names) - self._pending[key].keys())
                 raise
-        flush_aggregations = getattr(self._aggregation_state, "_flush", None)
-        if flush_aggregations is not None:
-            await flush_aggregations(self)
 
     async def _end_flow(self, flush):
         """Called by each step using the table when its flow terminates (`flush` for steps that
