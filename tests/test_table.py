@@ -147,19 +147,6 @@ def test_close_flushes_and_closes_the_driver():
     assert driver.closed
 
 
-def test_aggregation_state_is_flushed_with_the_table():
-    flushed = []
-
-    class AggregationState:
-        async def _flush(self, table):
-            flushed.append(table)
-
-    table = Table("t", NoopDriver())
-    table._aggregation_state = AggregationState()
-    asyncio.run(table._flush())
-    assert flushed == [table]
-
-
 @pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 def test_flow_termination_flushes(source, may_suspend):
