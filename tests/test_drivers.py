@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from storey import JoinWithTable, NoopDriver, Table, V3ioDriver
+from storey import JoinWithTable, Table, V3ioDriver
 from storey.drivers import Driver, NeedsV3ioAccess
 from storey.drivers.v3io_driver import split_v3io_path
 from storey.dtypes import V3ioError
@@ -64,9 +64,8 @@ def test_driver_does_not_connect_before_use(no_v3io_env):
     driver = V3ioDriver(
         "http://host", "key", use_parallel_operations=False, v3io_client_kwargs={"max_connections": 2}
     )
-    assert driver._v3io_client is None
+    assert driver._clients == {}
     assert isinstance(driver, Driver) and isinstance(driver, NeedsV3ioAccess)
-    assert driver._may_suspend and not NoopDriver()._may_suspend
 
 
 def test_real_client_is_built_from_the_parameters(no_v3io_env):
@@ -79,7 +78,7 @@ def test_real_client_is_built_from_the_parameters(no_v3io_env):
         await driver.close()
 
     asyncio.run(main())
-    assert driver._v3io_client is None
+    assert driver._clients == {}
 
 
 def test_each_event_loop_gets_its_own_client():

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from storey import JoinWithTable, Map, NoopDriver, Reduce, Table
+from storey import Flow, JoinWithTable, Map, NoopDriver, Reduce, Table
 from storey.core.batch import EventBatch
 from storey.drivers import Driver
+from storey.drivers.driver import StoredKey
 from storey.dtypes import Event
 from storey.targets import NoSqlTarget
 from tests.support.engine import T0, run_batches
@@ -18,28 +19,25 @@ from tests.support.step_runs import KINDS, run_collected
 class RecordingDriver(Driver):
     """A driver keeping items in a dict and recording each batch call it gets."""
 
-    def __init__(self, items=None, may_suspend=False, fail_saves=0):
+    def __init__(self, items=None, fail_saves=0):
         self.items = {key: dict(value) for key, value in (items or {}).items()}
         self.loads = []
         self.saves = []
-        self._may_suspend = may_suspend
         self.fail_saves = fail_saves
         self.closed = False
 
-    async def _load_static(self, table, keys):
+    def _load_keys(self, table, keys, aggregators):
         self.loads.append(list(keys))
-        if self._may_suspend:
-            await asyncio.sleep(0)
-        return {key: dict(self.items[key]) for key in keys if key in self.items}
+        return {key: StoredKey(dict(self.items[key]), {}) for key in keys if key in self.items}
 
-    async def _save_static(self, table, changes):
-        if self._may_suspend:
-            await asyncio.sleep(0)
+    def _save_keys(self, table, changes):
         if self.fail_saves:
             self.fail_saves -= 1
             raise ConnectionError("storage is down")
-        self.saves.append({key: (dict(attrs), set(removed)) for key, (attrs, removed) in changes.items()})
-        for key, (attrs, removed) in changes.items():
+        self.saves.append(
+            {key: (dict(attrs), set(removed)) for key, (attrs, removed) in changes.attributes.items()}
+        )
+        for key, (attrs, removed) in changes.attributes.items():
             item = self.items.setdefault(key, {})
             item.update(attrs)
             for name in removed:
@@ -47,6 +45,17 @@ class RecordingDriver(Driver):
 
     async def close(self):
         self.closed = True
+
+
+class OnTheLoop(Flow):
+    """Passes events on; a flow holding it runs on its event loop, not inline."""
+
+    _may_suspend = True
+
+
+def on_loop(steps, flag):
+    """`steps`, run on the flow's event loop when `flag`."""
+    return [OnTheLoop(), *steps] if flag else steps
 
 
 def test_static_attributes_in_memory():
@@ -150,10 +159,10 @@ def test_close_flushes_and_closes_the_driver():
 @pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 def test_flow_termination_flushes(source, may_suspend):
-    driver = RecordingDriver(may_suspend=may_suspend)
+    driver = RecordingDriver()
     table = Table("t", driver)
     items = [({"a": i}, f"k{i % 3}") for i in range(7)]
-    run_collected(source, [NoSqlTarget(table, columns=["a"])], items, buffer_size=3)
+    run_collected(source, on_loop([NoSqlTarget(table, columns=["a"])], may_suspend), items, buffer_size=3)
     # nothing is saved before termination (the flush interval is 5 minutes), all of it then
     assert len(driver.saves) == 1
     assert driver.items == {"k0": {"a": 6}, "k1": {"a": 4}, "k2": {"a": 5}}
@@ -164,13 +173,16 @@ def test_flow_termination_flushes(source, may_suspend):
 @pytest.mark.parametrize("interval", [None, 0])
 def test_no_flush_interval_writes_through_each_batch(source, may_suspend, interval):
     # the reference takes 0 as it takes None (flush every event)
-    driver = RecordingDriver(may_suspend=may_suspend)
+    driver = RecordingDriver()
     table = Table("t", driver, flush_interval_secs=interval)
     saved_before = []
-    steps = [
-        NoSqlTarget(table, columns=["a"]),
-        Map(lambda body: saved_before.append(len(driver.saves)) or body),
-    ]
+    steps = on_loop(
+        [
+            NoSqlTarget(table, columns=["a"]),
+            Map(lambda body: saved_before.append(len(driver.saves)) or body),
+        ],
+        may_suspend,
+    )
     run_collected(source, steps, [({"a": i}, "k") for i in range(3)], buffer_size=1)
     assert saved_before == [1, 2, 3]
     assert driver.items == {"k": {"a": 2}}
@@ -180,9 +192,11 @@ def test_no_flush_interval_writes_through_each_batch(source, may_suspend, interv
 def test_flush_interval_flushes_while_the_flow_runs(may_suspend):
     from storey import SyncEmitSource, build_flow
 
-    driver = RecordingDriver(may_suspend=may_suspend)
+    driver = RecordingDriver()
     table = Table("t", driver, flush_interval_secs=0.05)
-    controller = build_flow([SyncEmitSource(), NoSqlTarget(table, columns=["a"])]).run()
+    controller = build_flow(
+        [SyncEmitSource(), *on_loop([NoSqlTarget(table, columns=["a"])], may_suspend)]
+    ).run()
     controller.emit({"a": 1}, key="k")
     deadline = time.monotonic() + 10
     while not driver.saves and time.monotonic() < deadline:
@@ -196,11 +210,11 @@ def test_flush_interval_flushes_while_the_flow_runs(may_suspend):
 @pytest.mark.parametrize("source", KINDS)
 @pytest.mark.parametrize("may_suspend", [False, True])
 def test_join_loads_from_storage_once_per_batch(source, may_suspend):
-    driver = RecordingDriver({"u1": {"name": "N1"}, "u2": {"name": "N2"}}, may_suspend=may_suspend)
+    driver = RecordingDriver({"u1": {"name": "N1"}, "u2": {"name": "N2"}})
     table = Table("t", driver)
     items = [{"uid": uid} for uid in ["u1", "u2", "u3", "u1", "u2", "u3"]]
     # AsyncEmitSource awaits each emit: give the sync emitter the same single-event batches
-    out = run_collected(source, [JoinWithTable(table, "uid")], items, buffer_size=1)
+    out = run_collected(source, on_loop([JoinWithTable(table, "uid")], may_suspend), items, buffer_size=1)
     assert out == [
         {"uid": "u1", "name": "N1"},
         {"uid": "u2", "name": "N2"},
@@ -212,13 +226,12 @@ def test_join_loads_from_storage_once_per_batch(source, may_suspend):
     assert sorted(key for call in driver.loads for key in call) == ["u1", "u2", "u3"]
 
 
-def test_steps_on_a_table_with_io_run_on_the_flow_loop():
-    io_table = Table("t", RecordingDriver(may_suspend=True))
-    memory_table = Table("t", NoopDriver())
-    assert NoSqlTarget(io_table)._may_suspend
-    assert JoinWithTable(io_table, "k")._may_suspend
-    assert not NoSqlTarget(memory_table)._may_suspend
-    assert not JoinWithTable(memory_table, "k")._may_suspend
+def test_steps_on_a_stored_table_run_inline():
+    # drivers are called by the table (loads in the flow's thread, saves in a thread of their own),
+    # so a live flow over a stored table is served in the emitting thread
+    for table in (Table("t", RecordingDriver()), Table("t", NoopDriver())):
+        assert not NoSqlTarget(table)._may_suspend
+        assert not JoinWithTable(table, "k")._may_suspend
 
 
 def test_table_outlives_its_flows():
@@ -230,7 +243,7 @@ def test_table_outlives_its_flows():
 
 @pytest.mark.parametrize("source", [*KINDS, "one batch"])
 def test_join_before_write_on_one_table_loads_each_batch_at_once(source):
-    driver = RecordingDriver({"k1": {"v": -1}}, may_suspend=True)
+    driver = RecordingDriver({"k1": {"v": -1}})
     table = Table("t", driver)
     items = [({"v": i, "id": f"k{i % 3}"}, f"k{i % 3}") for i in range(6)]
     join = JoinWithTable(table, "id", join_function=lambda body, attrs: {**body, "prev": attrs.get("v")})

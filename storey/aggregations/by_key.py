@@ -26,8 +26,9 @@ from ..engine.graph import Flow, walk_graph
 from ..kernels import kernels
 from ..kernels.layout import MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY, R_NA, R_OUT, R_WIN
 from ..kernels.registry import AGGREGATIONS
-from ..table.aggregation_state import aggregation_state
-from ..table.key_cache import resolve_table, table_key
+from ..table.aggregation_state import aggregation_state, aggregator_from_description
+from ..table.key_cache import resolve_table
+from ..table.keys import table_key
 from .features import Features
 from .keys_and_values import KeySource, fill_values
 
@@ -74,6 +75,17 @@ def _writes_in_background(step):
     that thread takes the second one, and a kernel split in two would only contend with it
     (measured: Parquet backfill 1M rows 5-10% slower split)."""
     return any(s._writes_in_a_thread for s in walk_graph(step)[1:])
+
+
+def _check_storage(step_name, table):
+    unsupported = table._storage._unsupported_aggregation_hooks()
+    if unsupported:
+        raise ValueError(
+            f"{step_name}: {type(table._storage).__name__} stores aggregation state through storey 1.0.6's "
+            f"driver hooks {unsupported}, which this storey does not call (their format is storey 1.0.6's "
+            "own objects); implement _load_keys, _save_keys and _load_aggregation_schema (see "
+            "storey.drivers) to keep window state in it"
+        )
 
 
 def _check_aliases(step_name, aliases):
@@ -196,7 +208,7 @@ class AggregateByKey(Flow):
             raise TypeError(f"{name}: enrich_with must be a list of attribute names, got {enrich_with!r}")
         self._enrich_with = list(enrich_with or [])
         self._aliases = _check_aliases(name, aliases)
-        self._may_suspend = self._table._storage._may_suspend
+        _check_storage(name, self._table)
         state = aggregation_state(self._table)
         if use_windows_from_schema:
             aggregators = [_with_held_windows(state, a) for a in aggregators]
@@ -234,6 +246,7 @@ class AggregateByKey(Flow):
             rows = [mine.get(layout.aggregator.name, invalid_row) for layout in group.layouts]
             calls.append(_GroupCall(group, group.with_value_rows(rows)))
         self._blocks = _feature_blocks(segments, calls)
+        self._groups = [call.group for call in calls]
         return calls
 
     def _state_objects(self):
@@ -250,7 +263,7 @@ class AggregateByKey(Flow):
 
     async def _on_terminate(self):
         self._cancel_timer()
-        await self._table._end_flow(flush=False)
+        await self._table._end_flow(flush=True)
 
     def _close(self):
         self._cancel_timer()
@@ -271,21 +284,27 @@ class AggregateByKey(Flow):
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
-        if self._enrich_with and self._table._persists:
-            await self._table._ensure_loaded(keys)
+        table = self._table
+        groups = self._groups
+        try:
+            slots = await table._aggregation_slots(keys, groups)
+            if self._enrich_with:
+                await table._ensure_loaded(keys)
+        except Exception as ex:
+            ex.add_note(f"raised in step {self.name}")
+            raise
         counted = self._counted(keys)
         try:
-            features = self._aggregate(batch, keys, counted.emitted)
+            features = self._aggregate(batch, slots, counted.emitted)
+            await table._aggregated(slots, groups)
             out = self._output(batch, keys, features)
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
         await self._emit_by_policy(out, keys, counted)
 
-    def _aggregate(self, batch, keys, emitted):
+    def _aggregate(self, batch, slots, emitted):
         n = batch.n
-        state = self._table._aggregation_state
-        slots = state.slots_of(keys)
         times = _kernel_times(batch)
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
         valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
@@ -571,7 +590,7 @@ class QueryByKey(AggregateByKey):
         self._augmentation_fn = augmentation_fn
         self._aliases = _check_aliases(name, aliases)
         self._fixed_window_type = fixed_window_type
-        self._may_suspend = self._table._storage._may_suspend
+        _check_storage(name, self._table)
         self._emit_policy = _EVERY_EVENT
         self._enrich_with = []
         self._aggregators = []
@@ -640,19 +659,40 @@ class QueryByKey(AggregateByKey):
     def _init(self):
         super()._init()
         self._version = None
+        self._registered = False
+
+    async def _register_stored(self):
+        """Registers the aggregators whose state the table's storage holds (once per run), so that
+        their features can be read in a process that does not aggregate them."""
+        self._registered = True
+        stored = await self._table._stored_aggregators()
+        state = aggregation_state(self._table)
+        new = [
+            aggregator_from_description(name, d) for name, d in stored.items() if name not in state.by_name
+        ]
+        if new:
+            state.register(new)
 
     async def _do(self, batch):
         n = batch.n
         if n == 0:
             return
-        self._resolve()
+        table = self._table
         try:
             keys = self._keys.keys(batch)
+            if table._persists:
+                if not self._registered:
+                    await self._register_stored()
+                self._resolve()
+                known = [k for k in keys if k is not None]
+                await table._ensure_loaded(known)
+                if self._calls:
+                    await table._aggregation_slots(known, [call.group for call in self._calls])
+            else:
+                self._resolve()
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
-        if self._table._persists:
-            await self._table._ensure_loaded([k for k in keys if k is not None])
         try:
             out = self._query(batch, keys)
         except Exception as ex:

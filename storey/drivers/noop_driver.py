@@ -8,5 +8,4 @@ __all__ = ["NoopDriver"]
 class NoopDriver(Driver):
     """A driver that stores nothing: tables using it keep their state in memory only."""
 
-    _may_suspend = False
     _persists = False

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..dtypes.event import V3ioError
-from .driver import Driver
+from .driver import Driver, StoredKey
 
 __all__ = ["NeedsV3ioAccess", "V3ioDriver", "split_v3io_path"]
 
@@ -115,8 +115,9 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
             )
         self._parallel_ops = bool(use_parallel_operations)
         self._v3io_client_kwargs = dict(v3io_client_kwargs or {})
-        self._v3io_client = None
-        self._client_loop = None
+        # event loop -> client: each flow run may have its own loop (streams), and tables use the
+        # driver's own loop (see AsyncBridge); a client's connections belong to its loop
+        self._clients = {}
 
     def _create_client(self):
         import v3io.aio.dataplane
@@ -126,13 +127,24 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         )
 
     def _client(self):
-        """The client for the running event loop (each flow run may have its own loop, and the
-        client's connections belong to the loop they were opened on)."""
+        """The client for the running event loop."""
         loop = asyncio.get_running_loop()
-        if self._v3io_client is None or self._client_loop is not loop:
-            self._v3io_client = self._create_client()
-            self._client_loop = loop
-        return self._v3io_client
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._create_client()
+        return client
+
+    # ---- tables: static attributes; the windows of a V3IO table are kept in memory only
+    def _load_keys(self, table, keys, aggregators):
+        loaded = self._bridge().run(self._load_static(table, keys))
+        return {key: StoredKey(attributes, {}) for key, attributes in loaded.items()}
+
+    def _save_keys(self, table, changes):
+        if changes.attributes:
+            self._bridge().run(self._save_static(table, changes.attributes))
+
+    def _describe(self):
+        return f"V3ioDriver({self._webapi_url})"
 
     async def _run_all(self, table, make_requests):
         """Runs the coroutines made by `make_requests` (a list of zero-argument functions),
@@ -236,13 +248,20 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
 
     async def close(self):
         """Closes database connection to V3IO"""
-        client, self._v3io_client = self._v3io_client, None
-        if client is not None:
-            await client.close()
+        await self._end_flow()
 
     async def _end_flow(self):
-        # the connections belong to the flow's event loop: a later flow opens its own
-        await self.close()
+        # a client's connections belong to its event loop (the flow's, for streams; the driver's
+        # own, for tables): a later flow opens its own
+        clients, self._clients = self._clients, {}
+        bridge = self._async_bridge
+        running = asyncio.get_running_loop()
+        for loop, client in clients.items():
+            if loop is running:
+                await client.close()
+            elif bridge is not None and loop is bridge.loop:
+                bridge.run(client.close())
+        await super()._end_flow()
 
 
 def _body_text(response):

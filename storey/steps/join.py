@@ -79,8 +79,6 @@ class JoinWithTable(Flow):
         if join_function is not None:
             check_callable(self.name, "join_function", join_function)
         self._join_function = join_function
-        # loading keys from a storage that does I/O awaits it
-        self._may_suspend = self._table._storage._may_suspend
 
     def _state_objects(self):
         return (self._table,)

@@ -47,8 +47,6 @@ class MapWithState(Flow):
         if self._group_by_key:
             if isinstance(initial_state, Table):
                 self._table = initial_state
-                if initial_state._storage._may_suspend:
-                    self._may_suspend = True
             elif not isinstance(initial_state, dict):
                 raise TypeError(
                     f"{self.name}: with group_by_key=True, initial_state must be a dict or a Table, "
@@ -69,7 +67,7 @@ class MapWithState(Flow):
 
     async def _on_terminate(self):
         if self._table is not None:
-            await self._table._flush()
+            await self._table._end_flow(flush=True)
         return None
 
     async def _do(self, batch):

@@ -4,21 +4,35 @@
 aggregators registered on the table, in groups: the aggregators one step computes with one kind of
 window share a group, whose `state` array has one row per key and whose `cfg` array describes them
 to the kernels (layout in `storey.kernels.buckets`). Arrays grow geometrically with the keys.
+
+Each aggregator's state of a key is a block of its group's rows (floats in `state`, int64s in
+`istate`) that holds no position of its own: the block is what a storage keeps, with the
+aggregator's description (`describe`), and it is put back in any group's rows.
 """
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..dtypes.windows import FixedWindows
+from ..dtypes.aggregators import FieldAggregator
+from ..dtypes.windows import FixedWindows, SlidingWindows
 from ..kernels import layout as B
-from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, SUM, stats_of
-from .key_cache import table_key
+from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, STAT_NAMES, SUM, stats_of
+from .keys import table_key
 from .row_arrays import GrowingRows
 
-__all__ = ["AggregationState", "Group", "aggregation_state"]
+__all__ = [
+    "AggregationState",
+    "Group",
+    "aggregation_state",
+    "aggregator_from_description",
+    "describe",
+    "difference",
+]
 
 _NON_INVERTIBLE = MIN | MAX | FIRST | LAST
+# the version of the blocks' layout: state stored by another version is refused, not misread
+LAYOUT_VERSION = 1
 
 
 def _windows_of(aggregator):
@@ -144,12 +158,32 @@ class Group:
         self._irows = GrowingRows(capacity, self.iwidth, np.int64, B.NO_STATE)
         self.state = self._rows.array
         self.istate = self._irows.array
+        # per slot, for tables over a storage: whether the key's stored state was loaded, and
+        # whether the state changed since it was last saved
+        self.loaded = np.zeros(capacity, dtype=bool)
+        self.dirty = np.zeros(capacity, dtype=bool)
 
     def grow(self, capacity):
         self._rows.grow(capacity)
         self._irows.grow(capacity)
         self.state = self._rows.array
         self.istate = self._irows.array
+        for name in ("loaded", "dirty"):
+            old = getattr(self, name)
+            grown = np.zeros(capacity, dtype=bool)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
+
+    def put(self, layout, slots, floats, ints):
+        """Puts the state blocks of one aggregator (rows of `floats`, `ints`) in `slots`."""
+        self.state[slots, layout.offset : layout.end] = floats
+        self.istate[slots, layout.ioffset : layout.iend] = ints
+
+    def take_dirty(self, count):
+        """The changed slots among the first `count` (marked clean), and their rows (copies)."""
+        slots = np.flatnonzero(self.dirty[:count])
+        self.dirty[slots] = False
+        return slots, self.state[slots], self.istate[slots]
 
     def with_value_rows(self, value_rows):
         """The cfg of this group with the aggregators reading other rows of `values`."""
@@ -294,3 +328,64 @@ def aggregation_state(table):
     if state is None:
         state = table._aggregation_state = AggregationState()
     return state
+
+
+def describe(layout):
+    """What made an aggregator's state (a JSON-able dict): what its blocks are stored with, so
+    that state is read back only by aggregators that make the same."""
+    aggregator = layout.aggregator
+    windows = aggregator.windows
+    return {
+        "field": aggregator.field if isinstance(aggregator.field, str) else None,
+        "aggregations": list(aggregator.aggregations),
+        "kind": "fixed" if layout.fixed else "sliding",
+        "windows": [text for _, text in windows.windows_ns],
+        "windows_ns": [ns for ns, _ in windows.windows_ns],
+        "period_ns": windows.period_ns,
+        "max_value": aggregator.max_value,
+        "statistics": [name for bit, name in enumerate(STAT_NAMES) if layout.stats & (1 << bit)],
+        "layout": LAYOUT_VERSION,
+        "floats": layout.end - layout.offset,
+        "ints": layout.iend - layout.ioffset,
+    }
+
+
+# what must be equal for stored state to be read (a field given as a function is not compared)
+_COMPARED = (
+    "layout",
+    "kind",
+    "field",
+    "windows_ns",
+    "period_ns",
+    "statistics",
+    "max_value",
+    "floats",
+    "ints",
+)
+
+
+def difference(stored, given):
+    """How the description `given` differs from `stored` in what the state means (None if not)."""
+    for name in _COMPARED:
+        if name == "field" and (stored.get(name) is None or given.get(name) is None):
+            continue
+        if stored.get(name) != given.get(name):
+            if name == "windows_ns":
+                return f"windows: stored {stored.get('windows')}, given {given.get('windows')}"
+            return f"{name}: stored {stored.get(name)!r}, given {given.get(name)!r}"
+    return None
+
+
+def aggregator_from_description(name, description):
+    """The FieldAggregator that makes the state `description` describes (to read it)."""
+    if description["kind"] == "fixed":
+        windows = FixedWindows(description["windows"])
+    else:
+        windows = SlidingWindows(description["windows"], f"{description['period_ns'] // 10**9}s")
+    return FieldAggregator(
+        name,
+        description["field"] or name,
+        description["aggregations"],
+        windows,
+        max_value=description["max_value"],
+    )

@@ -1,31 +1,40 @@
-"""Table: per-key state (static attributes and window aggregations) over a storage driver.
+"""Table: per-key state (static attributes and window aggregations) in front of a storage driver.
 
 Steps use a table through a small internal interface:
 
-- reading: `await table._ensure_loaded(keys)` once per batch (one driver call for every key the
-  table does not hold yet), then `table._get_static(key)` per event;
-- writing: `table._update_static(key, attrs)` (merge) or `table._set_static(key, attrs)`
-  (replace) per event, then `await table._written()` once per batch (writes through at once when
-  `flush_interval_secs` is None);
+- static attributes: `await table._ensure_loaded(keys)` once per batch, then
+  `table._get_static(key)` per event; `table._update_static(key, attrs)` (merge) or
+  `table._set_static(key, attrs)` (replace) per event, then `await table._written()` once per batch;
+- window aggregation: `slots = await table._aggregation_slots(keys, groups)` once per batch (the
+  keys' rows in the groups' arrays, see `storey.table.aggregation_state`), then, once the kernels
+  updated them, `await table._aggregated(slots, groups)`;
 - life cycle: `table._bind(runtime)` in `_init` (periodic flushes use the flow's timers),
   `await table._end_flow(flush)` in `_on_terminate` (flush=True for steps that write),
   `table._unbind(runtime)` in `_close`.
 
-Window-aggregation state lives in `table._aggregation_state` (`storey.table.aggregation_state`),
-in memory only for now: drivers store static attributes.
+Over a storage that keeps state (any driver but `NoopDriver`), the table loads a key the first
+time a batch needs it, static attributes and aggregation state together (one driver call per batch
+for every such key), and saves the changed keys in batches, in a thread of its own so that the
+flow goes on meanwhile: every `flush_interval_secs`, at the end of each flow (a failed one too),
+and after each batch when there is no interval. `storey.drivers` states the contract.
 """
 
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
 from ..core.checks import check_seconds
-from ..drivers.driver import Driver
+from ..drivers.driver import AggregatorRows, Changes, Driver
+from ..dtypes.event import FlowError
+from .aggregation_state import describe, difference
+from .keys import table_key
 
-__all__ = ["Table"]
+__all__ = ["Table", "resolve_table", "table_key"]
 
-
-def table_key(key):
-    """The form a key takes inside a table: list keys become their items joined with '.'."""
-    if isinstance(key, list):
-        return ".".join(str(part) for part in key)
-    return key
+# how many keys a flush error names
+_KEYS_NAMED = 5
 
 
 class Table:
@@ -82,7 +91,8 @@ class Table:
         self._max_updates_in_flight = max_updates_in_flight
         # key (table form) -> static attributes
         self._static = {}
-        # window-aggregation state, owned by storey.aggregations
+        # window-aggregation state (storey.table.aggregation_state), made by the first step that
+        # aggregates into the table
         self._aggregation_state = None
         self._persists = storage._persists
         # keys the storage is known to hold nothing for
@@ -92,6 +102,14 @@ class Table:
         # what the next flush saves: key -> attributes to set, key -> attribute names to remove
         self._pending = {}
         self._removed = {}
+        # aggregator name -> description, of the aggregators whose state the storage holds (loaded
+        # on first use), and of those it does not hold yet (saved with their first state)
+        self._stored_schema = None
+        self._new_schema = {}
+        self._checked = set()
+        # the thread that writes flushes, and the flush it is writing: (future, undo)
+        self._writer = None
+        self._in_flight = None
         self._runtime = None
         self._timer = None
 
@@ -143,11 +161,18 @@ class Table:
             self._pending.setdefault(key, {}).update(attributes)
             self._changed()
 
+    def _container_and_path(self):
+        """(container, path in it) of the table's path, as storey 1.0.6's driver hooks take them."""
+        container, _, inner = self._table_path.lstrip("/").partition("/")
+        return container, "/" + inner
+
+    # ---- loading
     async def _ensure_loaded(self, keys):
         """Loads, in one driver call, what the storage holds for those of `keys` the table has not
         loaded yet."""
         if not self._persists:
             return
+        await self._settle(wait=False)
         static = self._static
         partial = self._partial
         absent = self._absent
@@ -161,20 +186,145 @@ class Table:
             if (key in static and key not in partial) or key in absent:
                 continue
             wanted.append(key)
-        if not wanted:
-            return
-        loaded = await self._storage._load_static(self, wanted)
-        for key in wanted:
-            stored = loaded.get(key)
+        if wanted:
+            await self._load(wanted)
+
+    async def _aggregation_slots(self, keys, groups):
+        """The rows of `keys` in the arrays of `groups` (an int64 array, one per event), new keys
+        getting new rows; over a storage, the state it holds for keys the groups have not loaded
+        yet is put in them first (one driver call)."""
+        state = self._aggregation_state
+        slots = state.slots_of(keys)
+        if self._persists:
+            await self._settle(wait=False)
+            missing = np.zeros(len(slots), dtype=bool)
+            for group in groups:
+                missing |= ~group.loaded[slots]
+            if missing.any():
+                await self._load([state.keys[slot] for slot in np.unique(slots[missing]).tolist()])
+        return slots
+
+    async def _load(self, keys):
+        """Loads static attributes and aggregation state of `keys` (table form, distinct)."""
+        names = await self._check_schema()
+        found = await self._call(self._storage._load_keys, self, keys, names)
+        self._put_static(keys, found)
+        if names:
+            self._put_aggregations(keys, found)
+
+    async def _check_schema(self):
+        """The names of the aggregators on the table, each checked (once) against the description
+        of the state the storage holds for it: a different aggregator of the same name is refused,
+        a new one starts empty (its description is saved with its first state)."""
+        state = self._aggregation_state
+        if state is None or not state.groups:
+            return []
+        stored_schema = await self._stored_aggregators()
+        names = []
+        for group in state.groups:
+            for layout in group.layouts:
+                name = layout.aggregator.name
+                names.append(name)
+                if name in self._checked:
+                    continue
+                description = describe(layout)
+                stored = stored_schema.get(name)
+                if stored is None:
+                    self._new_schema[name] = description
+                else:
+                    different = difference(stored, description)
+                    if different:
+                        raise ValueError(
+                            f"Table {self._table_path!r}: aggregator {name!r} differs from the one whose "
+                            f"state the table holds ({different}); aggregate into another table, or "
+                            "with the same aggregator"
+                        )
+                self._checked.add(name)
+        return names
+
+    async def _stored_aggregators(self):
+        """The descriptions of the aggregators whose state the storage holds, by name."""
+        if not self._persists:
+            return {}
+        if self._stored_schema is None:
+            self._stored_schema = dict(await self._call(self._storage._load_aggregation_schema, self))
+        return self._stored_schema
+
+    def _put_static(self, keys, found):
+        static = self._static
+        partial = self._partial
+        for key in keys:
+            stored = found.get(key)
+            attributes = stored.attributes if stored is not None else None
             if key in partial:
                 partial.discard(key)
-                if stored:
+                if attributes:
                     held = static.get(key)
-                    static[key] = {**stored, **held} if isinstance(held, dict) else held
-            elif stored is None:
-                absent.add(key)
+                    static[key] = {**attributes, **held} if isinstance(held, dict) else held
+            elif key in static:
+                continue
+            elif attributes is None:
+                self._absent.add(key)
             else:
-                static[key] = stored
+                static[key] = attributes
+
+    def _put_aggregations(self, keys, found):
+        """Puts the stored state of `keys` in the rows of the groups that have not loaded it."""
+        state = self._aggregation_state
+        # every loaded key gets its rows, so that the groups know it loaded
+        slots = state.slots_of(keys)
+        for group in state.groups:
+            fresh = (~group.loaded[slots]).tolist()
+            group.loaded[slots] = True
+            for layout in group.layouts:
+                name = layout.aggregator.name
+                rows = [
+                    (slot, found[key].aggregations[name])
+                    for key, slot, new in zip(keys, slots.tolist(), fresh, strict=True)
+                    if new and key in found and name in found[key].aggregations
+                ]
+                if rows:
+                    floats, ints = self._blocks(layout, name, [block for _, block in rows])
+                    group.put(layout, np.array([slot for slot, _ in rows], dtype=np.int64), floats, ints)
+
+    def _blocks(self, layout, name, blocks):
+        """The stored blocks of one aggregator as (floats, ints) arrays, a row per key."""
+        width = layout.end - layout.offset
+        iwidth = layout.iend - layout.ioffset
+        for floats, ints in blocks:
+            if len(floats) != 8 * width or len(ints) != 8 * iwidth:
+                raise ValueError(
+                    f"Table {self._table_path!r}: the stored state of aggregator {name!r} has "
+                    f"{len(floats)} + {len(ints)} bytes per key, not {8 * width} + {8 * iwidth}"
+                )
+        floats = np.frombuffer(b"".join(f for f, _ in blocks), dtype=np.float64).reshape(len(blocks), width)
+        ints = np.frombuffer(b"".join(i for _, i in blocks), dtype=np.int64).reshape(len(blocks), iwidth)
+        return floats, ints
+
+    async def _call(self, fn, *args):
+        """Calls a driver hook: in the flow's own thread when the flow runs inline (it waits for
+        the answer anyway), else in a worker thread, off the flow's event loop."""
+        runtime = self._runtime
+        if runtime is None or runtime.inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    # ---- writing
+    async def _aggregated(self, slots, groups):
+        """Called by an aggregation step after the kernels updated the rows `slots` of `groups`."""
+        if not self._persists:
+            return
+        for group in groups:
+            group.dirty[slots] = True
+        if self._write_through:
+            await self._flush()
+        else:
+            self._changed()
+
+    async def _written(self):
+        """Called by a writing step after each batch: writes through when there is no flush interval."""
+        if self._write_through and (self._pending or self._removed):
+            await self._flush()
 
     # ---- flushing
     def _bind(self, runtime):
@@ -182,7 +332,7 @@ class Table:
         if self._runtime is not runtime:
             self._cancel_timer()
             self._runtime = runtime
-            if self._pending or self._removed:
+            if self._pending or self._removed or self._any_dirty():
                 self._changed()
 
     def _unbind(self, runtime):
@@ -197,7 +347,7 @@ class Table:
             self._timer = None
 
     def _changed(self):
-        if self._timer is not None or self._write_through:
+        if self._timer is not None or self._write_through or not self._persists:
             return
         runtime = self._runtime
         if runtime is None or getattr(runtime, "loop", None) is None:
@@ -206,44 +356,150 @@ class Table:
 
     async def _flush_on_timer(self):
         self._timer = None
-        await self._flush()
+        await self._flush(wait=False)
 
-    async def _written(self):
-        """Called by a writing step after each batch: writes through when there is no flush interval."""
-        if self._write_through and (self._pending or self._removed):
-            await self._flush()
+    def _any_dirty(self):
+        state = self._aggregation_state
+        return state is not None and any(group.dirty.any() for group in state.groups)
 
-    async def _flush(self):
-        """Saves every changed key to the storage, in one driver call."""
-        if self._pending or self._removed:
-            pending, removed = self._pending, self._removed
-            self._pending, self._removed = {}, {}
-            changes = {key: (attrs, removed.get(key, ())) for key, attrs in pending.items()}
-            for key, names in removed.items():
-                if key not in changes:
-                    changes[key] = ({}, names)
+    async def _flush(self, wait=True):
+        """Saves every changed key: hands them to the writing thread, for one driver call. With
+        `wait`, returns once they are saved, and raises when they could not be."""
+        if not self._persists:
+            return
+        if self._in_flight is not None:
+            if not wait and not self._in_flight[0].done():
+                # one flush at a time: these changes wait for the next interval
+                self._changed()
+                return
+            await self._settle(wait=True)
+        taken = self._take_changes()
+        if taken is not None:
+            changes, undo = taken
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="storey-flush")
+            self._in_flight = (self._writer.submit(self._write, changes), undo)
+        if wait:
+            await self._settle(wait=True)
+
+    def _take_changes(self):
+        """What the next flush saves (a `Changes`; the table counts its keys as saved from then
+        on) and a function that puts it back if the flush fails; None when nothing changed."""
+        pending, removed = self._pending, self._removed
+        self._pending, self._removed = {}, {}
+        attributes = {key: (attrs, removed.get(key, ())) for key, attrs in pending.items()}
+        for key, names in removed.items():
+            if key not in attributes:
+                attributes[key] = ({}, names)
+        aggregations = []
+        taken = []
+        state = self._aggregation_state
+        if state is not None:
+            for group in state.groups:
+                slots, floats, ints = group.take_dirty(len(state.keys))
+                if not len(slots):
+                    continue
+                taken.append((group, slots))
+                keys = [state.keys[slot] for slot in slots.tolist()]
+                for layout in group.layouts:
+                    floats_block = floats[:, layout.offset : layout.end]
+                    ints_block = ints[:, layout.ioffset : layout.iend]
+                    aggregations.append(
+                        AggregatorRows(layout.aggregator.name, keys, floats_block, ints_block)
+                    )
+        if not attributes and not aggregations:
+            return None
+        written = {rows.name for rows in aggregations}
+        schema = {name: description for name, description in self._new_schema.items() if name in written}
+
+        def undo():
+            # changes made since win over those that failed
+            for key, (attrs, names) in attributes.items():
+                newer = self._pending.get(key)
+                self._pending[key] = {**attrs, **newer} if newer else attrs
+                if names:
+                    self._removed.setdefault(key, set()).update(set(names) - self._pending[key].keys())
+            for group, slots in taken:
+                group.dirty[slots] = True
+
+        return Changes(attributes, aggregations, schema), undo
+
+    def _write(self, changes):
+        """Saves `changes` (in the writing thread), again after a transient error; returns the
+        descriptions it saved."""
+        driver = self._storage
+        delay = driver._backoff_secs
+        attempt = 0
+        while True:
             try:
-                await self._storage._save_static(self, changes)
-            except BaseException:
-                # keep what was not saved for the next flush (newer changes win)
-                for key, (attrs, names) in changes.items():
-                    newer = self._pending.get(key)
-                    self._pending[key] = {**attrs, **newer} if newer else attrs
-                    if names:
-                        self._removed.setdefault(key, set()).update(set(names) - self._pending[key].keys())
-                raise
+                driver._save_keys(self, changes)
+                return changes.schema
+            except Exception as ex:
+                if attempt < driver._retries and driver._is_transient(ex):
+                    attempt += 1
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise self._flush_error(changes, ex, attempt + 1) from ex
+
+    def _flush_error(self, changes, ex, attempts):
+        """The error of a flush that failed: of the storage error's type when that type takes a
+        message (FlowError otherwise), naming the table, the keys not saved and the cause."""
+        keys = changes.keys()
+        named = ", ".join(repr(key) for key in keys[:_KEYS_NAMED])
+        more = f" and {len(keys) - _KEYS_NAMED} more" if len(keys) > _KEYS_NAMED else ""
+        tries = f" (tried {attempts} times)" if attempts > 1 else ""
+        message = (
+            f"Table {self._table_path!r}: could not save {len(keys)} key{'s' if len(keys) > 1 else ''} "
+            f"({named}{more}) to {self._storage._describe()}{tries}: {type(ex).__name__}: {ex}"
+        )
+        try:
+            return type(ex)(message)
+        except Exception:
+            return FlowError(message)
+
+    async def _settle(self, wait):
+        """Takes the outcome of the flush being written, if it is done (once it is, with `wait`):
+        the descriptions it saved count as stored; when it failed, its changes are put back, for a
+        later flush, and its error is raised."""
+        if self._in_flight is None:
+            return
+        future, undo = self._in_flight
+        if not future.done():
+            if not wait:
+                return
+            runtime = self._runtime
+            if runtime is None or runtime.inline:
+                future.exception()
+            else:
+                await asyncio.wrap_future(future)
+        self._in_flight = None
+        error = future.exception()
+        if error is not None:
+            undo()
+            raise error
+        saved = future.result()
+        if self._stored_schema is not None:
+            self._stored_schema.update(saved)
+        for name in saved:
+            self._new_schema.pop(name, None)
 
     async def _end_flow(self, flush):
         """Called by each step using the table when its flow terminates (`flush` for steps that
-        write): saves what has changed and releases the storage's connections of that flow."""
+        write): saves what has changed, and lets the storage release the flow's connections."""
         if flush:
             await self._flush()
+        else:
+            await self._settle(wait=True)
         await self._storage._end_flow()
 
     async def close(self):
         """Flushes what has changed and closes the storage connection."""
         self._cancel_timer()
         await self._flush()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         await self._storage.close()
 
 

@@ -82,8 +82,6 @@ class NoSqlTarget(Flow):
         if infer_columns_from_data is None:
             infer_columns_from_data = not columns
         self._infer = bool(infer_columns_from_data)
-        # writing through to a storage that does I/O awaits it
-        self._may_suspend = self._table._storage._may_suspend
         self._spec = self._columns
         self._inferred = True
 
