@@ -57,7 +57,7 @@ _EXPORTS = {
     "storey.steps": ["HttpRequest", "HttpResponse", "Recover", "ReduceToDataFrame", "Rename"],
     "storey.aggregations": ["AggregateByKey", "QueryByKey"],
     "storey.table": ["Table"],
-    "storey.drivers": ["Driver", "NoopDriver", "V3ioDriver"],
+    "storey.drivers": ["Driver", "NoopDriver", "SQLDriver", "V3ioDriver"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -5,8 +5,12 @@ once (one call per batch, never one per event). Keys reach a driver in the table
 (a list key `['a', 1]` is the string `'a.1'`).
 """
 
+from ..core.lazy import lazy_exports
 from .driver import Driver
 from .noop_driver import NoopDriver
 from .v3io_driver import NeedsV3ioAccess, V3ioDriver
 
-__all__ = ["Driver", "NeedsV3ioAccess", "NoopDriver", "V3ioDriver"]
+__all__ = ["Driver", "NeedsV3ioAccess", "NoopDriver", "SQLDriver", "V3ioDriver"]
+
+# drivers whose client library loads only when they are used
+__getattr__ = lazy_exports(__name__, {"SQLDriver": "storey.drivers.sql_driver"})
