@@ -659,13 +659,13 @@ class QueryByKey(AggregateByKey):
     def _init(self):
         super()._init()
         self._version = None
-        self._registered = False
+        if self._table._persists:
+            self._register_stored()
 
-    async def _register_stored(self):
-        """Registers the aggregators whose state the table's storage holds (once per run), so that
-        their features can be read in a process that does not aggregate them."""
-        self._registered = True
-        stored = await self._table._stored_aggregators()
+    def _register_stored(self):
+        """Registers the aggregators whose state the table's storage holds, so that their features
+        can be read in a process that does not aggregate them (and load with the first keys)."""
+        stored = self._table._stored_aggregators()
         state = aggregation_state(self._table)
         new = [
             aggregator_from_description(name, d) for name, d in stored.items() if name not in state.by_name
@@ -681,8 +681,6 @@ class QueryByKey(AggregateByKey):
         try:
             keys = self._keys.keys(batch)
             if table._persists:
-                if not self._registered:
-                    await self._register_stored()
                 self._resolve()
                 known = [k for k in keys if k is not None]
                 await table._ensure_loaded(known)

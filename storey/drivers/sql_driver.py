@@ -292,7 +292,7 @@ class SQLDriver(Driver):
         for key, (attrs, removed) in attributes.items():
             row = tables.key_row(key)
             values = {
-                name: self._write_value(static.c[name], name, value)
+                name: self._write_value(static.c[name], name, value, key)
                 for name, value in attrs.items()
                 if name in static.c
             }
@@ -353,10 +353,21 @@ class SQLDriver(Driver):
                 ],
             )
 
-    def _write_value(self, column, name, value):
+    def _write_value(self, column, name, value, key):
+        """`value` as `column` stores it; a value it cannot hold is refused here, naming the
+        column (databases name the type, not the column)."""
         value = _plain(value)
-        if name in self._time_fields or isinstance(column.type, sa.DateTime):
+        if value is None:
+            return None
+        kind = column.type
+        if name in self._time_fields or isinstance(kind, sa.DateTime):
             return _as_timestamp(name, value)
+        fits = next((check for base, check in _FITS.items() if isinstance(kind, base)), None)
+        if fits is not None and not fits(value):
+            raise ValueError(
+                f"SQLDriver: column {name!r} ({kind}) of table {column.table.name!r} cannot hold "
+                f"{value!r} ({type(value).__name__}) of key {key!r}"
+            )
         return value
 
     def _read_value(self, column, value):
@@ -403,6 +414,17 @@ class _SQLTables:
         if len(columns) == 1:
             return columns[0].in_([row[0] for row in rows])
         return sa.tuple_(*columns).in_(rows)
+
+
+# what the columns of each type take (the database converts within these)
+_FITS = {
+    sa.Boolean: lambda v: isinstance(v, bool | int) and not isinstance(v, float),
+    sa.Integer: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    sa.Float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    sa.Numeric: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    sa.String: lambda v: isinstance(v, str),
+    sa.LargeBinary: lambda v: isinstance(v, bytes | bytearray | memoryview),
+}
 
 
 def _chunks(rows):

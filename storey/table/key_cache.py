@@ -207,7 +207,7 @@ class Table:
     async def _load(self, keys):
         """Loads static attributes and aggregation state of `keys` (table form, distinct)."""
         names = await self._check_schema()
-        found = await self._call(self._storage._load_keys, self, keys, names)
+        found = await self._call(self._read, keys, names)
         self._put_static(keys, found)
         if names:
             self._put_aggregations(keys, found)
@@ -219,7 +219,7 @@ class Table:
         state = self._aggregation_state
         if state is None or not state.groups:
             return []
-        stored_schema = await self._stored_aggregators()
+        stored_schema = self._stored_aggregators()
         names = []
         for group in state.groups:
             for layout in group.layouts:
@@ -242,13 +242,22 @@ class Table:
                 self._checked.add(name)
         return names
 
-    async def _stored_aggregators(self):
-        """The descriptions of the aggregators whose state the storage holds, by name."""
+    def _stored_aggregators(self):
+        """The descriptions of the aggregators whose state the storage holds, by name (read once;
+        in the calling thread, when a flow starts or at its first load)."""
         if not self._persists:
             return {}
         if self._stored_schema is None:
-            self._stored_schema = dict(await self._call(self._storage._load_aggregation_schema, self))
+            self._stored_schema = dict(self._read_schema())
         return self._stored_schema
+
+    def _read(self, keys, names):
+        return self._retrying(lambda: self._storage._load_keys(self, keys, names), "load", keys)
+
+    def _read_schema(self):
+        return self._retrying(
+            lambda: self._storage._load_aggregation_schema(self), "load the aggregator descriptions", []
+        )
 
     def _put_static(self, keys, found):
         static = self._static
@@ -425,33 +434,38 @@ class Table:
         return Changes(attributes, aggregations, schema), undo
 
     def _write(self, changes):
-        """Saves `changes` (in the writing thread), again after a transient error; returns the
-        descriptions it saved."""
+        """Saves `changes` (in the writing thread); returns the descriptions it saved."""
+        self._retrying(lambda: self._storage._save_keys(self, changes), "save", changes.keys())
+        return changes.schema
+
+    def _retrying(self, call, what, keys):
+        """`call()`, again after a transient error (see Driver._is_transient), waiting longer each
+        time; a failure raises an error naming the table, what could not be done and the keys."""
         driver = self._storage
         delay = driver._backoff_secs
         attempt = 0
         while True:
             try:
-                driver._save_keys(self, changes)
-                return changes.schema
+                return call()
             except Exception as ex:
                 if attempt < driver._retries and driver._is_transient(ex):
                     attempt += 1
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise self._flush_error(changes, ex, attempt + 1) from ex
+                raise self._storage_error(what, keys, ex, attempt + 1) from ex
 
-    def _flush_error(self, changes, ex, attempts):
-        """The error of a flush that failed: of the storage error's type when that type takes a
-        message (FlowError otherwise), naming the table, the keys not saved and the cause."""
-        keys = changes.keys()
+    def _storage_error(self, what, keys, ex, attempts):
+        """The error of a load or save that failed: of the storage error's type when that type
+        takes a message (FlowError otherwise), naming the table, the keys and the cause."""
         named = ", ".join(repr(key) for key in keys[:_KEYS_NAMED])
         more = f" and {len(keys) - _KEYS_NAMED} more" if len(keys) > _KEYS_NAMED else ""
+        which = f" {len(keys)} key{'s' if len(keys) > 1 else ''} ({named}{more})" if keys else ""
         tries = f" (tried {attempts} times)" if attempts > 1 else ""
+        preposition = "to" if what == "save" else "from"
         message = (
-            f"Table {self._table_path!r}: could not save {len(keys)} key{'s' if len(keys) > 1 else ''} "
-            f"({named}{more}) to {self._storage._describe()}{tries}: {type(ex).__name__}: {ex}"
+            f"Table {self._table_path!r}: could not {what}{which} {preposition} {self._storage._describe()}"
+            f"{tries}: {type(ex).__name__}: {ex}"
         )
         try:
             return type(ex)(message)
