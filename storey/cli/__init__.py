@@ -141,6 +141,12 @@ def _parser():
         metavar="N",
         help="rows per output file in a directory",
     )
+    backfill.add_argument(
+        "--table",
+        metavar="URL",
+        help="also keep every key's final window state in this table, for a live flow to continue: "
+        "sqlite:///FILE or postgresql://USER@HOST:PORT/DB, optionally #TABLE_NAME",
+    )
     backfill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     backfill.add_argument(
         "--print-flow",
@@ -215,6 +221,14 @@ def _backfill_plan(args):
         raise CliError(str(ex)) from ex
     if args.time_format is not None and source.format != "csv":
         raise CliError("--time-format applies to CSV input only (Parquet times are typed)")
+    table = None
+    if args.table is not None:
+        from .table_urls import TableUrlError, parse_table_url
+
+        try:
+            table = parse_table_url(args.table)
+        except TableUrlError as ex:
+            raise CliError(str(ex)) from ex
     plan = BackfillPlan(
         source,
         args.key,
@@ -224,6 +238,7 @@ def _backfill_plan(args):
         args.partition_by,
         args.time_format,
         args.rows_per_file or ROWS_PER_FILE,
+        table,
     )
     if args.rows_per_file is not None and plan.single_file:
         raise CliError("--rows-per-file applies to a directory OUT only (OUT ends in .parquet)")

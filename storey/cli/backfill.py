@@ -3,7 +3,7 @@
 The command builds an ordinary storey flow, the one `--print-flow` prints:
 
     ParquetSource/CSVSource(SOURCE, key_field=KEY, time_field=TIME)
-      -> AggregateByKey([FieldAggregator per SPEC], Table(..., NoopDriver()))
+      -> AggregateByKey([FieldAggregator per SPEC], Table(..., NoopDriver() or the --table driver))
       -> ParquetTarget(OUT)
 
 with a pass-through step after the source that counts rows for the progress bar.
@@ -32,6 +32,8 @@ class BackfillPlan:
     partition_by: list = field(default_factory=list)
     time_format: str | None = None
     rows_per_file: int = ROWS_PER_FILE
+    # where the final per-key state is kept (a storey.cli.table_urls.TableUrl), or None (memory)
+    table: object = None
 
     @property
     def single_file(self):
@@ -68,7 +70,10 @@ def aggregate_step(plan, table):
     return AggregateByKey([spec.to_aggregator() for spec in plan.specs], table)
 
 
-def new_table():
+def new_table(plan=None):
+    """The table a backfill aggregates into: the --table one, or one in memory."""
+    if plan is not None and plan.table is not None:
+        return plan.table.table(plan.key)
     from storey.drivers import NoopDriver
     from storey.table import Table
 
@@ -83,7 +88,7 @@ def build_backfill_flow(plan, progress=None, table=None):
     steps = [source_step(plan)]
     if progress is not None:
         steps.append(CountRows(progress))
-    steps.append(aggregate_step(plan, table if table is not None else new_table()))
+    steps.append(aggregate_step(plan, table if table is not None else new_table(plan)))
     steps.append(ParquetTarget(plan.out, **plan.target_kwargs()))
     return build_flow(steps)
 
@@ -110,10 +115,16 @@ def backfill_python(plan):
     """The Python program that computes what `storey backfill` computes for this plan."""
     source_cls = "ParquetSource" if plan.input.format == "parquet" else "CSVSource"
     windows = {"FixedWindows" if s.fixed else "SlidingWindows" for s in plan.specs}
+    if plan.table is None:
+        driver_cls, table_name, driver = "NoopDriver", "features", "NoopDriver()"
+    else:
+        driver_cls, table_name = plan.table.driver_class, plan.table.name
+        args, kwargs = plan.table.driver_args(plan.key)
+        driver = _call(driver_cls, args, kwargs, 12)
     names = {
         "AggregateByKey",
         "FieldAggregator",
-        "NoopDriver",
+        driver_cls,
         "ParquetTarget",
         "Table",
         "build_flow",
@@ -135,7 +146,7 @@ def backfill_python(plan):
         "            [\n"
         f"{aggregators}"
         "            ],\n"
-        '            Table("features", NoopDriver()),\n'
+        f"            Table({literal(table_name)}, {driver}),\n"
         "        ),\n"
         f"        {target},\n"
         "    ]\n"

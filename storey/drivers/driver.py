@@ -14,16 +14,16 @@ _LEGACY_AGGREGATION_HOOKS = ("_load_aggregates_by_key", "_save_schema", "_load_s
 
 class StoredKey(NamedTuple):
     """What a storage holds for one key: its static attributes (a dict, None when it holds none)
-    and, per aggregator name, the key's state of that aggregator (`floats` and `ints`: the bytes
-    of its float64 and int64 blocks, see `storey.table.aggregation_state`)."""
+    and, per aggregator name, the key's state of that aggregator: (floats, ints), two bytes values
+    as a flush gave them (see `AggregatorRows`)."""
 
     attributes: dict | None
     aggregations: dict
 
 
 class AggregatorRows(NamedTuple):
-    """The changed state of one aggregator: row i of `floats` (float64) and `ints` (int64) is the
-    state of `keys[i]`."""
+    """The changed state of one aggregator: `floats[i]` and `ints[i]` (bytes) are the state of
+    `keys[i]`, in the stored form of `storey.table.aggregation_state` (opaque to drivers)."""
 
     name: str
     keys: list

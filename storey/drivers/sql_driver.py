@@ -323,16 +323,9 @@ class SQLDriver(Driver):
         insert = _INSERTS[self._backend]
         rows = []
         for aggregator in changes.aggregations:
-            floats = np.ascontiguousarray(aggregator.floats, dtype=np.float64)
-            ints = np.ascontiguousarray(aggregator.ints, dtype=np.int64)
-            for i, key in enumerate(aggregator.keys):
+            for key, floats, ints in zip(aggregator.keys, aggregator.floats, aggregator.ints, strict=True):
                 rows.append(
-                    {
-                        **tables.key_row(key),
-                        "aggregator": aggregator.name,
-                        "floats": floats[i].tobytes(),
-                        "ints": ints[i].tobytes(),
-                    }
+                    {**tables.key_row(key), "aggregator": aggregator.name, "floats": floats, "ints": ints}
                 )
         statement = insert(tables.aggregations)
         statement = statement.on_conflict_do_update(

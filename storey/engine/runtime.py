@@ -66,6 +66,9 @@ class FlowRuntime:
         self.terminating = False
         self.finished = False
         self.pending = []
+        # coroutine functions steps left to run once the flow has terminated (a table's last
+        # flush, written while the other steps finish): see run_at_end
+        self.at_end = []
         # guards `pending`; `cond` (over the same lock) lets emitters wait for space in loop mode
         self.pending_lock = threading.Lock()
         self.cond = threading.Condition(self.pending_lock)
@@ -337,8 +340,10 @@ class FlowRuntime:
                 if self.inline:
                     with self.lock:
                         result = drive(self.source._terminate())
+                        drive(self.run_at_end())
                 else:
                     result = await self.source._terminate()
+                    await self.run_at_end()
                 if self.error is None:
                     self.result = result
             except BaseException as ex:
@@ -361,6 +366,18 @@ class FlowRuntime:
             self._fail_records(records)
         if self._space is not None:
             self._space.set()
+
+    async def run_at_end(self):
+        """Runs what the steps left to finish when the flow terminated, every one of them; then
+        raises the first error."""
+        error = None
+        while self.at_end:
+            try:
+                await self.at_end.pop(0)()
+            except Exception as ex:
+                error = error or ex
+        if error is not None:
+            raise error
 
     # ---- termination
     def terminate(self):

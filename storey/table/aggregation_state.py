@@ -84,6 +84,7 @@ class Layout:
         for place, k in enumerate(kept):
             rings[k] = ring_start + place
         self.stride = len(kept)
+        self.ring_start = ring_start
         self.end = ring_start + ring * self.stride
         self.offset = offset
         self.ioffset = ioffset
@@ -122,6 +123,49 @@ class Layout:
         self.record = record
         # whether max_value is an int: capped results equal to it are ints, as in the reference
         self.int_cap = max_value if record[B.R_CAP_INT] and isinstance(max_value, int) else None
+
+    # ---- stored form: the window blocks and the ring's filled buckets only (a bucket is emptied
+    # before its first value, so what an unfilled slot holds is never read)
+    def _filled(self, ints):
+        """(keys, ring) bool: which ring slots of each key hold a bucket (ints: the key's blocks)."""
+        words = ints[:, B.HEADER :]
+        slots = np.arange(self.ring)
+        return ((words[:, slots >> 5] >> (slots & 31)) & 1).astype(bool)
+
+    def pack(self, floats, ints):
+        """The stored form of the blocks of some keys (rows of `floats`, `ints`): one bytes value of
+        floats and one of ints per key."""
+        head = self.ring_start - self.offset
+        filled = self._filled(ints)
+        rings = floats[:, head:].reshape(len(floats), self.ring, self.stride)
+        packed = []
+        for i in range(len(floats)):
+            packed.append(floats[i, :head].tobytes() + rings[i][filled[i]].tobytes())
+        return packed, [row.tobytes() for row in ints]
+
+    def unpack(self, packed, ints, where):
+        """The blocks (floats, ints: arrays, a row per key) of their stored form; `where` names
+        them in errors."""
+        iwidth = self.iend - self.ioffset
+        if any(len(i) != 8 * iwidth for i in ints):
+            raise ValueError(f"{where}: stored int blocks of {iwidth * 8} bytes expected")
+        ints = np.frombuffer(b"".join(ints), dtype=np.int64).reshape(len(ints), iwidth)
+        head = self.ring_start - self.offset
+        filled = self._filled(ints)
+        floats = np.zeros((len(packed), self.end - self.offset))
+        rings = floats[:, head:].reshape(len(packed), self.ring, self.stride)
+        for i, blob in enumerate(packed):
+            count = int(filled[i].sum())
+            if len(blob) != 8 * (head + count * self.stride):
+                expected = 8 * (head + count * self.stride)
+                raise ValueError(
+                    f"{where}: a stored float block of {len(blob)} bytes, not the {expected} its filled "
+                    "buckets take"
+                )
+            values = np.frombuffer(blob, dtype=np.float64)
+            floats[i, :head] = values[:head]
+            rings[i][filled[i]] = values[head:].reshape(count, self.stride)
+        return floats, ints
 
 
 def _cfg(layouts):

@@ -293,22 +293,9 @@ class Table:
                     if new and key in found and name in found[key].aggregations
                 ]
                 if rows:
-                    floats, ints = self._blocks(layout, name, [block for _, block in rows])
+                    where = f"Table {self._table_path!r}: aggregator {name!r}"
+                    floats, ints = layout.unpack([f for _, (f, _) in rows], [i for _, (_, i) in rows], where)
                     group.put(layout, np.array([slot for slot, _ in rows], dtype=np.int64), floats, ints)
-
-    def _blocks(self, layout, name, blocks):
-        """The stored blocks of one aggregator as (floats, ints) arrays, a row per key."""
-        width = layout.end - layout.offset
-        iwidth = layout.iend - layout.ioffset
-        for floats, ints in blocks:
-            if len(floats) != 8 * width or len(ints) != 8 * iwidth:
-                raise ValueError(
-                    f"Table {self._table_path!r}: the stored state of aggregator {name!r} has "
-                    f"{len(floats)} + {len(ints)} bytes per key, not {8 * width} + {8 * iwidth}"
-                )
-        floats = np.frombuffer(b"".join(f for f, _ in blocks), dtype=np.float64).reshape(len(blocks), width)
-        ints = np.frombuffer(b"".join(i for _, i in blocks), dtype=np.int64).reshape(len(blocks), iwidth)
-        return floats, ints
 
     async def _call(self, fn, *args):
         """Calls a driver hook: in the flow's own thread when the flow runs inline (it waits for
@@ -413,12 +400,11 @@ class Table:
                 for layout in group.layouts:
                     floats_block = floats[:, layout.offset : layout.end]
                     ints_block = ints[:, layout.ioffset : layout.iend]
-                    aggregations.append(
-                        AggregatorRows(layout.aggregator.name, keys, floats_block, ints_block)
-                    )
+                    # packed in their stored form by the writing thread (see _write)
+                    aggregations.append(AggregatorRows(layout, keys, floats_block, ints_block))
         if not attributes and not aggregations:
             return None
-        written = {rows.name for rows in aggregations}
+        written = {rows.name.aggregator.name for rows in aggregations}
         schema = {name: description for name, description in self._new_schema.items() if name in written}
 
         def undo():
@@ -434,7 +420,13 @@ class Table:
         return Changes(attributes, aggregations, schema), undo
 
     def _write(self, changes):
-        """Saves `changes` (in the writing thread); returns the descriptions it saved."""
+        """Saves `changes` (in the writing thread), its aggregation rows packed in their stored
+        form; returns the descriptions it saved."""
+        packed = []
+        for rows in changes.aggregations:
+            floats, ints = rows.name.pack(rows.floats, rows.ints)
+            packed.append(AggregatorRows(rows.name.aggregator.name, rows.keys, floats, ints))
+        changes = changes._replace(aggregations=packed)
         self._retrying(lambda: self._storage._save_keys(self, changes), "save", changes.keys())
         return changes.schema
 
@@ -500,11 +492,18 @@ class Table:
 
     async def _end_flow(self, flush):
         """Called by each step using the table when its flow terminates (`flush` for steps that
-        write): saves what has changed, and lets the storage release the flow's connections."""
+        write): starts saving what has changed; the flow's termination then waits for it (while
+        the steps after this one finish) and lets the storage release the flow's connections."""
         if flush:
-            await self._flush()
-        else:
-            await self._settle(wait=True)
+            await self._flush(wait=False)
+        at_end = getattr(self._runtime, "at_end", None)
+        if at_end is None:
+            await self._finish()
+        elif self._finish not in at_end:
+            at_end.append(self._finish)
+
+    async def _finish(self):
+        await self._flush()
         await self._storage._end_flow()
 
     async def close(self):

@@ -60,7 +60,7 @@ class MemoryDriver(Driver):
                 item.pop(name, None)
         for rows in changes.aggregations:
             for i, key in enumerate(rows.keys):
-                self.store.states[(path, key, rows.name)] = (rows.floats[i].tobytes(), rows.ints[i].tobytes())
+                self.store.states[(path, key, rows.name)] = (rows.floats[i], rows.ints[i])
         self.store.schema.setdefault(path, {}).update(copy.deepcopy(changes.schema))
 
     def _is_transient(self, error):

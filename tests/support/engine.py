@@ -117,7 +117,9 @@ def _run_graph(steps, batches):
         try:
             for batch in batches:
                 await runtime.source._emit(batch)
-            return runtime.steps, await entry._terminate()
+            result = await entry._terminate()
+            await runtime.run_at_end()
+            return runtime.steps, result
         finally:
             for step in runtime.steps:
                 step._close()
