@@ -6,6 +6,7 @@ Its output is checked against the same flow written in Python, and its errors fo
 
 import os
 import pathlib
+import sqlite3
 import subprocess
 import sys
 
@@ -324,6 +325,12 @@ def test_demo_small(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3. identical: the 300 live events got exactly the features" in done.stdout
     assert "events/s" in done.stdout
+    # the live events ran in a second process, on the table the backfill left in SQLite
+    assert "live, in process" in done.stdout
+    with sqlite3.connect(tmp_path / "features.db") as connection:
+        assert connection.execute(
+            "SELECT COUNT(DISTINCT user_id) FROM features__aggregations"
+        ).fetchone() == (30,)
     # the kept features are those of the bulk backfill
     features = pq.read_table(tmp_path / "features.parquet")
     assert features.num_rows == 20000
@@ -418,3 +425,60 @@ def test_list_key_and_csv_time_format(tmp_path):
     flow = build_flow([source, aggregate, Reduce([], lambda acc, body: acc + [body])])
     expected = flow.run().await_termination()
     assert written["v_sum_1h"].tolist() == [body["v_sum_1h"] for body in expected]
+
+
+def test_table_keeps_the_final_state_for_a_live_flow_to_continue(events, tmp_path):
+    from storey import (
+        AggregateByKey,
+        Complete,
+        FieldAggregator,
+        FixedWindows,
+        SlidingWindows,
+        SQLDriver,
+        SyncEmitSource,
+        Table,
+        build_flow,
+    )
+
+    folder, df = events
+    history, latest = df.iloc[:2500], df.iloc[2500:]
+    history.to_parquet(tmp_path / "history.parquet")
+    database = f"sqlite:///{tmp_path}/state.db"
+    done = storey(
+        "backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", FEATURES, "--out", str(tmp_path / "f.parquet"),
+        "--table", database + "#payments", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    aggregates = [
+        FieldAggregator(
+            "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
+        ),
+        FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
+    ]
+    table = Table("payments", SQLDriver("user_id", database))
+    flow = build_flow(
+        [
+            SyncEmitSource(key_field="user_id", time_field="timestamp"),
+            AggregateByKey(aggregates, table),
+            Complete(),
+        ]
+    )
+    controller = flow.run()
+    live = [controller.emit(row).await_result() for row in latest.to_dict("records")]
+    controller.terminate()
+    controller.await_termination()
+    expected = python_features(df).iloc[2500:].reset_index(drop=True)
+    assert_same_features(
+        pd.DataFrame([{name: body.get(name) for name in FEATURE_NAMES} for body in live]), expected
+    )
+
+
+def test_table_url_is_checked_and_printed(events, tmp_path):
+    folder, _ = events
+    args = ["backfill", str(folder / "events.parquet"), "--key", "user_id", "--time", "timestamp"]
+    args += ["--features", FEATURES, "--out", str(tmp_path / "f.parquet")]
+    bad = storey(*args, "--table", "mysql://host/db")
+    assert bad.returncode == 2 and "--table 'mysql://host/db': expected sqlite:///FILE" in bad.stderr
+    printed = storey(*args, "--table", "sqlite:///state.db#payments", "--print-flow")
+    assert 'Table("payments", SQLDriver("user_id", "sqlite:///state.db"))' in printed.stdout
