@@ -117,29 +117,31 @@ class SQLDriver(Driver):
                 return {}
             by_row = {tables.encode(key): key for key in keys}
             rows = list(by_row)
-            attribute_columns = [c for c in tables.static.c if c.name not in self._key_columns]
             width = len(self._key_columns)
-            for chunk in _chunks(rows):
-                for row in connection.execute(
-                    sa.select(tables.static).where(tables.key_in(tables.static, chunk))
-                ):
-                    attributes = {
-                        column.name: self._read_value(column, value)
-                        for column, value in zip(attribute_columns, row[width:], strict=True)
-                        if value is not None
-                    }
-                    found[by_row[tuple(row[:width])]] = StoredKey(attributes, {})
-            if aggregators and tables.aggregations is not None:
-                states = tables.aggregations
-                wanted = states.c.aggregator.in_(list(aggregators))
+            static = tables.static
+            attribute_columns = [c for c in static.c if c.name not in self._key_columns]
+            if attribute_columns:
+                key_columns = [static.c[column] for column in self._key_columns]
                 for chunk in _chunks(rows):
-                    query = sa.select(states).where(tables.key_in(states, chunk), wanted)
+                    query = sa.select(*key_columns, *attribute_columns).where(tables.key_in(static, chunk))
                     for row in connection.execute(query):
+                        attributes = {
+                            column.name: self._read_value(column, value)
+                            for column, value in zip(attribute_columns, row[width:], strict=True)
+                            if value is not None
+                        }
+                        found[by_row[tuple(row[:width])]] = StoredKey(attributes, {})
+            if aggregators and tables.aggregations is not None:
+                names = list(aggregators)
+                for chunk in _chunks(rows):
+                    sql = tables.states_query(connection.dialect, len(chunk), len(names))
+                    parameters = [value for row in chunk for value in row] + names
+                    for row in connection.exec_driver_sql(sql, tuple(parameters)):
                         key = by_row[tuple(row[:width])]
                         stored = found.get(key)
                         if stored is None:
                             stored = found[key] = StoredKey(None, {})
-                        stored.aggregations[row.aggregator] = (row.floats, row.ints)
+                        stored.aggregations[row[width]] = (bytes(row[width + 1]), bytes(row[width + 2]))
         return found
 
     def _save_keys(self, table, changes):
@@ -172,7 +174,8 @@ class SQLDriver(Driver):
     def _connect(self):
         with self._lock:
             if self._engine is None:
-                engine = sa.create_engine(self._url, pool_pre_ping=True)
+                # a dropped connection fails the call, which the table tries again (_is_transient)
+                engine = sa.create_engine(self._url)
                 if self._backend == "sqlite":
                     sa.event.listen(engine, "connect", _sqlite_pragmas)
                 self._engine = engine
@@ -383,6 +386,7 @@ class _SQLTables:
         self.aggregations = aggregations
         self.aggregators = aggregators
         self._casts = [_cast_of(static.c[column].type) for column in key_columns]
+        self._queries = {}
 
     def with_static(self, static):
         return _SQLTables(self.key_columns, static, self.aggregations, self.aggregators)
@@ -401,6 +405,27 @@ class _SQLTables:
 
     def key_row(self, key):
         return dict(zip(self.key_columns, self.encode(key), strict=True))
+
+    def states_query(self, dialect, keys, names):
+        """SQL selecting the key columns, aggregator, floats and ints of `keys` keys' states of
+        `names` aggregators (as the driver's own text: loads of one key are the live path)."""
+        cached = self._queries.get((keys, names))
+        if cached is None:
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            columns = [quote(column) for column in self.key_columns]
+            if len(columns) == 1:
+                match = f"{columns[0]} IN ({', '.join([mark] * keys)})"
+            else:
+                row = "(" + ", ".join([mark] * len(columns)) + ")"
+                match = f"({', '.join(columns)}) IN ({', '.join([row] * keys)})"
+            cached = (
+                f"SELECT {', '.join(columns)}, aggregator, floats, ints "
+                f"FROM {dialect.identifier_preparer.format_table(self.aggregations)} "
+                f"WHERE {match} AND aggregator IN ({', '.join([mark] * names)})"
+            )
+            self._queries[(keys, names)] = cached
+        return cached
 
     def key_in(self, table, rows):
         columns = [table.c[column] for column in self.key_columns]
