@@ -133,11 +133,14 @@ class SQLDriver(Driver):
                         found[by_row[tuple(row[:width])]] = StoredKey(attributes, {})
             if aggregators and tables.aggregations is not None:
                 names = list(aggregators)
+                # the driver's own cursor: rows as plain tuples
+                cursor = connection.connection.cursor()
+                cursor_dialect = connection.dialect
                 for chunk in _chunks(rows):
-                    sql = tables.states_query(connection.dialect, len(chunk), len(names))
-                    parameters = [value for row in chunk for value in row] + names
-                    for row in connection.exec_driver_sql(sql, tuple(parameters)):
-                        key = by_row[tuple(row[:width])]
+                    sql = tables.states_query(cursor_dialect, len(chunk), len(names))
+                    cursor.execute(sql, tuple([value for row in chunk for value in row] + names))
+                    for row in cursor.fetchall():
+                        key = by_row[row[:width]]
                         stored = found.get(key)
                         if stored is None:
                             stored = found[key] = StoredKey(None, {})

@@ -127,44 +127,70 @@ class Layout:
     # ---- stored form: the window blocks and the ring's filled buckets only (a bucket is emptied
     # before its first value, so what an unfilled slot holds is never read)
     def _filled(self, ints):
-        """(keys, ring) bool: which ring slots of each key hold a bucket (ints: the key's blocks)."""
-        words = ints[:, B.HEADER :]
-        slots = np.arange(self.ring)
-        return ((words[:, slots >> 5] >> (slots & 31)) & 1).astype(bool)
+        """(keys, ring) bool: which ring slots of each key hold a bucket (ints: the key's blocks;
+        slot j is bit j % 32 of bitmap word j // 32)."""
+        words = np.ascontiguousarray(ints[:, B.HEADER :])
+        bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")
+        return bits.reshape(len(ints), -1, 64)[:, :, :32].reshape(len(ints), -1)[:, : self.ring].astype(bool)
+
+    def _filled_columns(self, ints, head):
+        """For each filled bucket of the keys (in key order, then slot order): its key's row, and
+        the columns of its statistics in a row of the keys' blocks."""
+        filled = np.flatnonzero(self._filled(ints))
+        slots = filled % self.ring
+        return filled // self.ring, head + slots[:, None] * self.stride + np.arange(self.stride)
 
     def pack(self, floats, ints):
         """The stored form of the blocks of some keys (rows of `floats`, `ints`): one bytes value of
         floats and one of ints per key."""
+        n = len(floats)
         head = self.ring_start - self.offset
-        filled = self._filled(ints)
-        rings = floats[:, head:].reshape(len(floats), self.ring, self.stride)
-        packed = []
-        for i in range(len(floats)):
-            packed.append(floats[i, :head].tobytes() + rings[i][filled[i]].tobytes())
-        return packed, [row.tobytes() for row in ints]
+        owners, columns = self._filled_columns(ints, head)
+        # each key's window blocks, then its filled buckets, one key after the other
+        sizes = head + np.bincount(owners, minlength=n) * self.stride
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        out = np.empty(int(ends[-1]) if n else 0)
+        heads = (starts[:, None] + np.arange(head)).ravel()
+        out[heads] = floats[:, :head].ravel()
+        in_ring = np.ones(len(out), dtype=bool)
+        in_ring[heads] = False
+        out[in_ring] = floats[owners[:, None], columns].ravel()
+        data = out.tobytes()
+        packed = [
+            data[8 * start : 8 * end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        width = 8 * ints.shape[1]
+        ints_data = np.ascontiguousarray(ints).tobytes()
+        return packed, [ints_data[i * width : (i + 1) * width] for i in range(n)]
 
     def unpack(self, packed, ints, where):
         """The blocks (floats, ints: arrays, a row per key) of their stored form; `where` names
         them in errors."""
+        n = len(packed)
         iwidth = self.iend - self.ioffset
         if any(len(i) != 8 * iwidth for i in ints):
             raise ValueError(f"{where}: stored int blocks of {iwidth * 8} bytes expected")
-        ints = np.frombuffer(b"".join(ints), dtype=np.int64).reshape(len(ints), iwidth)
+        ints = np.frombuffer(b"".join(ints), dtype=np.int64).reshape(n, iwidth)
         head = self.ring_start - self.offset
-        filled = self._filled(ints)
-        floats = np.zeros((len(packed), self.end - self.offset))
-        rings = floats[:, head:].reshape(len(packed), self.ring, self.stride)
-        for i, blob in enumerate(packed):
-            count = int(filled[i].sum())
-            if len(blob) != 8 * (head + count * self.stride):
-                expected = 8 * (head + count * self.stride)
-                raise ValueError(
-                    f"{where}: a stored float block of {len(blob)} bytes, not the {expected} its filled "
-                    "buckets take"
-                )
-            values = np.frombuffer(blob, dtype=np.float64)
-            floats[i, :head] = values[:head]
-            rings[i][filled[i]] = values[head:].reshape(count, self.stride)
+        owners, columns = self._filled_columns(ints, head)
+        sizes = head + np.bincount(owners, minlength=n) * self.stride
+        lengths = np.fromiter(map(len, packed), dtype=np.int64, count=n)
+        wrong = np.flatnonzero(lengths != 8 * sizes)
+        if len(wrong):
+            i = int(wrong[0])
+            raise ValueError(
+                f"{where}: a stored float block of {lengths[i]} bytes, not the {8 * sizes[i]} its filled "
+                "buckets take"
+            )
+        values = np.frombuffer(b"".join(packed), dtype=np.float64)
+        starts = np.cumsum(sizes) - sizes
+        heads = (starts[:, None] + np.arange(head)).ravel()
+        in_ring = np.ones(len(values), dtype=bool)
+        in_ring[heads] = False
+        floats = np.zeros((n, self.end - self.offset))
+        floats[:, :head] = values[heads].reshape(n, head)
+        floats[owners[:, None], columns] = values[in_ring].reshape(-1, self.stride)
         return floats, ints
 
 

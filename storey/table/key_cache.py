@@ -282,20 +282,23 @@ class Table:
         state = self._aggregation_state
         # every loaded key gets its rows, so that the groups know it loaded
         slots = state.slots_of(keys)
+        stored = [(key, slot) for key, slot in zip(keys, slots.tolist(), strict=True) if key in found]
         for group in state.groups:
-            fresh = (~group.loaded[slots]).tolist()
+            fresh = ~group.loaded[slots]
             group.loaded[slots] = True
+            if not stored:
+                continue
+            new = set(slots[fresh].tolist())
             for layout in group.layouts:
                 name = layout.aggregator.name
-                rows = [
-                    (slot, found[key].aggregations[name])
-                    for key, slot, new in zip(keys, slots.tolist(), fresh, strict=True)
-                    if new and key in found and name in found[key].aggregations
-                ]
+                rows = [(slot, found[key].aggregations.get(name)) for key, slot in stored if slot in new]
+                rows = [(slot, block) for slot, block in rows if block is not None]
                 if rows:
                     where = f"Table {self._table_path!r}: aggregator {name!r}"
                     floats, ints = layout.unpack([f for _, (f, _) in rows], [i for _, (_, i) in rows], where)
-                    group.put(layout, np.array([slot for slot, _ in rows], dtype=np.int64), floats, ints)
+                    group.put(
+                        layout, np.fromiter((slot for slot, _ in rows), np.int64, len(rows)), floats, ints
+                    )
 
     async def _call(self, fn, *args):
         """Calls a driver hook: in the flow's own thread when the flow runs inline (it waits for
