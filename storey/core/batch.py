@@ -254,6 +254,12 @@ class EventBatch:
             self._time_values = self._time_style.values(self._times)
         return self._time_values
 
+    def time_value(self, i):
+        """The time of event i as the object users see, without building the others."""
+        if self._time_values is not None:
+            return self._time_values[i]
+        return self._time_style.values(self._times[i : i + 1])[0]
+
     @property
     def ids(self):
         ids = self._ids
