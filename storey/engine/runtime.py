@@ -13,6 +13,7 @@ the flow in the order they were emitted, whatever the number of emitting threads
 """
 
 import asyncio
+import inspect
 import threading
 
 from ..core.batch import EventBatch, IdSequence
@@ -112,6 +113,11 @@ class FlowRuntime:
         self._bind_loop()
         self._task = asyncio.get_running_loop().create_task(self._drain_loop())
         return self._task
+
+    def bind_loop(self):
+        """Runs the flow's timers and termination on the running event loop (a source that runs
+        its flow there itself)."""
+        self._bind_loop()
 
     def _bind_loop(self):
         self.loop = asyncio.get_running_loop()
@@ -329,6 +335,12 @@ class FlowRuntime:
                 break
         await self.shutdown()
 
+    async def terminate_graph(self):
+        """Terminates the flow's steps (flushing them) now, for a source that says when its events
+        end; returns the termination result."""
+        self._graph_terminated = True
+        return await self.source._terminate()
+
     async def shutdown(self):
         """Terminates the flow (flushing every step) and closes its steps, also after an error."""
         if not self._graph_terminated:
@@ -347,6 +359,11 @@ class FlowRuntime:
         for step in self.steps:
             try:
                 step._close()
+                # what a step written against storey 1.0.6 asked to have closed
+                for closeable in step._closeables:
+                    closed = closeable.close()
+                    if inspect.isawaitable(closed):
+                        await closed
             except Exception as ex:
                 if self.error is None:
                     self.error = ex
@@ -375,6 +392,12 @@ class FlowRuntime:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        if self.error is not None:
+            raise copy_error(self.error)
+        return self.result
+
+    def await_termination_now(self):
+        """The termination result of a flow that has finished (or its error)."""
         if self.error is not None:
             raise copy_error(self.error)
         return self.result

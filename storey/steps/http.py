@@ -12,6 +12,7 @@ import aiohttp
 
 from ..core.batch import EventBatch
 from ..engine.graph import Flow
+from .functions import write_result
 
 __all__ = ["HttpRequest", "HttpResponse", "SendToHttp"]
 
@@ -245,5 +246,7 @@ class SendToHttp(_ConcurrentJobExecution):
             return body
         if body is None:
             return None
+        if self._result_path:
+            body = write_result(event.body, self._result_path, body)
         event.body = body
         return event
