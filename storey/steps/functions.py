@@ -349,14 +349,10 @@ class MapClass(_UnaryFunctionFlow):
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = do(element_of(element, self._input_path or None) if paths else element)
+                result = do(self._element(element) if paths else element)
                 if not self._filter:
+                    results.append(self._output_of(element, result) if paths else result)
                     kept.append(i)
-                    results.append(
-                        write_result(element, self._result_path, result)
-                        if paths and self._result_path
-                        else result
-                    )
         except Exception as ex:
             return (kept, results), ex
         return (kept, results), None
@@ -369,17 +365,20 @@ class MapClass(_UnaryFunctionFlow):
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = await do(element_of(element, self._input_path or None) if paths else element)
+                result = await do(self._element(element) if paths else element)
                 if not self._filter:
+                    results.append(self._output_of(element, result) if paths else result)
                     kept.append(i)
-                    results.append(
-                        write_result(element, self._result_path, result)
-                        if paths and self._result_path
-                        else result
-                    )
         except Exception as ex:
             return (kept, results), ex
         return (kept, results), None
+
+    def _element(self, body):
+        return element_of(body, self._input_path or None)
+
+    def _output_of(self, body, result):
+        """The body to pass on: do()'s result, or the body holding it at result_path."""
+        return write_result(body, self._result_path, result) if self._result_path else result
 
     def _output(self, batch, inputs, results):
         kept, results = results
