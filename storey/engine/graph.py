@@ -305,15 +305,22 @@ class Flow:
         """Hands an event whose processing raised `ex` in this step to its recovery step, or to the
         context's push_error; raises `ex` when neither takes it. Called from the except block."""
         event = getattr(ex, "_storey_failed_event", None) or one.event(0)
+        if not await self._hand_over_failure(event, ex):
+            raise ex
+
+    async def _hand_over_failure(self, event, ex):
+        """Hands the `event` whose processing raised `ex` here to the recovery step (with
+        origin_state and error set), or to the context's push_error (the event's result fails);
+        False when neither is there. Called from the except block (push_error gets its trace)."""
         step = self._recovery_for(ex)
         if step is not None:
             event.origin_state = self.name
             event.error = ex
             await step._process(EventBatch.from_events([event]))
-            return
+            return True
         push_error = getattr(self.context, "push_error", None)
         if push_error is None:
-            raise ex
+            return False
         awaitable = getattr(event, "_awaitable_result", None)
         if awaitable is not None:
             awaitable._set_error(ex)
@@ -321,6 +328,7 @@ class Flow:
         if self.logger:
             self.logger.error(f"Pushing error to error stream: {ex}\n{message}")
         push_error(event, f"{ex}\n{message}", source=self.name)
+        return True
 
     def _recovery_for(self, ex):
         """The recovery step for an exception this step raised itself (exact type for a dict)."""

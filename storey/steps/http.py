@@ -158,6 +158,15 @@ class _ConcurrentJobExecution(Flow):
                 if out is not None:
                     await self._emit(EventBatch.from_events([out]))
             except Exception as ex:
+                # a recovery step or the context's push_error may take over a failure of this step
+                try:
+                    taken = not getattr(ex, "_storey_downstream", False) and await self._hand_over_failure(
+                        event, ex
+                    )
+                except Exception as recovery_error:
+                    ex, taken = recovery_error, False
+                if taken:
+                    continue
                 if event._awaitable_result is not None:
                     event._awaitable_result._set_error(ex)
                 self._fail(ex)
