@@ -135,9 +135,23 @@ class FlowRuntime:
                 pass
 
     # ---- emitting
+    def raise_error(self):
+        """Raises the flow's error where the flow's caller sees it: a copy chained from it, or, when
+        the source's context is verbose, `Flow execution terminated` of its type, as storey does."""
+        error = copy_error(self.error)
+        terminated = None
+        if self.source.verbose:
+            try:
+                terminated = type(self.error)("Flow execution terminated")
+            except Exception:
+                terminated = None
+        if terminated is None:
+            raise error
+        raise terminated from error
+
     def check_open(self):
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         if self.terminating:
             raise ValueError("Cannot emit to a terminated flow")
 
@@ -393,17 +407,17 @@ class FlowRuntime:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         return self.result
 
     def await_termination_now(self):
         """The termination result of a flow that has finished (or its error)."""
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         return self.result
 
     async def await_termination_async(self):
         await self._task
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         return self.result
