@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pathlib
+import time
 
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ from storey import (
     NoopDriver,
     ParquetTarget,
     Reduce,
+    SyncEmitSource,
     Table,
     V3ioError,
     build_flow,
@@ -214,3 +216,43 @@ def test_a_per_event_step_with_a_batch_step_after_it_keeps_event_order():
     )
     assert out == [x * 2 + 1 for x in range(20) if (x * 2) % 3]
     assert [e.body for e in seen.seen] == [x * 2 for x in range(20)]
+
+
+class _Terminations(Flow):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.terminations = 0
+
+    async def _do(self, event):
+        if event is _termination_obj:
+            self.terminations += 1
+            return self.terminations
+        return None
+
+
+def test_a_step_with_two_inlets_is_terminated_once():
+    # storey 1.0.6 terminates it once per inlet (later storey versions once)
+    step = _Terminations()
+    source = SyncEmitSource()
+    left, right = Map(lambda x: x), Map(lambda x: x)
+    source.to(left)
+    source.to(right)
+    left.to(step)
+    right.to(step)
+    controller = source.run()
+    controller.emit(1)
+    controller.terminate()
+    assert controller.await_termination() == 1
+    assert step.terminations == 1
+
+
+def test_a_single_file_flushed_by_time_keeps_every_event(tmp_path):
+    # storey 1.0.6 rewrites the file at each flush and keeps only the last events
+    path = tmp_path / "one.parquet"
+    controller = build_flow([SyncEmitSource(), ParquetTarget(str(path), flush_after_seconds=0.2)]).run()
+    controller.emit({"v": 1})
+    time.sleep(0.6)
+    controller.emit({"v": 2})
+    controller.terminate()
+    controller.await_termination()
+    assert pd.read_parquet(path)["v"].tolist() == [1, 2]

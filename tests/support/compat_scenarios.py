@@ -568,6 +568,29 @@ def context_hooks(inputs, tmp_path):
     }
 
 
+@scenario({"values": [1, 2, 3]})
+def verbose_errors_and_run_async(inputs, tmp_path):
+    """With a verbose context, the flow's error reaches the caller as 'Flow execution terminated'
+    of its type, chained from it; file sources run in the running event loop with run_async()."""
+    controller = build_flow([SyncEmitSource(context=GraphContext()), Map(lambda x: 1 / (x - 2))]).run()
+    for value in inputs["values"]:
+        try:
+            controller.emit(value)
+        except ZeroDivisionError:
+            break
+    controller.terminate()
+    try:
+        controller.await_termination()
+        raised = None
+    except Exception as ex:
+        raised = [type(ex).__name__, str(ex), type(ex.__cause__).__name__, str(ex.__cause__)]
+    frame = pd.DataFrame({"a": inputs["values"]})
+    flow = build_flow(
+        [storey.DataframeSource(frame), Map(lambda b: b["a"]), Reduce(0, lambda acc, x: acc + x)]
+    )
+    return {"raised": raised, "run_async": asyncio.run(flow.run_async())}
+
+
 class NuclioEvent:
     """An event object of mlrun's/nuclio's: not a storey Event, but with an id and a body."""
 
@@ -603,6 +626,11 @@ def foreign_event_objects(inputs, tmp_path):
             "type": type(result).__name__,
             "fields": [result.id, result.path, result.method, result.body, getattr(result, "trigger", None)],
         }
+    event = Event(decode(inputs["body"]), id=inputs["id"], time=T0)
+    controller = build_flow([SyncEmitSource(), _Passing(), Complete(full_event=True)]).run()
+    out["storey_event"] = controller.emit(event).await_result() is event
+    controller.terminate()
+    controller.await_termination()
     return out
 
 
@@ -683,6 +711,37 @@ def tables_and_map_with_state(inputs, tmp_path):
         "state_by_name": named["key1"],
         "without_key": without_key,
     }
+
+
+class RemoteCall(storey.flow._ConcurrentJobExecution):
+    """mlrun-style remote step: a job per event, passing the event on from _handle_completed."""
+
+    async def _process_event(self, event):
+        await asyncio.sleep(0.01 * (3 - event.body % 3))
+        if event.body == 2:
+            raise RuntimeError("remote failed")
+        return event.body * 10
+
+    async def _handle_completed(self, event, response):
+        event.body = response
+        await self._do_downstream(event)
+
+
+@scenario({"bodies": [0, 1, 2, 3, 4]})
+def concurrent_step_failures(inputs, tmp_path):
+    """A subclass of storey.flow._ConcurrentJobExecution (as mlrun's remote steps are) whose job
+    fails for one event: the context's push_error gets it and the flow goes on, or its recovery
+    step does; results come in the events' order."""
+    context = GraphContext(verbose=False)
+    events = [Event(body, id=f"e{body}") for body in inputs["bodies"]]
+    pushed_flow = _run([RemoteCall(context=context, name="remote"), _collect()], events)
+    collected = _collect()
+    catcher = Catcher()
+    catcher.to(collected)
+    step = RemoteCall(name="remote")
+    step.set_recovery_step(catcher)
+    recovered = _run([step, collected], inputs["bodies"])
+    return {"pushed_flow": pushed_flow, "pushed": context.pushed, "recovered": recovered}
 
 
 # ---- the reference's results and errors
