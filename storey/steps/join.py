@@ -11,7 +11,7 @@ from ..dtypes.event import Event, V3ioError
 from ..engine.graph import Flow
 from ..table.key_cache import Table, resolve_table
 from .functions import check_callable, write_result
-from .http import _ConcurrentJobExecution
+from .http import _check_count, _ConcurrentJobExecution
 
 __all__ = ["JoinWithTable", "JoinWithV3IOTable"]
 
@@ -65,7 +65,13 @@ class JoinWithTable(Flow):
         join_function: Callable[[Any, dict[str, object]], Any] | None = None,
         **kwargs,
     ):
+        # storey's concurrency settings: checked, but joins read the table's state in order
+        concurrency = {
+            name: kwargs.pop(name, None) for name in ("max_in_flight", "retries", "backoff_factor")
+        }
         super().__init__(**kwargs)
+        _check_count(self.name, "max_in_flight", concurrency["max_in_flight"], None, 1)
+        _check_count(self.name, "retries", concurrency["retries"], None, 0)
         if isinstance(table, str):
             self._describe(table=table)
         if isinstance(key_extractor, str):

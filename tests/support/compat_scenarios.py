@@ -41,7 +41,7 @@ from storey import (
     ToDataFrame,
     build_flow,
 )
-from storey.steps import Flatten, ForEach
+from storey.steps import Flatten, ForEach, Partition
 from tests.support.conformance import decode, encode
 
 SCENARIOS = {}
@@ -670,6 +670,10 @@ def to_dict_and_to_code(inputs, tmp_path):
         Doubler(name="d", result_path="x"),
         CSVSource("x.csv", header=True),
         Flatten(name="f"),
+        storey.flow.Rename({"a": "b"}),
+        storey.flow.ReifyMetadata(["key"], name="reify"),
+        Partition(lambda event: True),
+        storey.JoinWithTable(Table("t", NoopDriver()), "k", max_in_flight=4),
     ]
     dicts = []
     for step in steps:
