@@ -359,8 +359,9 @@ class Catcher(storey.Flow):
 
 @scenario({"bodies": [1, 2, 3]})
 def custom_step_errors(inputs, tmp_path):
-    """A custom step that raises: the flow fails with its error, or its recovery step (itself a
-    custom step) receives the event with `origin_state` and `error`, and the flow goes on."""
+    """A custom step (or a Map) that raises: the flow fails with its error, or its recovery step
+    (itself a custom step) receives the event with `origin_state` and `error`, and the flow goes
+    on."""
     bodies = inputs["bodies"]
     collected = _collect()
     failing = Raising()
@@ -368,7 +369,23 @@ def custom_step_errors(inputs, tmp_path):
     catcher.to(collected)
     failing.set_recovery_step(catcher)
     recovered = _run([failing, collected], bodies)
-    return {"raised": _raised(lambda: _run([Raising(), _collect()], bodies)), "recovered": recovered}
+
+    def fail_on_two(x):
+        if x == 2:
+            raise KeyError("two")
+        return x * 10
+
+    collected = _collect()
+    catcher = Catcher()
+    catcher.to(collected)
+    mapping = Map(fail_on_two, name="tens")
+    mapping.set_recovery_step(catcher)
+    map_recovered = _run([mapping, collected], bodies)
+    return {
+        "raised": _raised(lambda: _run([Raising(), _collect()], bodies)),
+        "recovered": recovered,
+        "map_recovered": map_recovered,
+    }
 
 
 class CountingSource(storey.sources._IterableSource, storey.sources.WithUUID):
