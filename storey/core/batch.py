@@ -422,6 +422,11 @@ class EventBatch:
         b = self.shallow_copy()
         # one memo: an event object copied with its body still holds the copied body
         memo = {id(a): a for a in self.awaitables or () if a is not None}
+        for m in self.meta or ():
+            # an event object's result is shared, not copied (it may hold locks)
+            awaitable = getattr(m.get("origin") if m else None, "_awaitable_result", None)
+            if awaitable is not None:
+                memo[id(awaitable)] = awaitable
         if self._bodies is not None:
             b._bodies = copy.deepcopy(self._bodies, memo)
             b._columns = None
