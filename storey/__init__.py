@@ -26,7 +26,7 @@ _EXPORTS = {
         "SlidingWindows",
         "V3ioError",
     ],
-    "storey.flow": ["Complete", "Context", "Flow", "Reduce", "build_flow"],
+    "storey.flow": ["Complete", "Context", "Flow", "JoinWithV3IOTable", "Reduce", "build_flow"],
     "storey.sources": [
         "AsyncEmitSource",
         "CSVSource",
@@ -64,7 +64,26 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = sorted(_MODULE_OF)
 
 
+# Submodules, attributes of the package as they are in storey 1.0.6 (loaded on first use).
+_SUBMODULES = frozenset(
+    [
+        "aggregations",
+        "drivers",
+        "dtypes",
+        "flow",
+        "sources",
+        "steps",
+        "table",
+        "targets",
+        "transformations",
+        "utils",
+    ]
+)
+
+
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'storey' has no attribute {name!r}")

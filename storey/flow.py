@@ -15,11 +15,11 @@ __all__ = ["Complete", "Context", "Flow", "Reduce", "build_flow"]
 _STEPS = {
     "functions": ["Map", "Filter", "FlatMap", "Extend", "MapClass", "_UnaryFunctionFlow"],
     "routing": ["Choice"],
-    "join": ["JoinWithTable"],
+    "join": ["JoinWithTable", "JoinWithV3IOTable"],
     "http": ["SendToHttp", "HttpRequest", "HttpResponse", "_ConcurrentJobExecution"],
+    "state": ["MapWithState"],
     "recover": ["Recover"],
     "batching": ["Batch", "_Batching"],
-    "state": ["MapWithState"],
     "metadata": ["ReifyMetadata", "Rename"],
 }
 # other names storey 1.0.6's storey.flow gives
@@ -28,6 +28,8 @@ _OTHERS = {
     "FlowError": "storey.dtypes.event",
     "V3ioError": "storey.dtypes.event",
     "Table": "storey.table",
+    "_termination_obj": "storey.dtypes.event",
+    "_split_path": "storey.utils",
 }
 
 __getattr__ = lazy_exports(

@@ -1141,6 +1141,8 @@ def test_columns_read_from_parquet_stay_arrow_arrays_beside_the_features(tmp_pat
     seen = []
 
     class Look(Capture):
+        _takes_batches = True  # its _do takes EventBatches
+
         async def _do(self, batch):
             columns = batch.columns
             seen.append((source_arrow_column(columns, "user"), source_arrow_column(columns, "a_sum_1h")))

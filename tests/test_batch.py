@@ -266,7 +266,9 @@ def test_event_views_and_from_events_round_trip():
     events[1].key = "changed"
     rebuilt = EventBatch.from_events(events)
     assert rebuilt.keys == ["k0", "changed"]
-    assert rebuilt.meta[0] is None and rebuilt.meta[1]["path"] == "/p"
+    assert rebuilt.meta[0]["path"] == "/" and rebuilt.meta[1]["path"] == "/p"
+    # the events are the objects they were made from, as long as their bodies are
+    assert rebuilt.event(1) is events[1]
     assert rebuilt.awaitables is None
     event = Event("body", key="k", time=T, id="i")
     assert EventBatch.from_events([event]).event(0) == event

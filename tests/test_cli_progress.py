@@ -13,6 +13,8 @@ from storey.flow import Flow
 class _Seen(Flow):
     """Records, for each batch it receives, whether it still held its bodies as columns only."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.columnar = []

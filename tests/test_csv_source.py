@@ -196,6 +196,8 @@ def test_list_bodies_are_built_only_when_a_step_asks_for_rows(tmp_path, monkeypa
     seen = []
 
     class Look(Flow):
+        _takes_batches = True  # its _do takes EventBatches
+
         async def _do(self, batch):
             # the columns of list rows are not named fields: steps that read fields see rows
             seen.append((batch.columns, batch.stored_columns().list_rows, batch.field("c1").tolist()))
@@ -288,7 +290,7 @@ def test_fields_not_in_the_file_name_the_field_and_file(tmp_path):
     with pytest.raises(KeyError, match="key_field 'zz'.*in.csv"):
         run_flow(CSVSource(path, key_field="zz", **HEADER_DICT))
     with pytest.raises(IndexError, match="time_field 5.*2 fields"):
-        run_flow(CSVSource(path, time_field=5, **HEADER_DICT))
+        run_flow(CSVSource(path, time_field=5))
 
 
 @pytest.mark.parametrize(
@@ -300,6 +302,7 @@ def test_fields_not_in_the_file_name_the_field_and_file(tmp_path):
         ({"key_field": [0, "k"]}, ValueError),
         ({"parse_dates": ["d"]}, ValueError),
         ({"header": True, "parse_dates": [0]}, ValueError),
+        ({"header": True, "time_field": 0}, ValueError),
         ({"key_field": 1.5}, TypeError),
         ({"key_field": -1}, ValueError),
         ({"timestamp_format": 5}, TypeError),
@@ -343,6 +346,8 @@ def test_a_flow_without_user_functions_keeps_bodies_columnar(tmp_path, monkeypat
 
 class _Collect(Flow):
     """Collects bodies that reach it."""
+
+    _takes_batches = True  # its _do takes EventBatches
 
     def __init__(self, into, **kwargs):
         super().__init__(**kwargs)

@@ -411,6 +411,8 @@ def test_awaitable_results_on_their_own():
 class BatchSizes(Flow):
     """Records the size of each batch it receives."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sizes = []
@@ -444,6 +446,8 @@ def test_an_awaited_emit_is_processed_at_once():
 
 class Gate(Flow):
     """Waits (on the flow's loop) until `opened` is set before passing each batch on."""
+
+    _takes_batches = True  # its _do takes EventBatches
 
     _may_suspend = True
 

@@ -226,6 +226,8 @@ def test_steps_sharing_state_see_each_event_before_the_next():
     log = []
 
     class Writer(Flow):
+        _takes_batches = True  # its _do takes EventBatches
+
         def _state_objects(self):
             return (shared,)
 
@@ -235,6 +237,8 @@ def test_steps_sharing_state_see_each_event_before_the_next():
             await self._emit(batch)
 
     class Reader(Flow):
+        _takes_batches = True  # its _do takes EventBatches
+
         def _state_objects(self):
             return (shared,)
 

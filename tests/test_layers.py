@@ -26,9 +26,11 @@ LAYER_OF = {
     "sources": "io",
     "targets": "io",
     "cli": "app",
-    # the public facades: `storey`, `storey.flow`, `storey.transformations`, `python -m storey`
+    # the public facades: `storey`, `storey.flow`, `storey.transformations`, `storey.utils`,
+    # `python -m storey`
     "__init__": "app",
     "flow": "app",
+    "utils": "app",
     "transformations": "app",
     "__main__": "app",
 }

@@ -22,6 +22,8 @@ def _collect():
 class Record(Flow):
     """Records (body, key, error type) of each event; counts its terminations."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.seen = []

@@ -168,6 +168,8 @@ def test_partition_bad_predicate_raises_at_construction():
 class _Record(Flow):
     """Records the (body, error type) of each event that reaches it."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.seen = []

@@ -208,6 +208,8 @@ def _count_and_sum_i(body, state):
 class _ReadTable(Flow):
     """Records, for each event, the state the table holds for its key (it shares the table)."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, table, **kwargs):
         super().__init__(**kwargs)
         self.table = table
@@ -241,7 +243,7 @@ def test_steps_sharing_the_table_see_the_state_of_each_event_in_turn():
         ((0, None), {}, "fn"),
         ((0, 5), {}, "fn"),
         ((5, lambda b, s: (b, s)), {"group_by_key": True}, "initial_state"),
-        (("table_name", lambda b, s: (b, s)), {"group_by_key": True}, "initial_state"),
+        (("table_name", lambda b, s: (b, s)), {"group_by_key": True}, "table 'table_name'.*no context"),
         ((None, lambda b, s: (b, s)), {"group_by_key": True}, "initial_state"),
     ],
 )

@@ -56,6 +56,8 @@ def _aggregate():
 
 
 class _Drop(Flow):
+    _takes_batches = True  # its _do takes EventBatches
+
     async def _do(self, batch):
         pass
 

@@ -82,6 +82,8 @@ def _counter():
     from storey.flow import Flow
 
     class Count(Flow):
+        _takes_batches = True  # its _do takes EventBatches
+
         def _init(self):
             self.n = 0
 

@@ -11,6 +11,7 @@ passed through the whole flow before the next. Its fields are converted lazily a
 
 import copy
 import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -19,25 +20,22 @@ from .columns import Columns
 from .times import to_ns_array
 
 # The request metadata of an event, as `EventBatch.meta` holds it (None stands for these defaults).
+# A meta dict may also hold "origin_state" (the step whose failure sent the event to a recovery
+# step) and "origin" (the object the event came as: the emitted `Event`, or an object of the
+# caller's with an id, which steps then receive as the event, as in storey 1.0.6).
 DEFAULT_META = {"headers": None, "method": None, "path": "/", "content_type": None, "error": None}
 
 
 def event_meta(event):
-    """The request metadata of an `Event` as a batch holds it: None when it has only defaults."""
-    if (
-        event.headers is None
-        and event.method is None
-        and event.path == "/"
-        and event.content_type is None
-        and event.error is None
-    ):
-        return None
+    """The metadata of an event object as a batch holds it, the object itself included."""
     return {
-        "headers": event.headers,
-        "method": event.method,
-        "path": event.path,
-        "content_type": event.content_type,
-        "error": event.error,
+        "headers": getattr(event, "headers", None),
+        "method": getattr(event, "method", None),
+        "path": getattr(event, "path", "/"),
+        "content_type": getattr(event, "content_type", None),
+        "error": getattr(event, "error", None),
+        "origin_state": getattr(event, "origin_state", None),
+        "origin": event,
     }
 
 
@@ -168,20 +166,21 @@ class EventBatch:
         n = len(events)
         # what user code hands back as an event must be one: fail as reading its body would
         bodies = [e.body for e in events]
-        awaitables = [e._awaitable_result for e in events]
+        if len({id(e) for e in events}) < n:
+            # one object given twice makes two events
+            seen = set()
+            events = [copy.copy(e) if id(e) in seen or seen.add(id(e)) else e for e in events]
+        awaitables = [getattr(e, "_awaitable_result", None) for e in events]
         if not any(a is not None for a in awaitables):
             awaitables = None
-        meta = [event_meta(e) for e in events]
-        if not any(m is not None for m in meta):
-            meta = None
         return EventBatch(
             n,
             bodies=bodies,
-            keys=[e.key for e in events],
-            time_values=[e.time for e in events],
+            keys=[getattr(e, "key", None) for e in events],
+            time_values=[event_time_of(e) for e in events],
             ids=[e.id for e in events],
             awaitables=awaitables,
-            meta=meta,
+            meta=[event_meta(e) for e in events],
         )
 
     @staticmethod
@@ -254,6 +253,12 @@ class EventBatch:
             self._time_values = self._time_style.values(self._times)
         return self._time_values
 
+    def time_value(self, i):
+        """The time of event i as the object users see, without building the others."""
+        if self._time_values is not None:
+            return self._time_values[i]
+        return self._time_style.values(self._times[i : i + 1])[0]
+
     @property
     def ids(self):
         ids = self._ids
@@ -264,19 +269,32 @@ class EventBatch:
         return ids
 
     def event(self, i):
-        """An `Event` view of event i (a new object each call)."""
-        ev = Event.__new__(Event)
-        ev.body = self.bodies_to_change()[i]
+        """Event i as an object: the object it came as while it still holds the same body (as
+        storey passes one object from step to step), a shallow copy of that object when a step
+        gave the event a new body, else a new `Event`."""
+        body = self.bodies_to_change()[i]
+        meta = self.meta[i] if self.meta is not None else None
+        origin = meta.get("origin") if meta is not None else None
+        if origin is None:
+            ev = Event.__new__(Event)
+        elif origin.body is body:
+            ev = origin
+        else:
+            ev = copy.copy(origin)
+        ev.body = body
         ev.key = self.keys[i]
         ev.time = self.time_values[i]
         ev.id = self.ids[i]
-        meta = self.meta[i] if self.meta is not None else None
         m = meta or DEFAULT_META
         ev.headers = m["headers"]
         ev.method = m["method"]
         ev.path = m["path"]
         ev.content_type = m["content_type"]
-        ev.error = m["error"]
+        if origin is None or m["error"] is not None or hasattr(origin, "error"):
+            ev.error = m["error"]
+        state = m.get("origin_state")
+        if state is not None:
+            ev.origin_state = state
         ev._awaitable_result = self.awaitables[i] if self.awaitables is not None else None
         return ev
 
@@ -402,13 +420,20 @@ class EventBatch:
         """A copy for a further branch of the flow: bodies, keys and metadata are deep-copied (the
         branch may change them); awaitable results are shared."""
         b = self.shallow_copy()
+        # one memo: an event object copied with its body still holds the copied body
+        memo = {id(a): a for a in self.awaitables or () if a is not None}
+        for m in self.meta or ():
+            # an event object's result is shared, not copied (it may hold locks)
+            awaitable = getattr(m.get("origin") if m else None, "_awaitable_result", None)
+            if awaitable is not None:
+                memo[id(awaitable)] = awaitable
         if self._bodies is not None:
-            b._bodies = copy.deepcopy(self._bodies)
+            b._bodies = copy.deepcopy(self._bodies, memo)
             b._columns = None
         if self._keys is not None and any(isinstance(k, list | dict) for k in self._keys):
-            b._keys = copy.deepcopy(self._keys)
+            b._keys = copy.deepcopy(self._keys, memo)
         if self.meta is not None:
-            b.meta = copy.deepcopy(self.meta)
+            b.meta = copy.deepcopy(self.meta, memo)
         return b
 
     @staticmethod
@@ -457,6 +482,14 @@ class EventBatch:
 
     def __repr__(self):
         return f"EventBatch(n={self.n}, rows={self._bodies is not None}, columns={self._columns is not None})"
+
+
+def event_time_of(event):
+    """The time of an event object; now (UTC) for an object of the caller's without one."""
+    time = getattr(event, "time", None)
+    if time is None:
+        time = getattr(event, "timestamp", None)
+    return time if time is not None else datetime.now(UTC)
 
 
 def _get_field(body, name):

@@ -246,6 +246,14 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
                 f"status {response.status_code}: {_body_text(response)}"
             )
 
+    async def _get_item(self, container, table_path, key, attributes):
+        """The v3io response to reading one item's attributes (what `JoinWithV3IOTable` joins)."""
+        from v3io.dataplane.transport import RaiseForStatus
+
+        return await self._client().kv.get(
+            container, table_path, str(key), attribute_names=attributes, raise_for_status=RaiseForStatus.never
+        )
+
     async def close(self):
         """Closes database connection to V3IO"""
         await self._end_flow()

@@ -10,7 +10,7 @@ from .emit_policy import (
     EmitEveryEvent,
     EmitPolicy,
 )
-from .event import Event, FlowError, V3ioError
+from .event import Event, FlowError, V3ioError, _termination_obj  # noqa: F401 (storey.dtypes._termination_obj)
 from .windows import (
     FixedWindow,
     FixedWindows,

@@ -13,6 +13,7 @@ the flow in the order they were emitted, whatever the number of emitting threads
 """
 
 import asyncio
+import inspect
 import threading
 
 from ..core.batch import EventBatch, IdSequence
@@ -116,6 +117,11 @@ class FlowRuntime:
         self._task = asyncio.get_running_loop().create_task(self._drain_loop())
         return self._task
 
+    def bind_loop(self):
+        """Runs the flow's timers and termination on the running event loop (a source that runs
+        its flow there itself)."""
+        self._bind_loop()
+
     def _bind_loop(self):
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
@@ -132,9 +138,23 @@ class FlowRuntime:
                 pass
 
     # ---- emitting
+    def raise_error(self):
+        """Raises the flow's error where the flow's caller sees it: a copy chained from it, or, when
+        the source's context is verbose, `Flow execution terminated` of its type, as storey does."""
+        error = copy_error(self.error)
+        terminated = None
+        if self.source.verbose:
+            try:
+                terminated = type(self.error)("Flow execution terminated")
+            except Exception:
+                terminated = None
+        if terminated is None:
+            raise error
+        raise terminated from error
+
     def check_open(self):
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         if self.terminating:
             raise ValueError("Cannot emit to a terminated flow")
 
@@ -332,6 +352,12 @@ class FlowRuntime:
                 break
         await self.shutdown()
 
+    async def terminate_graph(self):
+        """Terminates the flow's steps (flushing them) now, for a source that says when its events
+        end; returns the termination result."""
+        self._graph_terminated = True
+        return await self.source._terminate()
+
     async def shutdown(self):
         """Terminates the flow (flushing every step) and closes its steps, also after an error."""
         if not self._graph_terminated:
@@ -352,6 +378,11 @@ class FlowRuntime:
         for step in self.steps:
             try:
                 step._close()
+                # what a step written against storey 1.0.6 asked to have closed
+                for closeable in step._closeables:
+                    closed = closeable.close()
+                    if inspect.isawaitable(closed):
+                        await closed
             except Exception as ex:
                 if self.error is None:
                     self.error = ex
@@ -393,11 +424,17 @@ class FlowRuntime:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
+        return self.result
+
+    def await_termination_now(self):
+        """The termination result of a flow that has finished (or its error)."""
+        if self.error is not None:
+            self.raise_error()
         return self.result
 
     async def await_termination_async(self):
         await self._task
         if self.error is not None:
-            raise copy_error(self.error)
+            self.raise_error()
         return self.result

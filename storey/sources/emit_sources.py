@@ -5,7 +5,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime
 
-from ..core.batch import event_meta
+from ..core.batch import event_meta, event_time_of
 from ..core.checks import check_positive_int
 from ..dtypes.event import Event, parse_event_time
 from ..engine.graph import Flow
@@ -134,6 +134,18 @@ class AsyncAwaitableResult(_PendingResult):
             asyncio.get_event_loop().create_task(result)
 
 
+# Types of emitted elements that are bodies, told apart at once.
+_BODY_TYPES = frozenset({dict, list, str, int, float, bool, bytes, tuple, type(None)})
+
+
+def is_event_object(element):
+    """Whether an emitted element is an event rather than a body: an `Event`, or any object with
+    an id and a body."""
+    if type(element) in _BODY_TYPES:
+        return False
+    return isinstance(element, Event) or (hasattr(element, "id") and hasattr(element, "body"))
+
+
 def convert_time(value, time_format=None):
     """The event time for a time field value: strings are ISO-8601 (or `time_format`), numbers are
     epoch seconds (UTC)."""
@@ -162,11 +174,13 @@ class FlowControllerBase:
 
     def _record(self, element, key, event_time, awaitable):
         explicit_key = key is not None
-        if isinstance(element, Event):
+        if is_event_object(element):
+            # an Event, or an object of the caller's with an id and a body (mlrun's and nuclio's
+            # events): steps receive the object itself, as in storey 1.0.6
             body = element.body
             if key is None:
-                key = element.key
-            time = element.time if event_time is None else parse_event_time(event_time)
+                key = getattr(element, "key", None)
+            time = event_time_of(element) if event_time is None else parse_event_time(event_time)
             id_ = element.id
             meta = event_meta(element)
         else:
@@ -229,7 +243,7 @@ class FlowController(FlowControllerBase):
         awaitable = None
         if self._return_awaitable_result:
             awaitable = AwaitableResult(expected_number_of_results=expected_number_of_results or 1)
-        if self._plain and event_time is None and not isinstance(element, Event):
+        if self._plain and event_time is None and not is_event_object(element):
             record = (element, key, datetime.now(UTC), GENERATE_ID, None, awaitable)
         else:
             record = self._record(element, key, event_time, awaitable)
@@ -300,6 +314,10 @@ class SyncEmitSource(_EmitSource):
         **kwargs,
     ):
         super().__init__(buffer_size, key_field, time_field, time_format, **kwargs)
+        if buffer_size is not None:
+            self._describe(buffer_size=buffer_size)
+        if key_field is not None:
+            self._describe(key_field=key_field)
 
     def run(self):
         """Starts the flow"""

@@ -15,6 +15,7 @@ from ..core.batch import EventBatch
 from ..core.checks import check_positive_int, check_seconds
 from ..dtypes.event import Event
 from ..engine.graph import Flow
+from .functions import element_of
 from .grouping import check_group_key, group_keys
 
 __all__ = ["Batch"]
@@ -65,6 +66,7 @@ class _Batching(Flow):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._describe_batching(max_events, flush_after_seconds, key)
         if max_events is not None:
             max_events = check_positive_int(self.name, "max_events", max_events)
         if flush_after_seconds is not None:
@@ -74,6 +76,14 @@ class _Batching(Flow):
         self._flush_after_seconds = flush_after_seconds
         self._key = key
         self._groups = {}
+
+    def _describe_batching(self, max_events, flush_after_seconds, key):
+        if max_events:
+            self._describe(max_events=max_events)
+        if flush_after_seconds is not None:
+            self._describe(flush_after_seconds=flush_after_seconds)
+        if isinstance(key, str):
+            self._describe(key=key)
 
     def _init(self):
         self._cancel_timers()
@@ -186,6 +196,10 @@ class Batch(_Batching):
         n = len(finished)
         if self._full_event:
             bodies = [events.events() for _, events in finished]
+        elif self._input_path:
+            bodies = [
+                [element_of(b, self._input_path) for b in events.bodies_to_change()] for _, events in finished
+            ]
         else:
             bodies = [list(events.bodies_to_change()) for _, events in finished]
         out = EventBatch(

@@ -1,13 +1,11 @@
 """Steps that build pandas DataFrames: ToDataFrame (one per event, from a list body) and
 ReduceToDataFrame (one from all events, as the flow's termination result).
 
-Column types are those storey 1.0.6 produced with pandas < 2.1, whatever pandas is installed:
-strings stay `object` columns (pandas 3 would infer its `str` dtype and turn None into NaN), and
-datetimes are nanosecond columns.
+Column types are those pandas itself gives the values on the installed pandas (`str` columns
+for text on pandas 3), as `pandas.DataFrame(bodies, columns=columns)` builds them.
 """
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,63 +16,8 @@ __all__ = ["ReduceToDataFrame", "ToDataFrame"]
 
 
 def column_series(values):
-    """A DataFrame column of `values` (a list) with the dtype pandas < 2.1 inferred for it."""
-    if not len(values):
-        return pd.Series(values, dtype=object)
-    series = pd.Series(values)
-    dtype = series.dtype
-    if isinstance(dtype, pd.StringDtype):
-        series = pd.Series(values, dtype=object)
-    elif dtype.kind == "M":
-        series = series.dt.as_unit("ns")
-    return series
-
-
-def _fix_dtypes(frame):
-    """`frame` with `str` columns turned back into `object` and datetimes in nanoseconds."""
-    for i, dtype in enumerate(frame.dtypes):
-        if isinstance(dtype, pd.StringDtype):
-            frame.isetitem(i, frame.iloc[:, i].astype(object))
-        elif dtype.kind == "M":
-            frame.isetitem(i, frame.iloc[:, i].dt.as_unit("ns"))
-    return frame
-
-
-def frame_from_dicts(bodies, columns=None):
-    """A DataFrame with a row per dict body: a column per field (in order of first appearance, or
-    `columns`), NaN where a body lacks the field."""
-    if columns is None:
-        names = {}
-        for body in bodies:
-            for name in body:
-                names[name] = None
-        columns = list(names)
-    if not columns:
-        return pd.DataFrame(index=pd.RangeIndex(len(bodies)))
-    return pd.DataFrame(
-        {name: column_series([body.get(name, math.nan) for body in bodies]) for name in columns}
-    )
-
-
-def frame_from_lists(rows, columns=None):
-    """A DataFrame with a row per list (all of one length), columns 0.. or `columns`."""
-    width = len(rows[0]) if rows else len(columns or ())
-    if any(len(row) != width for row in rows):
-        return _fix_dtypes(pd.DataFrame(rows, columns=columns))
-    if columns is not None and len(columns) != width:
-        raise ValueError(f"{len(columns)} columns passed, passed data had {width} columns")
-    names = list(columns) if columns is not None else list(range(width))
-    return pd.DataFrame({name: column_series([row[j] for row in rows]) for j, name in enumerate(names)})
-
-
-def frame_of(body, columns=None):
-    """The DataFrame `pandas.DataFrame(body, columns=columns)` gave with pandas < 2.1."""
-    if isinstance(body, list | tuple) and body:
-        if all(isinstance(item, Mapping) for item in body):
-            return frame_from_dicts(body, columns)
-        if all(isinstance(item, list | tuple) for item in body):
-            return frame_from_lists(body, columns)
-    return _fix_dtypes(pd.DataFrame(body, columns=columns))
+    """A DataFrame column of `values` (a list), typed as pandas infers it."""
+    return pd.Series(values) if len(values) else pd.Series(values, dtype=object)
 
 
 def _check_columns(step, columns):
@@ -85,11 +28,15 @@ def _check_columns(step, columns):
     return list(columns) if columns is not None else None
 
 
-def _check_name(step, param, value):
-    if value is not None and not isinstance(value, str):
-        raise TypeError(
-            f"{step}: {param} must be a column name (a string), got {type(value).__name__}: {value!r}"
-        )
+def _check_name(step, param, value, allow_list=False):
+    if value is None or isinstance(value, str):
+        return value
+    if allow_list and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    expected = (
+        "a column name (a string) or a non-empty list of them" if allow_list else "a column name (a string)"
+    )
+    raise TypeError(f"{step}: {param} must be {expected}, got {type(value).__name__}: {value!r}")
 
 
 class ToDataFrame(Flow):
@@ -99,15 +46,14 @@ class ToDataFrame(Flow):
     Each event's body (typically a list of dicts or lists, as `Batch` emits) is replaced by a
     DataFrame built from it; key, time and id are kept.
 
-    :param index: name of the column to be used as index. Optional. If not set, DataFrame will be
-        range indexed.
+    :param index: name of the column (or list of names, for a multi-index) to be used as index.
+        Optional. If not set, DataFrame will be range indexed.
     :param columns: list of column names to be passed as-is to the DataFrame constructor. Optional.
     """
 
-    def __init__(self, index: str | None = None, columns: list[str] | None = None, **kwargs):
+    def __init__(self, index: str | list[str] | None = None, columns: list[str] | None = None, **kwargs):
         super().__init__(**kwargs)
-        _check_name(self.name, "index", index)
-        self._index = index
+        self._index = _check_name(self.name, "index", index, allow_list=True)
         self._columns = _check_columns(self.name, columns)
 
     async def _do(self, batch):
@@ -115,7 +61,7 @@ class ToDataFrame(Flow):
         error = None
         try:
             for body in batch.bodies_to_read():
-                frame = frame_of(body, self._columns)
+                frame = pd.DataFrame(body, columns=self._columns)
                 if self._index is not None:
                     frame = frame.set_index(self._index)
                 frames.append(frame)
@@ -134,29 +80,31 @@ class ReduceToDataFrame(Flow):
 
     Bodies must be all dicts (a column per field) or all lists (a column per position).
 
-    :param index: name of the column to be used as index. Optional. If not set, DataFrame will be
-        range indexed.
+    :param index: name of the column (or list of names, for a multi-index) to be used as index.
+        Optional. If not set, DataFrame will be range indexed.
     :param columns: list of column names to be passed as-is to the DataFrame constructor. Optional.
-    :param insert_key_column_as: name of a column to hold the event key. Optional.
+    :param insert_key_column_as: name of a column to hold the event key, or a list of names for
+        list keys: one column per item. Optional.
     :param insert_time_column_as: name of a column to hold the event time. Optional.
     :param insert_id_column_as: name of a column to hold the event id. Optional.
     """
 
     def __init__(
         self,
-        index: str | None = None,
+        index: str | list[str] | None = None,
         columns: list[str] | None = None,
-        insert_key_column_as: str | None = None,
+        insert_key_column_as: str | list[str] | None = None,
         insert_time_column_as: str | None = None,
         insert_id_column_as: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_name(self.name, "index", index)
-        _check_name(self.name, "insert_key_column_as", insert_key_column_as)
+        self._index = _check_name(self.name, "index", index, allow_list=True)
+        insert_key_column_as = _check_name(
+            self.name, "insert_key_column_as", insert_key_column_as, allow_list=True
+        )
         _check_name(self.name, "insert_time_column_as", insert_time_column_as)
         _check_name(self.name, "insert_id_column_as", insert_id_column_as)
-        self._index = index
         self._columns = _check_columns(self.name, columns)
         self._meta_columns = [
             (name, attribute)
@@ -177,7 +125,7 @@ class ReduceToDataFrame(Flow):
         self._parts = []
         self._n = 0
         self._mode = None  # dict or list, set by the first body
-        self._meta = {name: [] for name, _ in self._meta_columns}
+        self._meta = {attribute: [] for _, attribute in self._meta_columns}
 
     async def _do(self, batch):
         columns = batch.columns
@@ -192,9 +140,9 @@ class ReduceToDataFrame(Flow):
             if kept:
                 self._parts.append(("rows", bodies[:kept] if kept < batch.n else bodies))
         self._n += kept
-        for name, attribute in self._meta_columns:
+        for _, attribute in self._meta_columns:
             values = getattr(batch, attribute)
-            self._meta[name].extend(values[:kept] if kept < batch.n else values)
+            self._meta[attribute].extend(values[:kept] if kept < batch.n else values)
         if error is not None:
             raise error
 
@@ -222,17 +170,31 @@ class ReduceToDataFrame(Flow):
         return frame
 
     def _frame(self):
-        if self._n == 0:
-            return frame_from_dicts([], self._columns)
         if self._mode is list:
-            frame = frame_from_lists([row for _, rows in self._parts for row in rows], self._columns)
+            frame = pd.DataFrame([row for _, rows in self._parts for row in rows], columns=self._columns)
         else:
             frame = self._frame_from_parts()
-        for name, _ in self._meta_columns:
-            frame[name] = column_series(self._meta[name])
+        if frame.empty:
+            return frame
+        for name, attribute in self._meta_columns:
+            if isinstance(name, list):
+                self._insert_list_keys(frame, name, self._meta[attribute])
+            else:
+                frame[name] = column_series(self._meta[attribute])
         if self._index is not None:
             frame = frame.set_index(self._index)
         return frame
+
+    def _insert_list_keys(self, frame, names, keys):
+        """List keys, one column per item (as pandas makes columns of them)."""
+        items = pd.DataFrame(keys)
+        if items.shape[1] != len(names):
+            raise ValueError(
+                f"{self.name}: insert_key_column_as={names!r} names {len(names)} columns, "
+                f"but the keys have {items.shape[1]} items (first key: {keys[0]!r})"
+            )
+        for j, name in enumerate(names):
+            frame[name] = items.iloc[:, j]
 
     def _frame_from_parts(self):
         parts = self._parts
@@ -240,7 +202,7 @@ class ReduceToDataFrame(Flow):
             names = parts[0][1].names
             wanted = self._columns if self._columns is not None else names
             if not wanted:
-                return pd.DataFrame(index=pd.RangeIndex(self._n))
+                return pd.DataFrame(index=pd.RangeIndex(self._n), columns=[])
             data = {}
             for name in wanted:
                 if name in names:
@@ -251,7 +213,7 @@ class ReduceToDataFrame(Flow):
         bodies = []
         for kind, part in parts:
             bodies.extend(part.to_rows() if kind == "columns" else part)
-        return frame_from_dicts(bodies, self._columns)
+        return pd.DataFrame(bodies, columns=self._columns)
 
 
 def _concat_column(parts, name):

@@ -10,6 +10,8 @@ import asyncio
 import inspect
 
 from ..core.batch import EventBatch
+from ..core.paths import check_dict_like, get_in, update_in
+from ..dtypes.event import _termination_obj
 from ..engine.graph import Flow
 
 __all__ = ["Extend", "Filter", "FlatMap", "Flatten", "ForEach", "Map", "MapClass"]
@@ -44,19 +46,96 @@ async def _apply_async(fn, inputs):
     return results, None
 
 
+def element_of(body, input_path):
+    """What a user function receives for a body: the body, or the value at `input_path`."""
+    if input_path is None:
+        return body
+    check_dict_like(body, "input_path")
+    return get_in(body, input_path)
+
+
+def write_result(body, result_path, result):
+    """The body holding a user function's result at `result_path` (the body itself, changed)."""
+    check_dict_like(body, "result_path")
+    update_in(body, result_path, result)
+    return body
+
+
+def with_paths(fn, input_path, result_path, is_async):
+    """`fn` as a function of the body: it receives the value at `input_path`, and its result is
+    written at `result_path` in the body, which is then returned. None: no path given."""
+    if not input_path and not result_path:
+        return None
+    input_path = input_path or None
+    if is_async:
+
+        async def call(body):
+            result = await fn(element_of(body, input_path))
+            return write_result(body, result_path, result) if result_path else result
+
+    else:
+
+        def call(body):
+            result = fn(element_of(body, input_path))
+            return write_result(body, result_path, result) if result_path else result
+
+    return call
+
+
 class _UnaryFunctionFlow(Flow):
     """A step that calls `fn` once per event (in an executor when `long_running`; awaiting each
-    result when `fn` is a coroutine function)."""
+    result when `fn` is a coroutine function).
+
+    A subclass written against storey 1.0.6 that implements `async def _do_internal(self, event,
+    fn_result)` (calling `_do_downstream`) runs as it does there: per event, `fn` receives
+    `_get_event_or_body(event)` and `_do_internal` its result."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_do_internal" in cls.__dict__ and not cls._per_event and not cls._takes_batches_in_do():
+            cls._per_event = True
+            cls._do_event = _UnaryFunctionFlow._do_one
+            cls._may_suspend = True
 
     def __init__(self, fn, long_running=None, **kwargs):
         super().__init__(**kwargs)
         check_callable(self.name, "fn", fn)
         self._fn = fn
+        self._given_fn = fn
         self._long_running = bool(long_running)
         self._is_async = inspect.iscoroutinefunction(fn)
         if self._long_running or self._is_async:
             self._may_suspend = True
+        if not self._full_event:
+            self._fn = self._with_paths(fn) or fn
 
+    def _with_paths(self, fn):
+        """`fn` made to read `input_path` and write `result_path` of the body (None: no paths)."""
+        return with_paths(fn, self._input_path, self._result_path, self._is_async)
+
+    # ---- storey's per-event interface, for subclasses that implement _do_internal
+    async def _call(self, element):
+        """The user function's result for one element (awaited, or from an executor)."""
+        fn = self._given_fn
+        if self._long_running:
+            result = await asyncio.get_running_loop().run_in_executor(None, fn, element)
+        else:
+            result = fn(element)
+        if self._is_async:
+            result = await result
+        return result
+
+    async def _do_internal(self, event, fn_result):
+        raise NotImplementedError(f"{type(self).__name__} must implement _do_internal(event, fn_result)")
+
+    async def _do_one(self, event):
+        if event is _termination_obj:
+            return await self._do_downstream(_termination_obj)
+        element = self._get_event_or_body(event)
+        await self._do_internal(event, await self._call(element))
+        return None
+
+    # ---- batches
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies_to_change()
         if self._is_async:
@@ -123,6 +202,10 @@ class Filter(_UnaryFunctionFlow):
     :param full_event: whether fn receives Event objects (True) or only the payload (False).
     """
 
+    def _with_paths(self, fn):
+        # the event passes as it is: result_path does not apply
+        return with_paths(fn, self._input_path, None, self._is_async)
+
     def _output(self, batch, inputs, results):
         return _kept(batch, inputs, [i for i, keep in enumerate(results) if keep], self._full_event)
 
@@ -144,6 +227,31 @@ class FlatMap(_UnaryFunctionFlow):
     :param full_event: whether fn receives and returns Event objects (True) or only payloads (False).
     """
 
+    def _with_paths(self, fn):
+        # result_path takes each item of the result in turn (see _do)
+        return with_paths(fn, self._input_path, None, self._is_async)
+
+    async def _do(self, batch):
+        if self._full_event or not self._result_path:
+            await super()._do(batch)
+            return
+        # as storey does, each item is written into the body and passed on before the next: the
+        # events share the body
+        bodies = batch.bodies_to_change()
+        if self._is_async:
+            results, error = await self._apply_async(bodies)
+        elif self._long_running:
+            results, error = await asyncio.get_running_loop().run_in_executor(None, self._apply, bodies)
+        else:
+            results, error = self._apply(bodies)
+        for i, items in enumerate(results):
+            for item in items:
+                write_result(bodies[i], self._result_path, item)
+                await self._emit(batch.take([i]))
+        if error is not None:
+            error.add_note(f"raised in step {self.name}")
+            raise error
+
     def _output(self, batch, inputs, results):
         if self._full_event:
             return EventBatch.from_events([e for result in results for e in result])
@@ -157,7 +265,10 @@ class FlatMap(_UnaryFunctionFlow):
 
 
 def Flatten(**kwargs):
-    """Flatten is equivalent to FlatMap(lambda x: x)."""
+    """Flatten is equivalent to FlatMap(lambda x: x). It iterates the body: as in storey,
+    `full_event` is taken as False."""
+    if kwargs:
+        kwargs["full_event"] = False
     return FlatMap(lambda x: x, **kwargs)
 
 
@@ -173,6 +284,8 @@ class Extend(_UnaryFunctionFlow):
 
     def __init__(self, fn, long_running=None, **kwargs):
         super().__init__(fn, long_running, **kwargs)
+        # fn receives the value at input_path; the fields go into the body (result_path does not
+        # apply)
         user_fn = self._fn
         if self._is_async:
 
@@ -192,6 +305,9 @@ class Extend(_UnaryFunctionFlow):
         # the fields are added as each event is processed: an event whose fields cannot be added
         # stops the step before the function sees the next one
         self._fn = extend
+
+    def _with_paths(self, fn):
+        return with_paths(fn, self._input_path, None, self._is_async)
 
     def _output(self, batch, inputs, results):
         return _first(batch, inputs, len(results), self._full_event)
@@ -219,19 +335,24 @@ class MapClass(_UnaryFunctionFlow):
     def do(self, element):
         raise NotImplementedError(f"{type(self).__name__} must override do()")
 
+    def _with_paths(self, fn):
+        # do() is called with the element in _apply, which writes the result of the events kept
+        return None
+
     # `_apply` and `_apply_async` for do(): the results are those of the events kept, and the
     # indices of those events
     def _apply(self, inputs):
         results = []
         kept = []
         do = self.do
+        paths = not self._full_event and (self._input_path or self._result_path)
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = do(element)
+                result = do(self._element(element) if paths else element)
                 if not self._filter:
+                    results.append(self._output_of(element, result) if paths else result)
                     kept.append(i)
-                    results.append(result)
         except Exception as ex:
             return (kept, results), ex
         return (kept, results), None
@@ -240,16 +361,24 @@ class MapClass(_UnaryFunctionFlow):
         results = []
         kept = []
         do = self.do
+        paths = not self._full_event and (self._input_path or self._result_path)
         try:
             for i, element in enumerate(inputs):
                 self._filter = False
-                result = await do(element)
+                result = await do(self._element(element) if paths else element)
                 if not self._filter:
+                    results.append(self._output_of(element, result) if paths else result)
                     kept.append(i)
-                    results.append(result)
         except Exception as ex:
             return (kept, results), ex
         return (kept, results), None
+
+    def _element(self, body):
+        return element_of(body, self._input_path or None)
+
+    def _output_of(self, body, result):
+        """The body to pass on: do()'s result, or the body holding it at result_path."""
+        return write_result(body, self._result_path, result) if self._result_path else result
 
     def _output(self, batch, inputs, results):
         kept, results = results

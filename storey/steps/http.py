@@ -12,6 +12,7 @@ import aiohttp
 
 from ..core.batch import EventBatch
 from ..engine.graph import Flow
+from .functions import write_result
 
 __all__ = ["HttpRequest", "HttpResponse", "SendToHttp"]
 
@@ -157,6 +158,15 @@ class _ConcurrentJobExecution(Flow):
                 if out is not None:
                     await self._emit(EventBatch.from_events([out]))
             except Exception as ex:
+                # a recovery step or the context's push_error may take over a failure of this step
+                try:
+                    taken = not getattr(ex, "_storey_downstream", False) and await self._hand_over_failure(
+                        event, ex
+                    )
+                except Exception as recovery_error:
+                    ex, taken = recovery_error, False
+                if taken:
+                    continue
                 if event._awaitable_result is not None:
                     event._awaitable_result._set_error(ex)
                 self._fail(ex)
@@ -245,5 +255,7 @@ class SendToHttp(_ConcurrentJobExecution):
             return body
         if body is None:
             return None
+        if self._result_path:
+            body = write_result(event.body, self._result_path, body)
         event.body = body
         return event

@@ -6,12 +6,14 @@ from typing import Any
 import numpy as np
 
 from ..core.batch import EventBatch
-from ..dtypes.event import Event
+from ..core.paths import get_in, split_container_path
+from ..dtypes.event import Event, V3ioError
 from ..engine.graph import Flow
 from ..table.key_cache import Table, resolve_table
-from .functions import check_callable
+from .functions import check_callable, write_result
+from .http import _check_count, _ConcurrentJobExecution
 
-__all__ = ["JoinWithTable"]
+__all__ = ["JoinWithTable", "JoinWithV3IOTable"]
 
 
 def _check_attributes(step_name, attributes):
@@ -63,7 +65,20 @@ class JoinWithTable(Flow):
         join_function: Callable[[Any, dict[str, object]], Any] | None = None,
         **kwargs,
     ):
+        # storey's concurrency settings: checked, but joins read the table's state in order
+        concurrency = {
+            name: kwargs.pop(name, None) for name in ("max_in_flight", "retries", "backoff_factor")
+        }
         super().__init__(**kwargs)
+        _check_count(self.name, "max_in_flight", concurrency["max_in_flight"], None, 1)
+        _check_count(self.name, "retries", concurrency["retries"], None, 0)
+        if isinstance(table, str):
+            self._describe(table=table)
+        if isinstance(key_extractor, str):
+            self._describe(key_extractor=key_extractor)
+        if attributes:
+            self._describe(attributes=attributes)
+        self._describe(inner_join=inner_join)
         self._table = resolve_table(self.name, table, self.context)
         if isinstance(key_extractor, str):
             self._key_field, self._key_fn = key_extractor, None
@@ -104,10 +119,19 @@ class JoinWithTable(Flow):
                 return None
         return attributes
 
+    def _inputs(self, batch):
+        """What the key extractor and the join receive: events, bodies, or values at input_path
+        (None where a body cannot hold input_path: the join raises there)."""
+        if self._full_event:
+            return batch.events()
+        bodies = batch.bodies_to_change()
+        if not self._input_path:
+            return bodies
+        return [get_in(b, self._input_path) if hasattr(b, "__getitem__") else None for b in bodies]
+
     async def _before_one_at_a_time(self, batch):
         if batch.n > 1 and self._table._persists:
-            inputs = batch.events() if self._full_event else batch.bodies_to_read()
-            keys, _ = self._extract_keys(inputs)
+            keys, _ = self._extract_keys(self._inputs(batch))
             await self._table._ensure_loaded(keys)
 
     async def _do(self, batch):
@@ -115,6 +139,8 @@ class JoinWithTable(Flow):
         if (
             columns is not None
             and not self._full_event
+            and not self._input_path
+            and not self._result_path
             and self._join_function is None
             and self._key_field is not None
         ):
@@ -144,8 +170,17 @@ class JoinWithTable(Flow):
 
     async def _join_rows(self, batch):
         full_event = self._full_event
-        inputs = batch.events() if full_event else batch.bodies_to_change()
+        bodies = None if full_event else batch.bodies_to_change()
+        if self._input_path and not full_event:
+            for i, body in enumerate(bodies):
+                if not hasattr(body, "__getitem__"):
+                    # the events before it are joined first
+                    bodies = bodies[:i]
+                    break
+        inputs = self._inputs(batch)[: len(bodies)] if bodies is not None else batch.events()
         keys, error = self._extract_keys(inputs)
+        if error is None and bodies is not None and len(bodies) < batch.n:
+            error = TypeError("input_path parameter supports only dict-like event bodies")
         await self._table._ensure_loaded(keys)
         join_function = self._join_function
         inner_join = self._inner_join
@@ -166,6 +201,8 @@ class JoinWithTable(Flow):
                     result = join_function(x, attributes)
                     if result is None:
                         continue
+                if self._result_path and not full_event:
+                    result = write_result(bodies[i], self._result_path, result)
                 kept.append(i)
                 results.append(result)
         except Exception as ex:
@@ -221,3 +258,55 @@ class JoinWithTable(Flow):
             kept = [i for i, attributes in enumerate(found) if attributes is not None]
             out = out.take(kept)
         return out
+
+
+class JoinWithV3IOTable(_ConcurrentJobExecution):
+    """Joins each event with an item of a V3IO table (several requests in flight at a time). Used
+    for event augmentation.
+
+    :param storage: the driver that reads the items (a `V3ioDriver`, or any object with
+        `async _get_item(container, table_path, key, attributes)` returning a v3io response).
+    :param key_extractor: function of the event's body (or event with full_event) that gives the
+        item's key.
+    :param join_function: function (body, item attributes) => the body to pass on; None drops the
+        event. Events whose key has no item are dropped.
+    :param table_path: path to the table in V3IO, '/container/path'.
+    :param attributes: a comma-separated list of attributes to be requested from V3IO. Defaults to
+        '*' (all user attributes).
+    :param name: name of this step, as it should appear in logs. Defaults to class name
+        (JoinWithV3IOTable).
+    :param full_event: whether user functions receive and return Event objects (True) or only the
+        payload (False, the default).
+    """
+
+    def __init__(self, storage, key_extractor, join_function, table_path, attributes="*", **kwargs):
+        super().__init__(**kwargs)
+        self._describe(table_path=table_path, attributes=attributes)
+        check_callable(self.name, "key_extractor", key_extractor)
+        check_callable(self.name, "join_function", join_function)
+        if not isinstance(table_path, str):
+            raise TypeError(f"{self.name}: table_path must be a string, got {type(table_path).__name__}")
+        self._storage = storage
+        self._key_extractor = key_extractor
+        self._join_function = join_function
+        self._container, self._table_path = split_container_path(table_path)
+        self._attributes = attributes
+
+    async def _process_event(self, event):
+        key = str(self._key_extractor(self._get_event_or_body(event)))
+        return await self._storage._get_item(self._container, self._table_path, key, self._attributes)
+
+    async def _handle_completed(self, event, response):
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise V3ioError(
+                f"Failed to get item. Response status code was {response.status_code}: {response.body}"
+            )
+        joined = self._join_function(self._get_event_or_body(event), response.output.item)
+        if joined is None:
+            return None
+        return self._user_fn_output_to_event(event, joined)
+
+    async def _cleanup(self):
+        await self._storage.close()

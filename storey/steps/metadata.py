@@ -52,6 +52,7 @@ class ReifyMetadata(Flow):
 
     def __init__(self, mapping: Iterable[str] | Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
+        self.mapping = mapping  # as given (what to_dict shows)
         if isinstance(mapping, Mapping):
             pairs = list(mapping.items())
         elif isinstance(mapping, str | bytes) or not hasattr(mapping, "__iter__"):
@@ -109,6 +110,7 @@ class Rename(Flow):
 
     def __init__(self, mapping: Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
+        self.mapping = mapping  # as given (what to_dict shows)
         if not isinstance(mapping, Mapping):
             raise TypeError(
                 f"{self.name}: mapping must be a dict from field name to new field name, "

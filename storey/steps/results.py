@@ -4,13 +4,15 @@ Reduce (one value for the whole flow, its termination result)."""
 import inspect
 
 from ..engine.graph import Flow
+from .functions import element_of
 
 __all__ = ["Complete", "Reduce"]
 
 
 class Complete(Flow):
-    """Completes the `AwaitableResult` of each event that reaches it with the event body (or the
-    whole event with `full_event=True`), so that the emitter gets its result; passes events on."""
+    """Completes the `AwaitableResult` of each event that reaches it with the event body (the
+    value at `input_path` in it, or the whole event with `full_event=True`), so that the emitter
+    gets its result; passes events on."""
 
     def _needs_one_at_a_time(self, live):
         # As the reference does, an event completes after the steps below it have processed it: a
@@ -31,14 +33,17 @@ class Complete(Flow):
             if awaitables is None:
                 await self._emit(batch)
                 return
-        if batch.n == 1:
+        if batch.n == 1 and not self._input_path:
             result = batch.event(0) if self._full_event else batch.bodies_to_read()[0]
             await self._emit(batch)
             aw = awaitables[0]
             if aw is not None:
                 aw._set_result(result)
             return
-        results = batch.events() if self._full_event else batch.bodies_to_read()
+        if self._full_event:
+            results = batch.events()
+        else:
+            results = [element_of(body, self._input_path) for body in batch.bodies_to_read()]
         await self._emit(batch)
         for aw, result in zip(awaitables, results, strict=True):
             if aw is not None:
@@ -55,6 +60,7 @@ class Reduce(Flow):
 
     def __init__(self, initial_value, fn, **kwargs):
         super().__init__(**kwargs)
+        self._describe(initial_value=initial_value)
         if not callable(fn):
             raise TypeError(f"Reduce: fn must be callable, got {type(fn).__name__}")
         self._initial_value = initial_value

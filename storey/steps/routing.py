@@ -7,7 +7,7 @@ from typing import Any
 
 from ..dtypes.event import Event
 from ..engine.graph import Flow
-from .functions import check_callable
+from .functions import check_callable, element_of
 
 __all__ = ["Choice", "Partition", "Partitioned"]
 
@@ -72,12 +72,15 @@ class Choice(Flow):
 
     async def _do(self, batch):
         inputs = batch.events() if self._full_event else batch.bodies_to_change()
+        input_path = None if self._full_event else self._input_path
         conditions = self._conditions
         default = self._default
         routes = []
         error = None
         try:
             for element in inputs:
+                if input_path:
+                    element = element_of(element, input_path)
                 route = default
                 for target, condition in conditions:
                     if condition(element):
@@ -124,10 +127,10 @@ class Partition(Flow):
     def __init__(self, predicate: Callable[[Event], Any], **kwargs):
         super().__init__(**kwargs)
         check_callable(self.name, "predicate", predicate)
-        self._predicate = predicate
+        self.predicate = predicate
 
     async def _do(self, batch):
-        predicate = self._predicate
+        predicate = self.predicate
         events = batch.events()
         bodies = []
         error = None

@@ -46,6 +46,7 @@ class SampleWindow(Flow):
         key: str | Callable[[Event], Any] | None = None,
         **kwargs,
     ):
+        kwargs["full_event"] = True
         super().__init__(**kwargs)
         if isinstance(window_size, bool) or not isinstance(window_size, numbers.Integral):
             raise TypeError(

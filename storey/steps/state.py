@@ -3,8 +3,8 @@
 from ..core.batch import EventBatch
 from ..dtypes.event import Event
 from ..engine.graph import Flow
-from ..table.key_cache import Table
-from .functions import check_callable
+from ..table.key_cache import Table, resolve_table
+from .functions import check_callable, element_of, write_result
 from .grouping import hashable
 
 __all__ = ["MapWithState"]
@@ -26,7 +26,8 @@ class MapWithState(Flow):
       it, so that `JoinWithTable` and `AggregateByKey(enrich_with=...)` see it.
 
     :param initial_state: initial state for the computation. If group_by_key is True, this must be
-        a dictionary or a Table object. Any object otherwise.
+        a dictionary, a Table object, or the name of a table of the step's context (as must a name
+        starting with v3io://). Any object otherwise.
     :type initial_state: dictionary or Table if group_by_key is True. Any object otherwise.
     :param fn: a function to run on each event and the current state. Must yield an event and an
         updated state.
@@ -44,6 +45,9 @@ class MapWithState(Flow):
         self._fn = fn
         self._group_by_key = bool(group_by_key)
         self._table = None
+        if isinstance(initial_state, str) and (initial_state.startswith("v3io://") or self._group_by_key):
+            # a table name, looked up in the context (as storey does for v3io:// names)
+            initial_state = resolve_table(self.name, initial_state, self.context)
         if self._group_by_key:
             if isinstance(initial_state, Table):
                 self._table = initial_state
@@ -71,7 +75,11 @@ class MapWithState(Flow):
         return None
 
     async def _do(self, batch):
-        inputs = batch.events() if self._full_event else batch.bodies_to_change()
+        paths = not self._full_event and (self._input_path or self._result_path)
+        bodies = None if self._full_event else batch.bodies_to_change()
+        inputs = batch.events() if self._full_event else bodies
+        if paths:
+            inputs = _Elements(bodies, self._input_path or None)
         outputs = []
         try:
             if not self._group_by_key:
@@ -96,6 +104,14 @@ class MapWithState(Flow):
                     break
             out = EventBatch.from_events(outputs)
         else:
+            if self._result_path:
+                written = []
+                try:
+                    for body, output in zip(bodies, outputs, strict=False):
+                        written.append(write_result(body, self._result_path, output))
+                except Exception as ex:
+                    error = ex
+                outputs = written
             out = batch.with_first_bodies(outputs)
         if out.n:
             await self._emit(out)
@@ -139,3 +155,16 @@ class MapWithState(Flow):
                 table._set_static(key, state)
             table._update_static(key, new_state)
             outputs.append(output)
+
+
+class _Elements:
+    """The values at input_path of bodies, read as they are iterated (a body that cannot hold
+    input_path raises when its turn comes)."""
+
+    def __init__(self, bodies, input_path):
+        self._bodies = bodies
+        self._input_path = input_path
+
+    def __iter__(self):
+        for body in self._bodies:
+            yield element_of(body, self._input_path)

@@ -117,6 +117,15 @@ class Table:
         return f"Table({self._table_path!r}, {type(self._storage).__name__})"
 
     # ---- static attributes
+    def __setitem__(self, key, attributes):
+        """Sets the static attributes of `key` (replacing those it had), as steps that join the
+        table see them."""
+        self._set_static(key, attributes)
+
+    def __getitem__(self, key):
+        """The static attributes the table holds for `key`, or None if it holds none."""
+        return self._get_static(key)
+
     def _get_static(self, key):
         """The static attributes held for `key` (a dict), or None if there are none."""
         return self._static.get(table_key(key))

@@ -74,6 +74,11 @@ class NoSqlTarget(Flow):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._describe(table=table)
+        if columns is not None:
+            self._describe(columns=columns)
+        if infer_columns_from_data is not None:
+            self._describe(infer_columns_from_data=infer_columns_from_data)
         self._table = resolve_table(self.name, table, self.context)
         self._columns = parse_columns(self.name, columns)
         self._raw_columns = (

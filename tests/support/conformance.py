@@ -34,13 +34,27 @@ def _float(x):
 
 
 def _dtype_name(dtype):
-    # the datetime resolution depends on the pandas version, not on the implementation
+    # the datetime resolution depends on the pandas version, not on the implementation; so does
+    # the type of text columns (pandas 3 names its text dtype 'str', older pandas held 'object')
     name = str(dtype)
     for unit in ("ns", "us", "ms", "s"):
         name = name.replace(f"datetime64[{unit}, ", "datetime64[").replace(
             f"datetime64[{unit}]", "datetime64"
         )
-    return name
+    return "object" if name == "str" else name
+
+
+def frame_rows(frame):
+    """The rows of a DataFrame; a missing text value is None, as older pandas held it (pandas 3's
+    text columns hold NaN)."""
+    text = [isinstance(t, pd.StringDtype) for t in frame.dtypes]
+    return [
+        [
+            None if is_text and v is not None and pd.isna(v) else v
+            for v, is_text in zip(row, text, strict=True)
+        ]
+        for row in frame.itertuples(index=False, name=None)
+    ]
 
 
 def encode(x):
@@ -68,7 +82,7 @@ def encode(x):
                 "dtypes": [_dtype_name(t) for t in x.dtypes],
                 "index_names": [encode(n) for n in x.index.names],
                 "index": [encode(v) for v in x.index.tolist()],
-                "rows": [[encode(v) for v in row] for row in x.itertuples(index=False, name=None)],
+                "rows": [[encode(v) for v in row] for row in frame_rows(x)],
             }
         }
     if isinstance(x, dt.datetime):

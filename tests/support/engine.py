@@ -26,6 +26,8 @@ class Capture(Flow):
     """Records (body, key, time, id) of every event that reaches it (bodies deep-copied), and
     passes the events on. With `full=True` records the metadata fields too."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, full=False, **kwargs):
         super().__init__(**kwargs)
         self.full = full

@@ -26,6 +26,8 @@ class BatchLog(Flow):
     """Records, for each batch that reaches it, its size and whether its bodies are still columns
     nobody turned into rows; passes the batch on."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sizes = []

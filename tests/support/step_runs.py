@@ -23,6 +23,8 @@ SOURCES = {"sync": SyncEmitSource, "async": AsyncEmitSource}
 class Capture(Flow):
     """Records each event that reaches it (encoded when it arrives) and passes it on."""
 
+    _takes_batches = True  # its _do takes EventBatches
+
     def __init__(self, id=False, **kwargs):
         super().__init__(**kwargs)
         self.with_id = id

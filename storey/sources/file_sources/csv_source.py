@@ -61,6 +61,13 @@ class CSVSource(ReplaySource):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._describe(paths=paths, header=header, build_dict=build_dict)
+        for param, value in (("key_field", key_field), ("time_field", time_field), ("id_field", id_field)):
+            if value is not None:
+                self._describe(**{param: value})
+        if timestamp_format is not None:
+            self._describe(timestamp_format=timestamp_format)
+        self._describe(type_inference=type_inference)
         name = self.name
         self._paths = check_paths(name, paths)
         self._header = bool(header)
@@ -92,6 +99,11 @@ class CSVSource(ReplaySource):
                         )
         elif any(isinstance(v, int) for v in self._parse_dates):
             raise ValueError(f"{name}: parse_dates can be a list of ints only when there is no header")
+        elif isinstance(self._time_field, int):
+            raise ValueError(
+                f"{name}: time_field can be a field index (int) only when there is no header, "
+                f"got {self._time_field!r} with header=True"
+            )
 
     def _batches(self, ids):
         try:

@@ -28,6 +28,9 @@ class DataframeSource(ReplaySource):
 
     def __init__(self, dfs, key_field=None, time_field=None, id_field=None, **kwargs):
         super().__init__(**kwargs)
+        for param, value in (("key_field", key_field), ("time_field", time_field), ("id_field", id_field)):
+            if value is not None:
+                self._describe(**{param: value})
         if isinstance(dfs, pd.DataFrame):
             dfs = [dfs]
         elif isinstance(dfs, dict | str | bytes) or not hasattr(dfs, "__iter__"):

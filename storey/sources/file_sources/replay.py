@@ -47,6 +47,14 @@ class ReplaySource(Flow):
         runtime.start_thread(main=lambda: _replay(runtime, self._batches(runtime.ids)))
         return FlowAwaiter(runtime.await_termination)
 
+    async def run_async(self):
+        """Runs the flow in the running event loop; returns its termination result (or raises its
+        error)."""
+        runtime = FlowRuntime(self)
+        runtime.bind_loop()
+        await _replay(runtime, self._batches(runtime.ids))
+        return runtime.await_termination_now()
+
     def _batches(self, ids):
         raise NotImplementedError
 

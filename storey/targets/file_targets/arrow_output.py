@@ -37,19 +37,21 @@ def spec_array(batch, spec):
     return arr if spec.type_name is None else cast_to(arr, spec)
 
 
-def row_values(batch, rows, specs):
+def row_values(batch, rows, specs, positions=None):
     """The values of each output column, as lists, from row bodies: dict bodies by field; list
-    bodies give their elements, in order, to the columns that are not metadata."""
+    bodies give their elements, in order, to the columns that are not metadata (or, with
+    `positions`, to the columns it maps to list positions by name)."""
     keys = batch.keys if any(s.meta == "key" for s in specs) else None
     ids = batch.ids if any(s.meta == "id" for s in specs) else None
     if all(type(b) is dict for b in rows):
         # event times straight from their int64 form: no time objects are built
         meta = {"key": lambda: list(keys), "time": lambda: time_array(batch), "id": lambda: list(ids)}
         return [meta[s.meta]() if s.meta is not None else [b.get(s.field) for b in rows] for s in specs]
+    if positions is None:
+        positions = list_positions(specs)
     times = batch.time_values if any(s.meta == "time" for s in specs) else None
     values = [[] for _ in specs]
     for i, body in enumerate(rows):
-        pos = 0
         for j, spec in enumerate(specs):
             if spec.meta == "key":
                 values[j].append(keys[i])
@@ -60,9 +62,15 @@ def row_values(batch, rows, specs):
             elif isinstance(body, dict):
                 values[j].append(body.get(spec.field))
             else:
-                values[j].append(body[pos])
-                pos += 1
+                values[j].append(body[positions[spec.name]])
     return values
+
+
+def list_positions(specs):
+    """Where each column's value is in a list body: the list holds the values of the columns that
+    are not metadata, in order."""
+    fields = [s.name for s in specs if s.meta is None]
+    return {name: i for i, name in enumerate(fields)}
 
 
 def values_array(values, spec):

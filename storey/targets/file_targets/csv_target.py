@@ -79,6 +79,12 @@ class CSVTarget(BufferedFileTarget):
         super().__init__(
             max_events=max_lines_before_flush, flush_after_seconds=max_seconds_before_flush, **kwargs
         )
+        # as storey's CSVTarget describes itself
+        self._kwargs = {
+            "timeout_secs": max_seconds_before_flush,
+            **self._kwargs,
+            "max_events": max_lines_before_flush,
+        }
         self._path = path
         self._header = bool(header)
         self._infer = bool(infer_columns_from_data)

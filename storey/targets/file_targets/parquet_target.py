@@ -1,14 +1,16 @@
 """ParquetTarget: events written as Parquet files, one file or a partitioned directory."""
 
 import uuid
+from datetime import datetime
 from itertools import chain
 
+import numpy as np
 import pyarrow as pa
 
 from ...core.checks import check_storage_options
 from ...core.storage import get_filesystem, join
 from ..buffering import BufferedFileTarget
-from .arrow_output import finalize, row_values, spec_array, values_array
+from .arrow_output import finalize, list_positions, row_values, spec_array, values_array
 from .column_spec import (
     DEFAULT_PARTITIONS,
     check_positive,
@@ -76,7 +78,11 @@ class ParquetTarget(BufferedFileTarget):
         flush_after_seconds=None,
         **kwargs,
     ):
+        given = dict(kwargs)
+        max_events_given = max_events
+        infer_given = infer_columns_from_data
         timeout_secs = kwargs.pop("timeout_secs", None)
+        update_last_written = kwargs.pop("update_last_written", None)
         storage_options = kwargs.pop("storage_options", None)
         kwargs.setdefault("name", "ParquetTarget")
         step = kwargs["name"]
@@ -84,6 +90,8 @@ class ParquetTarget(BufferedFileTarget):
         if not isinstance(path, str) or not path:
             raise TypeError(f"{step}: path must be a non-empty string, got {path!r}")
         check_storage_options(step, storage_options)
+        if update_last_written is not None and not callable(update_last_written):
+            raise TypeError(f"{step}: update_last_written must be callable, got {update_last_written!r}")
         check_positive(step, "max_events", max_events)
         if max_events is not None and not isinstance(max_events, int):
             raise ValueError(f"{step}: max_events must be an int, got {max_events!r}")
@@ -91,6 +99,15 @@ class ParquetTarget(BufferedFileTarget):
         self._columns_param = parse_columns(step, "columns", columns, allow_types=True)
         self._index_param = parse_columns(step, "index_cols", index_cols, allow_types=True)
         partitions = parse_partition_cols(step, partition_cols)
+        both = sorted(
+            {p.field for p in partitions or () if p.field is not None and p.buckets is None}
+            & {s.name for s in self._index_param or ()}
+        )
+        if both:
+            raise ValueError(
+                f"{step}: columns {both} are in both partition_cols={partition_cols!r} and "
+                f"index_cols={index_cols!r}; a column cannot be used both for partitioning and indexing"
+            )
         self._single_file = partitions is None and path.endswith((".parquet", ".pq"))
         if partitions is None and not self._single_file:
             partitions = DEFAULT_PARTITIONS
@@ -99,13 +116,21 @@ class ParquetTarget(BufferedFileTarget):
         if infer_columns_from_data is None:
             infer_columns_from_data = not self._columns_param
         super().__init__(max_events=max_events, flush_after_seconds=flush_after_seconds, **kwargs)
+        self._kwargs = _description(given, path, index_cols, columns, partition_cols, infer_given)
+        if max_events_given or not self._single_file:
+            self._kwargs["max_events"] = max_events
+        if flush_after_seconds is not None or not self._single_file:
+            self._kwargs["flush_after_seconds"] = 60 if flush_after_seconds is None else flush_after_seconds
         self._path = path
         self._storage_options = storage_options
+        self._update_last_written = update_last_written
+        self._last_written = None
         self._partitions = partitions or []
         self._infer = bool(infer_columns_from_data)
         self._fs, self._fs_path = get_filesystem(path, storage_options)
         self._data_specs = None
         self._index_specs = None
+        self._list_positions = None
         # a single file is one stream of parts: a write may hold more than max_events events
         self._split_writes = not self._single_file
         self._single_chunks = []
@@ -114,8 +139,10 @@ class ParquetTarget(BufferedFileTarget):
 
     def _init(self):
         super()._init()
+        self._last_written = None
         self._data_specs = None
         self._index_specs = None
+        self._list_positions = None
         self._single_chunks = []
         self._streamed = None
         self._writes = BackgroundWrites()
@@ -134,16 +161,20 @@ class ParquetTarget(BufferedFileTarget):
         excluded |= {p.field for p in self._partitions if p.field is not None and p.buckets is None}
         self._data_specs = [s for s in data if s.name not in excluded]
         self._index_specs = index
+        # a list body holds the index columns' values, then the columns' (partition ones included)
+        self._list_positions = list_positions(index + data)
 
     def _prepare(self, batch):
         if self._data_specs is None:
             self._resolve_columns(batch)
+        if self._update_last_written is not None:
+            self._note_latest_time(batch)
         specs = self._data_specs + self._index_specs
         rows = body_rows(batch)
         if rows is not None:
             _check_bodies(self.name, rows)
             # typed per written file, as the reference infers each file's types from its events
-            return RowChunk(row_values(batch, rows, specs))
+            return RowChunk(row_values(batch, rows, specs, self._list_positions))
         try:
             arrays = [spec_array(batch, spec) for spec in specs]
         except (TypeError, ValueError, pa.ArrowException) as ex:
@@ -151,10 +182,34 @@ class ParquetTarget(BufferedFileTarget):
             raise
         return pa.Table.from_arrays(arrays, names=[s.name for s in specs])
 
+    def _note_latest_time(self, batch):
+        i = int(np.argmax(batch.times))
+        if self._last_written is None or batch.times[i] > self._last_written[0]:
+            self._last_written = (batch.times[i], batch.time_value(i))
+
+    async def _on_terminate(self):
+        await super()._on_terminate()
+        if self._update_last_written is not None:
+            # as the reference: the path as given (a directory without its last '/'), and the
+            # latest event time written; datetime.min tells that nothing was written
+            path = self._path if self._single_file else self._path.rstrip("/")
+            latest = datetime.min if self._last_written is None else self._last_written[1]
+            self._update_last_written(path, latest)
+        return None
+
     def _groups(self, batch):
         if not self._partitions:
             return None
-        return partition_groups(batch, self._partitions)
+        rows = body_rows(batch)
+        if rows is not None and any(type(b) is not dict for b in rows):
+            for p in self._partitions:
+                if p.field is not None and p.field not in self._list_positions:
+                    names = [s.name for s in self._index_specs + self._data_specs]
+                    raise KeyError(
+                        f"{self.name}: partition column {p.field!r} is not one of columns {names}, "
+                        "so list bodies do not hold it"
+                    )
+        return partition_groups(batch, self._partitions, self._list_positions)
 
     # ---- writing
     def _table(self, chunks):
@@ -193,6 +248,22 @@ class ParquetTarget(BufferedFileTarget):
         if self._single_chunks:
             chunks, self._single_chunks = self._single_chunks, []
             write_file(self._fs, self._fs_path, self._table(chunks))
+
+
+def _description(given, path, index_cols, columns, partition_cols, infer_columns_from_data):
+    """The arguments storey's ParquetTarget records (what `to_dict` and `to_code` show)."""
+    described = dict(given)
+    if partition_cols is not None:
+        described["partition_cols"] = [partition_cols] if isinstance(partition_cols, str) else partition_cols
+    described["path"] = path
+    for param, value in (
+        ("index_cols", index_cols),
+        ("columns", columns),
+        ("infer_columns_from_data", infer_columns_from_data),
+    ):
+        if value is not None:
+            described[param] = value
+    return described
 
 
 class RowChunk:

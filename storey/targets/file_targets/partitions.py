@@ -26,14 +26,15 @@ _TIME_FORMATS = {
 }
 
 
-def partition_groups(batch, specs):
+def partition_groups(batch, specs, positions=None):
     """(directories, inverse): the distinct relative directories of the batch's events, in order
-    of first appearance, and for each event the index of its directory."""
+    of first appearance, and for each event the index of its directory. `positions` maps column
+    names to their place in list bodies."""
     n = batch.n
     codes = np.zeros(n, dtype=np.int64)
     labels = [()]
     for spec in specs:
-        level_codes, level_labels = _level(batch, spec)
+        level_codes, level_labels = _level(batch, spec, positions or {})
         codes = codes * len(level_labels) + level_codes
         labels = [(*prefix, label) for prefix in labels for label in level_labels]
     uniques, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
@@ -44,7 +45,7 @@ def partition_groups(batch, specs):
     return dirs, rank[inverse.reshape(-1)]
 
 
-def _level(batch, spec):
+def _level(batch, spec, positions):
     """(codes, labels) of one partition level: per event an index into `labels`, the
     'name=value' directory names."""
     if spec.time_part is not None:
@@ -67,7 +68,7 @@ def _level(batch, spec):
             else:
                 values = [None] * batch.n
         else:
-            values = field_values(rows, spec.field)
+            values = field_values(rows, spec.field, positions.get(spec.field))
         texts = _value_texts
     codes, distinct = factorize_values(values)
     strings = texts(distinct)

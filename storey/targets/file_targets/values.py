@@ -71,13 +71,18 @@ def key_values(batch):
     return keys if isinstance(keys, list) else list(keys)
 
 
-def field_values(rows, name):
-    """The values of field `name` in row bodies (None where missing or not a dict)."""
-    return [b.get(name) if type(b) is dict else _get(b, name) for b in rows]
+def field_values(rows, name, position=None):
+    """The values of field `name` in row bodies (None where missing or not a dict); a list body
+    gives its item at `position`, the place of the field among the columns it holds."""
+    return [b.get(name) if type(b) is dict else _get(b, name, position) for b in rows]
 
 
-def _get(body, name):
-    return body.get(name) if isinstance(body, dict) else None
+def _get(body, name, position):
+    if isinstance(body, dict):
+        return body.get(name)
+    if isinstance(body, list) and position is not None:
+        return body[position]
+    return None
 
 
 def column_sample(cols, name):
