@@ -3,8 +3,8 @@
 Nothing here knows about events, keys or flows. `registry` (pure Python) lists the aggregations;
 `sliding` and `fixed` hold the kernel of each kind of window (`sliding_kernel`, `fixed_kernel`),
 loaded on first use by `kernels()` so that importing storey never imports Numba; a flow compiles
-only the kind it uses. Every function is `njit(cache=True)`: compiled once for the one argument
-signature the steps use (the same for every flow) and cached on disk.
+only the kind it uses. Every function is compiled by `storey.kernels.jit.jit`: once for the one
+argument signature the steps use (the same for every flow), and cached on disk.
 """
 
 import types

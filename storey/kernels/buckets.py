@@ -33,10 +33,11 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .jit import jit
 from .layout import (
     ABSENT,
     H_B,
@@ -119,40 +120,19 @@ _DE_BRUIJN = np.array(
 )
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def bit_index(low):
     """The index of the only bit set in `low` (< 2**32)."""
     return _DE_BRUIJN[((low * 0x077CB531) & 0xFFFFFFFF) >> 27]
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def filled(istate, k, words, j):
     """Whether ring slot j holds a bucket (`words`: where the key's bitmap starts in istate)."""
     return (istate[k, words + (j >> 5)] >> (j & 31)) & 1 == 1
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def clear_slots(istate, k, words, n, j, count):
     """Marks `count` ring slots empty, from slot j on (wrapping around the n slots)."""
     if count >= n:
@@ -166,14 +146,7 @@ def clear_slots(istate, k, words, n, j, count):
             j = 0
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def chunk(istate, k, words, n, j, left):
     """For the slots from j on: how many of the next `left` share j's bitmap word (up to the
     word's end or the ring's end), and their bits (bit x: slot j + x is filled)."""
@@ -187,7 +160,7 @@ def chunk(istate, k, words, n, j, left):
     return span, bits
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def scan(state, istate, k, cfg, rec, lo, hi):
     """The aggregate of buckets lo..hi (within the ring): count, sum, sqr, min, max, first, last,
     and the oldest bucket holding a first candidate (+inf if none)."""
@@ -240,14 +213,7 @@ def scan(state, istate, k, cfg, rec, lo, hi):
     return cnt, sm, sq, mn, mx, first, last, first_bucket
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def reset_window(state, k, wo):
     state[k, wo + W_CNT] = 0.0
     state[k, wo + W_SUM] = 0.0
@@ -257,7 +223,7 @@ def reset_window(state, k, wo):
     state[k, wo + W_FB] = INF
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     """Recomputes a window's running aggregate from its buckets lo..hi."""
     reset_window(state, k, wo)
@@ -272,14 +238,7 @@ def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     state[k, wo + W_FB] = first_bucket
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def reversed_bits(x):
     """The 32 low bits of x in reverse order (bit 0 becomes bit 31)."""
     x = ((x >> 1) & 0x55555555) | ((x & 0x55555555) << 1)
@@ -289,7 +248,7 @@ def reversed_bits(x):
     return ((x >> 16) & 0xFFFF) | ((x & 0xFFFF) << 16)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def windows_newest_first(state, istate, k, cfg, rec, latest, j):
     """Recomputes every window's running aggregate from its buckets up to `latest` (ring slot j),
     adding them up newest first as the reference does when it adds windows up again: one pass
@@ -365,7 +324,7 @@ def windows_newest_first(state, istate, k, cfg, rec, latest, j):
         w += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     """Recomputes a window's min, max and oldest bucket holding a first candidate (those kept)
     from its buckets lo..hi, its sums staying as they are."""
@@ -403,7 +362,7 @@ def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
     state[k, wo + W_FB] = first_bucket
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def newest_last(state, istate, k, cfg, rec, lo, hi):
     """The last value of the newest bucket in lo..hi that has one (NaN if none)."""
     ol = cfg[rec + R_RINGS + K_LOFF]
@@ -422,7 +381,7 @@ def newest_last(state, istate, k, cfg, rec, lo, hi):
     return np.nan
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def clear_bucket(state, k, cfg, rec, s):
     """An empty bucket at slot offset s (before its first value)."""
     rings = rec + R_RINGS
@@ -449,26 +408,12 @@ def clear_bucket(state, k, cfg, rec, s):
         state[k, cfg[rings + K_LVAL] + s] = np.nan
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def capped(x, mv):
     return mv if x > mv else x
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def move_latest(istate, k, io, n, new):
     """Moves the key's latest bucket forward to `new` (`io`: the aggregator's block in istate, n:
     its ring size): the ring slots after the old latest one, up to `new`'s, start empty. Returns
@@ -490,7 +435,7 @@ def move_latest(istate, k, io, n, new):
     return j
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def insert_capped(state, istate, k, cfg, rec, mv, j, off, v):
     """Adds value v, at time offset `off` (ns), into the bucket in ring slot j, capping the
     bucket's statistics at `mv` as the reference does."""
@@ -527,7 +472,7 @@ def insert_capped(state, istate, k, cfg, rec, mv, j, off, v):
         state[k, cfg[rings + K_LVAL] + s] = vc
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def progressive(state, istate, k, cfg, rec, o, lo, hi, mv):
     """Sum of the statistic at offset o of buckets hi down to lo (empty ones adding 0.0), capped
     at mv after each step as the reference caps window values; returns the value and whether the
@@ -553,14 +498,7 @@ def progressive(state, istate, k, cfg, rec, o, lo, hi, mv):
     return total, was_capped
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def finish(code, cnt, sm, sq, mn, mx, first, last):
     """An aggregation's value from the base statistics of a window (codes as in the registry)."""
     if code == 0:
@@ -593,7 +531,7 @@ def finish(code, cnt, sm, sq, mn, mx, first, last):
     return math.sqrt(var)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last):
     """Writes an event's features of window w from the window's base statistics."""
     nw = cfg[rec + R_NW]
@@ -603,7 +541,7 @@ def write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last):
         out[base + a * nw + w, i] = finish(cfg[codes + a], cnt, sm, sq, mn, mx, first, last)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def write_absent(out, flags, cfg, rec, i):
     """The event gets none of the aggregator's features."""
     base = cfg[rec + R_OUT]
@@ -612,7 +550,7 @@ def write_absent(out, flags, cfg, rec, i):
         flags[f, i] = ABSENT
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last):
     """Writes capped features: additive values as summed by `progressive` (an int `max_value`
     where the last step capped), min as min(max_value, min), max/first/last of capped values."""
@@ -652,7 +590,7 @@ def write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c,
             flags[f, i] = flag
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
     """Writes window w's capped features over buckets lo..hi."""
     if hi < lo:
@@ -670,7 +608,7 @@ def capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
     write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
     """Writes window w's features over buckets lo..hi, from the ring."""
     if cfg[rec + R_CAP] == 1:
@@ -682,7 +620,7 @@ def features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
         write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def write_empty(state, istate, cfg, rec, mv, out, flags, i):
     """Features of a key that has nothing aggregated yet (every window over no bucket)."""
     for w in range(cfg[rec + R_NW]):

@@ -18,7 +18,6 @@ range when its bucket reaches it.
 """
 
 import numpy as np
-from numba import njit
 
 from .buckets import (
     AHEAD,
@@ -37,6 +36,7 @@ from .buckets import (
     write_absent,
     write_empty,
 )
+from .jit import jit
 from .layout import (
     DIRTY,
     H_B,
@@ -87,7 +87,7 @@ from .layout import (
 )
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_start(cfg, rec, t, w):
     """The first bucket of the range window w covers for an event at time t."""
     period = cfg[rec + R_PERIOD]
@@ -103,7 +103,7 @@ def fixed_start(cfg, rec, t, w):
     return -((-lo) // period)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_cycle(cfg, rec):
     """The windows' least common multiple (buckets): every window starts again together."""
     cycle = np.int64(1)
@@ -116,7 +116,7 @@ def fixed_cycle(cfg, rec):
     return cycle
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_new_range(state, istate, k, cfg, rec, t, b, w):
     """Window w starts the range of an event at time t (in bucket b): its running aggregate is
     recomputed from the range's first bucket up to b."""
@@ -136,7 +136,7 @@ def fixed_new_range(state, istate, k, cfg, rec, t, b, w):
     window_from_ring(state, istate, k, cfg, rec, wo, lo, b)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_start_key(state, istate, k, cfg, rec, t, b):
     """The first value of a key: an empty ring, and every window's range starting."""
     io = cfg[rec + R_IOFF]
@@ -150,7 +150,7 @@ def fixed_start_key(state, istate, k, cfg, rec, t, b):
         fixed_new_range(state, istate, k, cfg, rec, t, b, w)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_restart(state, istate, k, cfg, rec, t, b):
     """The reference's running aggregates start again from zero at bucket b, once b is two of the
     largest windows past the first bucket since they last did (or past the latest bucket less one
@@ -166,7 +166,7 @@ def fixed_restart(state, istate, k, cfg, rec, t, b):
         state[k, wo + W_END] = b
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_move_range(state, istate, k, cfg, rec, t, b, w):
     """Window w moves to the aligned window of an event at time t (in bucket b): the buckets
     before its start are subtracted from its running aggregate, oldest first, as the reference
@@ -197,7 +197,7 @@ def fixed_move_range(state, istate, k, cfg, rec, t, b, w):
     state[k, wo + W_END] = new_lo + size
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_same_range(cfg, rec, t, latest_t, w):
     """Whether an event at t belongs to the range window w has at the latest time."""
     if cfg[rec + R_MODE] == 0:
@@ -211,7 +211,7 @@ def fixed_same_range(cfg, rec, t, latest_t, w):
     return True
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_kept_from(cfg, rec, latest, latest_t):
     """The oldest bucket the key keeps: the start of the largest window before the latest one."""
     largest = cfg[rec + R_WMAX]
@@ -220,7 +220,7 @@ def fixed_kept_from(cfg, rec, latest, latest_t):
     return kept if kept > ring_start else ring_start
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
     """Features of a late event (before the key's latest time): the windows holding its time."""
     io = cfg[rec + R_IOFF]
@@ -237,7 +237,7 @@ def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
     """Features the key has at time t, changing nothing."""
     io = cfg[rec + R_IOFF]
@@ -304,7 +304,7 @@ def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
     """Features of an event without a value for an aggregator with max_value, as the reference
     reports them: each window's length of buckets ending at the event's own bucket (not aligned),
@@ -325,7 +325,7 @@ def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(b, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit(entry=True)
 def fixed_kernel(
     cfg,
     max_values,

@@ -23,7 +23,6 @@ capping as the reference does.
 """
 
 import numpy as np
-from numba import njit
 
 from .buckets import (
     AHEAD,
@@ -44,6 +43,7 @@ from .buckets import (
     write_absent,
     write_empty,
 )
+from .jit import jit
 from .layout import (
     DIRTY,
     H_B,
@@ -105,7 +105,7 @@ _CODE_MIN = AGGREGATIONS["min"].code
 _CODE_MAX = AGGREGATIONS["max"].code
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def sliding_start_key(state, istate, k, cfg, rec, b):
     """The first value of a key: an empty ring and empty windows."""
     io = cfg[rec + R_IOFF]
@@ -120,7 +120,7 @@ def sliding_start_key(state, istate, k, cfg, rec, b):
     istate[k, io + H_J] = b % n
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def restart_span(cfg, rec):
     """The reference's span of buckets (its windows' least common multiple, in buckets): its
     running sums start again from zero once a key's new bucket is twice that past the span's first
@@ -138,14 +138,7 @@ def restart_span(cfg, rec):
     return span
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
     """Subtracts the bucket at slot offset s from window block wo; returns what the window must
     then recompute (W_REDO) as the reference would: everything (_RESUM) when the bucket holds the
@@ -173,14 +166,7 @@ def leave(state, k, wo, s, oc, os_, oq, omin, omax, ofv, olv, latest_last):
     return redo
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def settle(state, k, wo, redo, first_left):
     """After buckets left window wo, `redo` being what `leave` asked for: marks what the window
     must recompute and returns what was asked (0.0: nothing), or forgets its min, max and first
@@ -203,7 +189,7 @@ def settle(state, k, wo, redo, first_left):
     return redo
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def resum_all(state, k, cfg, rec):
     """Where the reference adds every window up again, newest bucket first: marks them so.
 
@@ -231,7 +217,7 @@ def resum_all(state, k, cfg, rec):
             state[k, wo + W_REDO] = _RUNNING_EXTREMES
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def sliding_advance(state, istate, k, cfg, rec, old, new):
     """Moves the key's latest bucket from `old` to `new`, at least the shortest window further:
     the ring slots of buckets old+1..new start empty, and buckets leave the windows, subtracted
@@ -300,7 +286,7 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
     return move_latest(istate, k, io, n, new)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def sliding_redo(state, istate, k, cfg, rec, latest):
     """Recomputes from the ring what leaving buckets spoiled in the windows marked (W_REDO): the
     min, max or first whose bucket left, or the whole window, added up newest bucket first as the
@@ -316,7 +302,7 @@ def sliding_redo(state, istate, k, cfg, rec, latest):
         state[k, wo + W_REDO] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
     """Features of the windows ending at bucket r, from the buckets the ring keeps."""
     kept = latest - cfg[rec + R_N] + 1
@@ -337,7 +323,7 @@ def sliding_scanned(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def sliding_moved(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
     """Features of the windows the reference moved to bucket r for an emitted event without a
     value (see H_READ): as `sliding_scanned`, with the min and max of an emptied window +inf and
@@ -359,7 +345,7 @@ def sliding_moved(state, istate, k, cfg, rec, mv, latest, r, out, flags, i):
                 out[base + a * nw + w, i] = -INF
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit(entry=True)
 def sliding_kernel(
     cfg,
     max_values,
