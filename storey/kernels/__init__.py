@@ -23,10 +23,10 @@ _NO_EMITTED = np.zeros(0, dtype=np.uint8)
 def _python_twins():
     """The jitted functions as plain Python functions calling each other, not the compiled
     versions: the pure-Python twin the tests compare the compiled kernels with."""
-    from . import buckets, fixed, sliding
+    from . import buckets, fixed, outputs, reference_reads, sliding
 
     namespace = {}
-    for module in (buckets, sliding, fixed):
+    for module in (buckets, outputs, reference_reads, sliding, fixed):
         namespace.update(vars(module))
     namespace.update(buckets.PYTHON_TWINS)
     for name, value in list(namespace.items()):
