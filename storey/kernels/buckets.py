@@ -97,7 +97,6 @@ def aggregator(cfg, rec):
     nw = cfg[rec + R_NW]
     woff = cfg[rec + R_WOFF]
     rings = rec + R_RINGS
-    # first and last keep both of their places or neither
     o_min = cfg[rings + K_MIN]
     o_max = cfg[rings + K_MAX]
     o_first_at = cfg[rings + K_FOFF]

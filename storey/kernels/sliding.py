@@ -223,7 +223,7 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
             continue
         size = cfg[ag.wins + w]
         j = window_start_slot(ag, j_old, size)
-        redo = leave_chunks(state, istate, k, ag, wo, j, min(new - old, size), last_value)
+        redo = leave_buckets(state, istate, k, ag, wo, j, min(new - old, size), last_value)
         if ag.extremes:
             first_left = ag.o_first_at >= 0 and state[k, wo + W_FB] < new - size + 1
             resum = settle(state, k, wo, redo, first_left) >= _RESUM or resum
@@ -233,9 +233,9 @@ def sliding_advance(state, istate, k, cfg, rec, old, new):
 
 
 @jit(inline=True)
-def leave_chunks(state, istate, k, ag, wo, j, count, last_value):
-    """`leave` for the buckets of `count` ring slots from slot j on, a bitmap word at a time (for
-    long steps); returns the most any asked for."""
+def leave_buckets(state, istate, k, ag, wo, j, count, last_value):
+    """`leave` for the buckets of `count` ring slots from slot j on, oldest first, a bitmap word at
+    a time; returns the most any asked for."""
     redo = 0.0
     while count > 0:
         width, bits = chunk(istate, k, ag.words, ag.n, j, count)
@@ -245,20 +245,6 @@ def leave_chunks(state, istate, k, ag, wo, j, count, last_value):
             redo = max(redo, leave(state, k, ag, wo, (j + bit_index(low)) * ag.stride, last_value))
         count -= width
         j += width
-        if j == ag.n:
-            j = 0
-    return redo
-
-
-@jit(inline=True)
-def leave_slots(state, istate, k, ag, wo, j, count, last_value):
-    """`leave` for the buckets of `count` ring slots from slot j on, one slot at a time (for the
-    usual short steps); returns the most any asked for."""
-    redo = 0.0
-    for _ in range(count):
-        if filled(istate, k, ag.words, j):
-            redo = max(redo, leave(state, k, ag, wo, j * ag.stride, last_value))
-        j += 1
         if j == ag.n:
             j = 0
     return redo
@@ -282,7 +268,7 @@ def sliding_short_step(state, istate, k, cfg, ag, latest, b):
         if not ag.extremes:
             window_subtract_slots(state, istate, k, ag, wo, j, b - latest)
             continue
-        redo = leave_slots(state, istate, k, ag, wo, j, b - latest, last_value)
+        redo = leave_buckets(state, istate, k, ag, wo, j, b - latest, last_value)
         first_left = ag.o_first_at >= 0 and state[k, wo + W_FB] < b - size + 1
         redo = settle(state, k, wo, redo, first_left)
         marked = marked or redo != 0.0
