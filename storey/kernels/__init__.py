@@ -3,8 +3,8 @@
 Nothing here knows about events, keys or flows. `registry` (pure Python) lists the aggregations;
 `sliding` and `fixed` hold the kernel of each kind of window (`sliding_kernel`, `fixed_kernel`),
 loaded on first use by `kernels()` so that importing storey never imports Numba; a flow compiles
-only the kind it uses. Every function is `njit(cache=True)`: compiled once for the one argument
-signature the steps use (the same for every flow) and cached on disk.
+only the kind it uses. Every function is compiled by `storey.kernels.jit.jit`: once for the one
+argument signature the steps use (the same for every flow), and cached on disk.
 """
 
 import types
@@ -23,10 +23,10 @@ _NO_EMITTED = np.zeros(0, dtype=np.uint8)
 def _python_twins():
     """The jitted functions as plain Python functions calling each other, not the compiled
     versions: the pure-Python twin the tests compare the compiled kernels with."""
-    from . import buckets, fixed, sliding
+    from . import buckets, fixed, outputs, reference_reads, sliding
 
     namespace = {}
-    for module in (buckets, sliding, fixed):
+    for module in (buckets, outputs, reference_reads, sliding, fixed):
         namespace.update(vars(module))
     namespace.update(buckets.PYTHON_TWINS)
     for name, value in list(namespace.items()):

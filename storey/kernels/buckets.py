@@ -1,8 +1,8 @@
 """Period buckets: the layout of an aggregator's state and the loops over its buckets.
 
 An aggregator is described by a record of int64s in the kernels' `cfg` array (`R_*` in
-`storey.kernels.layout`) and keeps, per key, a block in its row of `istate` (int64s) and one in
-its row of `state` (float64s):
+`storey.kernels.layout`, decoded once by `aggregator`) and keeps, per key, a block in its row of
+`istate` (int64s) and one in its row of `state` (float64s):
 
     istate: header (4)     latest bucket B (NO_STATE before the key's first value), offset of the
                            latest time in B (ns), first bucket the key ever had, ring slot of B
@@ -20,29 +20,25 @@ are counted and summed; min/max/first/last skip them. Ring positions are passed 
 (the slot) and `s` (its offset, slot * stride). The functions take the 2-D `state`/`istate` and
 the key's row `k` (a row view would cost an atomic reference count each time it is made).
 
-Outputs: `out[f, i]` is feature f of event i and `flags[f, i]` says ABSENT (the event gets no
-such feature: it came too late) or INT (a capped value equal to an int `max_value`). Callers pass
-`flags` zeroed: only these marks are written.
-
-The per-event path of the kernels (`sliding`, `fixed`) is written out in their loops; the
-functions here serve the rarer paths (late events, reads at other times, windows recomputed from
-their buckets, capped values) and stay separate functions, which keeps compilation short.
+The pieces of the kernels' per-event path (a value into its bucket and into a window, a bucket
+leaving one) are inlined; the loops over many buckets serve the rarer paths (late events, reads
+at other times, windows recomputed from their buckets, capped values) and stay separate
+functions, which keeps compilation short.
 """
 
-import math
+from collections import namedtuple
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .jit import jit
 from .layout import (
-    ABSENT,
     H_B,
     H_J,
     HEADER,
-    INT,
     K_CNT,
     K_FOFF,
     K_FVAL,
@@ -53,14 +49,16 @@ from .layout import (
     K_SQR,
     K_SUM,
     R_CAP,
-    R_CAP_INT,
     R_IOFF,
+    R_MODE,
     R_N,
     R_NA,
     R_NW,
     R_OUT,
+    R_PERIOD,
     R_RINGS,
     R_STRIDE,
+    R_VALUE,
     R_WIN,
     R_WOFF,
     W_CNT,
@@ -75,6 +73,63 @@ from .layout import (
 INF = np.inf
 # how many events ahead the kernels ask for the state they will touch
 AHEAD = 12
+# limits of `windows_lcm`: a span of buckets no key ever steps over, and none
+NEVER = 1 << 40
+NO_LIMIT = 2**63 - 1
+
+# An aggregator's record, decoded: `rec` (where it starts in cfg), bucket length (ns), ring size,
+# number of windows, where its blocks start (`io` in istate, `words` its bitmap, `woff` its
+# windows and `ring` its buckets in state), floats per bucket; `o_*`: the place of each statistic
+# in a bucket (-1: not kept; first and last keep a time offset `_at` and a value); whether
+# max_value caps it, its row in `values`, number of aggregations, first output row, where its
+# window lengths (`wins`) and aggregation codes (`codes`) start in cfg, the shortest window (in
+# buckets), whether it keeps min, max, first or last, and the fixed windows' mode (R_MODE).
+Aggregator = namedtuple(
+    "Aggregator",
+    "rec period n nw io words woff ring stride o_cnt o_sum o_sqr o_min o_max o_first_at o_first "
+    "o_last_at o_last capped value_row n_aggs out_row wins codes smallest extremes mode",
+)
+
+
+@jit(inline=True)
+def aggregator(cfg, rec):
+    """The record of the aggregator at cfg[rec], decoded (the offsets prologue of every loop)."""
+    nw = cfg[rec + R_NW]
+    woff = cfg[rec + R_WOFF]
+    rings = rec + R_RINGS
+    o_min = cfg[rings + K_MIN]
+    o_max = cfg[rings + K_MAX]
+    o_first_at = cfg[rings + K_FOFF]
+    o_last_at = cfg[rings + K_LOFF]
+    return Aggregator(
+        rec,
+        cfg[rec + R_PERIOD],
+        cfg[rec + R_N],
+        nw,
+        cfg[rec + R_IOFF],
+        cfg[rec + R_IOFF] + HEADER,
+        woff,
+        woff + nw * W_SIZE,
+        cfg[rec + R_STRIDE],
+        cfg[rings + K_CNT],
+        cfg[rings + K_SUM],
+        cfg[rings + K_SQR],
+        o_min,
+        o_max,
+        o_first_at,
+        cfg[rings + K_FVAL],
+        o_last_at,
+        cfg[rings + K_LVAL],
+        cfg[rec + R_CAP] == 1,
+        cfg[rec + R_VALUE],
+        cfg[rec + R_NA],
+        cfg[rec + R_OUT],
+        rec + R_WIN,
+        rec + R_WIN + nw,
+        cfg[rec + R_WIN],
+        o_min >= 0 or o_max >= 0 or o_first_at >= 0 or o_last_at >= 0,
+        cfg[rec + R_MODE],
+    )
 
 
 @intrinsic
@@ -103,11 +158,34 @@ def prefetch(typingctx, array, i, j):
 
 
 def _no_prefetch(array, i, j):
-    pass
+    """`prefetch` in the pure-Python twin: nothing to do."""
 
 
 # what the pure-Python twin of the kernels uses instead of the intrinsics
 PYTHON_TWINS = {"prefetch": _no_prefetch}
+
+
+@jit(inline=True)
+def prefetch_ahead(state, istate, cfg, ag, times, slots, i, part, parts, leaving):
+    """Asks for the lines the event AHEAD events on will touch: its key's header and bitmap, its
+    windows, its bucket and (`leaving`) the buckets that would leave its windows."""
+    ahead = i + AHEAD
+    if ahead >= times.shape[0]:
+        return
+    ka = slots[ahead]
+    if ka < 0 or not (parts == 1 or ka % parts == part):
+        return
+    prefetch(istate, ka, ag.io)
+    for x in range(ag.woff, ag.ring, 8):
+        prefetch(state, ka, x)
+    ja = (times[ahead] // ag.period) % ag.n
+    prefetch(state, ka, ag.ring + ja * ag.stride)
+    if leaving:
+        for w in range(ag.nw):
+            jd = ja - cfg[ag.wins + w]
+            if jd < 0:
+                jd += ag.n
+            prefetch(state, ka, ag.ring + jd * ag.stride)
 
 
 # the bitmap keeps 32 slots per int64 word, so that every bit operation stays positive (the same in
@@ -119,40 +197,19 @@ _DE_BRUIJN = np.array(
 )
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def bit_index(low):
     """The index of the only bit set in `low` (< 2**32)."""
     return _DE_BRUIJN[((low * 0x077CB531) & 0xFFFFFFFF) >> 27]
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def filled(istate, k, words, j):
     """Whether ring slot j holds a bucket (`words`: where the key's bitmap starts in istate)."""
     return (istate[k, words + (j >> 5)] >> (j & 31)) & 1 == 1
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def clear_slots(istate, k, words, n, j, count):
     """Marks `count` ring slots empty, from slot j on (wrapping around the n slots)."""
     if count >= n:
@@ -166,14 +223,7 @@ def clear_slots(istate, k, words, n, j, count):
             j = 0
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def chunk(istate, k, words, n, j, left):
     """For the slots from j on: how many of the next `left` share j's bitmap word (up to the
     word's end or the ring's end), and their bits (bit x: slot j + x is filled)."""
@@ -187,288 +237,31 @@ def chunk(istate, k, words, n, j, left):
     return span, bits
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def scan(state, istate, k, cfg, rec, lo, hi):
-    """The aggregate of buckets lo..hi (within the ring): count, sum, sqr, min, max, first, last,
-    and the oldest bucket holding a first candidate (+inf if none)."""
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
-    rings = rec + R_RINGS
-    oc = cfg[rings + K_CNT]
-    os_ = cfg[rings + K_SUM]
-    oq = cfg[rings + K_SQR]
-    omin = cfg[rings + K_MIN]
-    omax = cfg[rings + K_MAX]
-    of = cfg[rings + K_FOFF]
-    ol = cfg[rings + K_LOFF]
-    cnt = 0.0
-    sm = 0.0
-    sq = 0.0
-    mn = INF
-    mx = -INF
-    first = np.nan
-    first_bucket = INF
-    last = np.nan
-    b = lo
-    j = lo % n
-    while b <= hi:
-        span, bits = chunk(istate, k, words, n, j, hi - b + 1)
-        while bits != 0:
-            low = bits & -bits
-            bits ^= low
-            x = bit_index(low)
-            s = (j + x) * stride
-            cnt += state[k, oc + s]
-            if os_ >= 0:
-                sm += state[k, os_ + s]
-            if oq >= 0:
-                sq += state[k, oq + s]
-            if omin >= 0 and state[k, omin + s] < mn:
-                mn = state[k, omin + s]
-            if omax >= 0 and state[k, omax + s] > mx:
-                mx = state[k, omax + s]
-            if of >= 0 and first_bucket == INF and state[k, of + s] < INF:
-                first = state[k, cfg[rings + K_FVAL] + s]
-                first_bucket = b + x
-            if ol >= 0 and state[k, ol + s] > -INF:
-                last = state[k, cfg[rings + K_LVAL] + s]
-        b += span
-        j += span
-        if j == n:
-            j = 0
-    return cnt, sm, sq, mn, mx, first, last, first_bucket
+@jit(inline=True)
+def slot_of(ag, j_latest, latest, b):
+    """The ring slot of bucket b (in the ring), the latest bucket being in slot j_latest."""
+    j = j_latest - (latest - b)
+    if j < 0:
+        j += ag.n
+    return j
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
-def reset_window(state, k, wo):
-    state[k, wo + W_CNT] = 0.0
-    state[k, wo + W_SUM] = 0.0
-    state[k, wo + W_SQR] = 0.0
-    state[k, wo + W_MIN] = INF
-    state[k, wo + W_MAX] = -INF
-    state[k, wo + W_FB] = INF
+@jit(inline=True)
+def windows_lcm(cfg, rec, limit):
+    """The windows' least common multiple in buckets, or `limit` once it passes it."""
+    lcm = np.int64(1)
+    for w in range(cfg[rec + R_NW]):
+        size = cfg[rec + R_WIN + w]
+        a, b = lcm, size
+        while b != 0:
+            a, b = b, a % b
+        lcm = lcm // a * size
+        if lcm > limit:
+            return limit
+    return lcm
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
-    """Recomputes a window's running aggregate from its buckets lo..hi."""
-    reset_window(state, k, wo)
-    if hi < lo:
-        return
-    cnt, sm, sq, mn, mx, _, _, first_bucket = scan(state, istate, k, cfg, rec, lo, hi)
-    state[k, wo + W_CNT] = cnt
-    state[k, wo + W_SUM] = sm
-    state[k, wo + W_SQR] = sq
-    state[k, wo + W_MIN] = mn
-    state[k, wo + W_MAX] = mx
-    state[k, wo + W_FB] = first_bucket
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
-def reversed_bits(x):
-    """The 32 low bits of x in reverse order (bit 0 becomes bit 31)."""
-    x = ((x >> 1) & 0x55555555) | ((x & 0x55555555) << 1)
-    x = ((x >> 2) & 0x33333333) | ((x & 0x33333333) << 2)
-    x = ((x >> 4) & 0x0F0F0F0F) | ((x & 0x0F0F0F0F) << 4)
-    x = ((x >> 8) & 0x00FF00FF) | ((x & 0x00FF00FF) << 8)
-    return ((x >> 16) & 0xFFFF) | ((x & 0xFFFF) << 16)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def windows_newest_first(state, istate, k, cfg, rec, latest, j):
-    """Recomputes every window's running aggregate from its buckets up to `latest` (ring slot j),
-    adding them up newest first as the reference does when it adds windows up again: one pass
-    over the longest window, each (shorter) window taking the totals of its buckets on the way."""
-    n = cfg[rec + R_N]
-    nw = cfg[rec + R_NW]
-    woff = cfg[rec + R_WOFF]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
-    rings = rec + R_RINGS
-    oc = cfg[rings + K_CNT]
-    os_ = cfg[rings + K_SUM]
-    oq = cfg[rings + K_SQR]
-    omin = cfg[rings + K_MIN]
-    omax = cfg[rings + K_MAX]
-    of = cfg[rings + K_FOFF]
-    cnt = 0.0
-    sm = 0.0
-    sq = 0.0
-    mn = INF
-    mx = -INF
-    first_bucket = INF
-    w = 0
-    remaining = cfg[rec + R_WIN + nw - 1]
-    top = latest
-    while remaining > 0:
-        low_slot = j & ~31
-        if j - remaining + 1 > low_slot:
-            low_slot = j - remaining + 1
-        span = j - low_slot + 1
-        bits = (istate[k, words + (j >> 5)] >> (low_slot & 31)) & ((np.int64(1) << span) - 1)
-        # bit y: slot j - y, bucket top - y
-        bits = reversed_bits(bits) >> (32 - span)
-        while bits != 0:
-            low = bits & -bits
-            bits ^= low
-            y = bit_index(low)
-            b = top - y
-            while w < nw and latest - cfg[rec + R_WIN + w] >= b:
-                wo = woff + w * W_SIZE
-                state[k, wo + W_CNT] = cnt
-                state[k, wo + W_SUM] = sm
-                state[k, wo + W_SQR] = sq
-                state[k, wo + W_MIN] = mn
-                state[k, wo + W_MAX] = mx
-                state[k, wo + W_FB] = first_bucket
-                w += 1
-            s = (j - y) * stride
-            cnt += state[k, oc + s]
-            if os_ >= 0:
-                sm += state[k, os_ + s]
-            if oq >= 0:
-                sq += state[k, oq + s]
-            if omin >= 0:
-                mn = min(mn, state[k, omin + s])
-            if omax >= 0:
-                mx = max(mx, state[k, omax + s])
-            if of >= 0 and state[k, of + s] < INF:
-                first_bucket = b
-        remaining -= span
-        top -= span
-        j = low_slot - 1
-        if j < 0:
-            j = n - 1
-    while w < nw:
-        wo = woff + w * W_SIZE
-        state[k, wo + W_CNT] = cnt
-        state[k, wo + W_SUM] = sm
-        state[k, wo + W_SQR] = sq
-        state[k, wo + W_MIN] = mn
-        state[k, wo + W_MAX] = mx
-        state[k, wo + W_FB] = first_bucket
-        w += 1
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
-    """Recomputes a window's min, max and oldest bucket holding a first candidate (those kept)
-    from its buckets lo..hi, its sums staying as they are."""
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
-    rings = rec + R_RINGS
-    omin = cfg[rings + K_MIN]
-    omax = cfg[rings + K_MAX]
-    of = cfg[rings + K_FOFF]
-    mn = INF
-    mx = -INF
-    first_bucket = INF
-    b = lo
-    j = lo % n
-    while b <= hi:
-        span, bits = chunk(istate, k, words, n, j, hi - b + 1)
-        while bits != 0:
-            low = bits & -bits
-            bits ^= low
-            x = bit_index(low)
-            s = (j + x) * stride
-            if omin >= 0:
-                mn = min(mn, state[k, omin + s])
-            if omax >= 0:
-                mx = max(mx, state[k, omax + s])
-            if of >= 0 and first_bucket == INF and state[k, of + s] < INF:
-                first_bucket = b + x
-        b += span
-        j += span
-        if j == n:
-            j = 0
-    state[k, wo + W_MIN] = mn
-    state[k, wo + W_MAX] = mx
-    state[k, wo + W_FB] = first_bucket
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def newest_last(state, istate, k, cfg, rec, lo, hi):
-    """The last value of the newest bucket in lo..hi that has one (NaN if none)."""
-    ol = cfg[rec + R_RINGS + K_LOFF]
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
-    j = hi % n
-    for _ in range(hi - lo + 1):
-        if filled(istate, k, words, j):
-            s = j * stride
-            if state[k, ol + s] > -INF:
-                return state[k, cfg[rec + R_RINGS + K_LVAL] + s]
-        j -= 1
-        if j < 0:
-            j = n - 1
-    return np.nan
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def clear_bucket(state, k, cfg, rec, s):
-    """An empty bucket at slot offset s (before its first value)."""
-    rings = rec + R_RINGS
-    state[k, cfg[rings + K_CNT] + s] = 0.0
-    o = cfg[rings + K_SUM]
-    if o >= 0:
-        state[k, o + s] = 0.0
-    o = cfg[rings + K_SQR]
-    if o >= 0:
-        state[k, o + s] = 0.0
-    o = cfg[rings + K_MIN]
-    if o >= 0:
-        state[k, o + s] = INF
-    o = cfg[rings + K_MAX]
-    if o >= 0:
-        state[k, o + s] = -INF
-    o = cfg[rings + K_FOFF]
-    if o >= 0:
-        state[k, o + s] = INF
-        state[k, cfg[rings + K_FVAL] + s] = np.nan
-    o = cfg[rings + K_LOFF]
-    if o >= 0:
-        state[k, o + s] = -INF
-        state[k, cfg[rings + K_LVAL] + s] = np.nan
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
-def capped(x, mv):
-    return mv if x > mv else x
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
+@jit(inline=True)
 def move_latest(istate, k, io, n, new):
     """Moves the key's latest bucket forward to `new` (`io`: the aggregator's block in istate, n:
     its ring size): the ring slots after the old latest one, up to `new`'s, start empty. Returns
@@ -490,56 +283,330 @@ def move_latest(istate, k, io, n, new):
     return j
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit(inline=True)
+def bucket_clear(state, k, ag, s):
+    """An empty bucket at slot offset s (before its first value)."""
+    state[k, ag.o_cnt + s] = 0.0
+    if ag.o_sum >= 0:
+        state[k, ag.o_sum + s] = 0.0
+    if ag.o_sqr >= 0:
+        state[k, ag.o_sqr + s] = 0.0
+    if ag.o_min >= 0:
+        state[k, ag.o_min + s] = INF
+    if ag.o_max >= 0:
+        state[k, ag.o_max + s] = -INF
+    if ag.o_first_at >= 0:
+        state[k, ag.o_first_at + s] = INF
+        state[k, ag.o_first + s] = np.nan
+    if ag.o_last_at >= 0:
+        state[k, ag.o_last_at + s] = -INF
+        state[k, ag.o_last + s] = np.nan
+
+
+@jit(inline=True)
+def bucket_take(state, istate, k, ag, j):
+    """The slot offset of the bucket in ring slot j, emptied first if the slot held none."""
+    s = j * ag.stride
+    if not filled(istate, k, ag.words, j):
+        bucket_clear(state, k, ag, s)
+        istate[k, ag.words + (j >> 5)] |= np.int64(1) << (j & 31)
+    return s
+
+
+@jit(inline=True)
+def bucket_add(state, istate, k, ag, j, t, b, v):
+    """Adds value v, at time t in bucket b, into the bucket in ring slot j."""
+    s = bucket_take(state, istate, k, ag, j)
+    state[k, ag.o_cnt + s] += 1.0
+    if ag.o_sum >= 0:
+        state[k, ag.o_sum + s] += v
+    if ag.o_sqr >= 0:
+        state[k, ag.o_sqr + s] += v * v
+    if v == v:
+        # min and max without a branch on the values
+        if ag.o_min >= 0:
+            state[k, ag.o_min + s] = min(v, state[k, ag.o_min + s])
+        if ag.o_max >= 0:
+            state[k, ag.o_max + s] = max(v, state[k, ag.o_max + s])
+        if ag.o_first_at >= 0 or ag.o_last_at >= 0:
+            off = float(t - b * ag.period)
+            if ag.o_first_at >= 0 and off < state[k, ag.o_first_at + s]:
+                state[k, ag.o_first_at + s] = off
+                state[k, ag.o_first + s] = v
+            if ag.o_last_at >= 0 and off >= state[k, ag.o_last_at + s]:
+                state[k, ag.o_last_at + s] = off
+                state[k, ag.o_last + s] = v
+
+
+@jit(inline=True)
+def capped(x, mv):
+    """x capped at max_value mv."""
+    return mv if x > mv else x
+
+
+@jit
 def insert_capped(state, istate, k, cfg, rec, mv, j, off, v):
     """Adds value v, at time offset `off` (ns), into the bucket in ring slot j, capping the
     bucket's statistics at `mv` as the reference does."""
-    s = j * cfg[rec + R_STRIDE]
-    words = cfg[rec + R_IOFF] + HEADER
-    rings = rec + R_RINGS
-    if not filled(istate, k, words, j):
-        clear_bucket(state, k, cfg, rec, s)
-        istate[k, words + (j >> 5)] |= np.int64(1) << (j & 31)
-    o = cfg[rings + K_CNT]
-    state[k, o + s] = capped(state[k, o + s] + 1.0, mv)
-    o = cfg[rings + K_SUM]
-    if o >= 0:
-        state[k, o + s] = capped(state[k, o + s] + v, mv)
-    o = cfg[rings + K_SQR]
-    if o >= 0:
-        state[k, o + s] = capped(state[k, o + s] + v * v, mv)
+    ag = aggregator(cfg, rec)
+    s = bucket_take(state, istate, k, ag, j)
+    state[k, ag.o_cnt + s] = capped(state[k, ag.o_cnt + s] + 1.0, mv)
+    if ag.o_sum >= 0:
+        state[k, ag.o_sum + s] = capped(state[k, ag.o_sum + s] + v, mv)
+    if ag.o_sqr >= 0:
+        state[k, ag.o_sqr + s] = capped(state[k, ag.o_sqr + s] + v * v, mv)
     if v != v:
         return
     vc = capped(v, mv)
-    o = cfg[rings + K_MIN]
-    if o >= 0 and v < state[k, o + s]:
-        state[k, o + s] = v
-    o = cfg[rings + K_MAX]
-    if o >= 0 and vc > state[k, o + s]:
-        state[k, o + s] = vc
-    o = cfg[rings + K_FOFF]
-    if o >= 0 and off < state[k, o + s]:
-        state[k, o + s] = off
-        state[k, cfg[rings + K_FVAL] + s] = vc
-    o = cfg[rings + K_LOFF]
-    if o >= 0 and off >= state[k, o + s]:
-        state[k, o + s] = off
-        state[k, cfg[rings + K_LVAL] + s] = vc
+    if ag.o_min >= 0 and v < state[k, ag.o_min + s]:
+        state[k, ag.o_min + s] = v
+    if ag.o_max >= 0 and vc > state[k, ag.o_max + s]:
+        state[k, ag.o_max + s] = vc
+    if ag.o_first_at >= 0 and off < state[k, ag.o_first_at + s]:
+        state[k, ag.o_first_at + s] = off
+        state[k, ag.o_first + s] = vc
+    if ag.o_last_at >= 0 and off >= state[k, ag.o_last_at + s]:
+        state[k, ag.o_last_at + s] = off
+        state[k, ag.o_last + s] = vc
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit(inline=True)
+def reset_window(state, k, wo):
+    """An empty running aggregate at window block wo."""
+    state[k, wo + W_CNT] = 0.0
+    state[k, wo + W_SUM] = 0.0
+    state[k, wo + W_SQR] = 0.0
+    state[k, wo + W_MIN] = INF
+    state[k, wo + W_MAX] = -INF
+    state[k, wo + W_FB] = INF
+
+
+@jit(inline=True)
+def window_add(state, k, ag, wo, b, v):
+    """Adds value v of bucket b to the running aggregate at window block wo."""
+    state[k, wo + W_CNT] += 1.0
+    if ag.o_sum >= 0:
+        state[k, wo + W_SUM] += v
+    if ag.o_sqr >= 0:
+        state[k, wo + W_SQR] += v * v
+    if v == v:
+        if ag.o_min >= 0:
+            state[k, wo + W_MIN] = min(v, state[k, wo + W_MIN])
+        if ag.o_max >= 0:
+            state[k, wo + W_MAX] = max(v, state[k, wo + W_MAX])
+        if ag.o_first_at >= 0 and b < state[k, wo + W_FB]:
+            state[k, wo + W_FB] = b
+
+
+@jit(inline=True)
+def window_subtract(state, k, ag, wo, s):
+    """Subtracts the sums of the bucket at slot offset s from the running aggregate at window
+    block wo, as the reference's running sums do; returns the bucket's sum (0.0 if not kept)."""
+    state[k, wo + W_CNT] -= state[k, ag.o_cnt + s]
+    leaving = 0.0
+    if ag.o_sum >= 0:
+        leaving = state[k, ag.o_sum + s]
+        state[k, wo + W_SUM] -= leaving
+    if ag.o_sqr >= 0:
+        state[k, wo + W_SQR] -= state[k, ag.o_sqr + s]
+    return leaving
+
+
+@jit(inline=True)
+def window_subtract_slots(state, istate, k, ag, wo, j, count):
+    """Subtracts the buckets of `count` ring slots from slot j on (oldest first) from the running
+    aggregate at window block wo."""
+    for _ in range(count):
+        if filled(istate, k, ag.words, j):
+            window_subtract(state, k, ag, wo, j * ag.stride)
+        j += 1
+        if j == ag.n:
+            j = 0
+
+
+@jit(inline=True)
+def window_store(state, k, wo, cnt, sm, sq, mn, mx, first_bucket):
+    """Sets the running aggregate at window block wo."""
+    state[k, wo + W_CNT] = cnt
+    state[k, wo + W_SUM] = sm
+    state[k, wo + W_SQR] = sq
+    state[k, wo + W_MIN] = mn
+    state[k, wo + W_MAX] = mx
+    state[k, wo + W_FB] = first_bucket
+
+
+@jit
+def scan(state, istate, k, cfg, rec, lo, hi):
+    """The aggregate of buckets lo..hi (within the ring): count, sum, sqr, min, max, first, last,
+    and the oldest bucket holding a first candidate (+inf if none)."""
+    ag = aggregator(cfg, rec)
+    cnt = 0.0
+    sm = 0.0
+    sq = 0.0
+    mn = INF
+    mx = -INF
+    first = np.nan
+    first_bucket = INF
+    last = np.nan
+    b = lo
+    j = lo % ag.n
+    while b <= hi:
+        span, bits = chunk(istate, k, ag.words, ag.n, j, hi - b + 1)
+        while bits != 0:
+            low = bits & -bits
+            bits ^= low
+            x = bit_index(low)
+            s = (j + x) * ag.stride
+            cnt += state[k, ag.o_cnt + s]
+            if ag.o_sum >= 0:
+                sm += state[k, ag.o_sum + s]
+            if ag.o_sqr >= 0:
+                sq += state[k, ag.o_sqr + s]
+            if ag.o_min >= 0 and state[k, ag.o_min + s] < mn:
+                mn = state[k, ag.o_min + s]
+            if ag.o_max >= 0 and state[k, ag.o_max + s] > mx:
+                mx = state[k, ag.o_max + s]
+            if ag.o_first_at >= 0 and first_bucket == INF and state[k, ag.o_first_at + s] < INF:
+                first = state[k, ag.o_first + s]
+                first_bucket = b + x
+            if ag.o_last_at >= 0 and state[k, ag.o_last_at + s] > -INF:
+                last = state[k, ag.o_last + s]
+        b += span
+        j += span
+        if j == ag.n:
+            j = 0
+    return cnt, sm, sq, mn, mx, first, last, first_bucket
+
+
+@jit
+def window_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
+    """Recomputes a window's running aggregate from its buckets lo..hi."""
+    reset_window(state, k, wo)
+    if hi < lo:
+        return
+    cnt, sm, sq, mn, mx, _, _, first_bucket = scan(state, istate, k, cfg, rec, lo, hi)
+    window_store(state, k, wo, cnt, sm, sq, mn, mx, first_bucket)
+
+
+@jit(inline=True)
+def reversed_bits(x):
+    """The 32 low bits of x in reverse order (bit 0 becomes bit 31)."""
+    x = ((x >> 1) & 0x55555555) | ((x & 0x55555555) << 1)
+    x = ((x >> 2) & 0x33333333) | ((x & 0x33333333) << 2)
+    x = ((x >> 4) & 0x0F0F0F0F) | ((x & 0x0F0F0F0F) << 4)
+    x = ((x >> 8) & 0x00FF00FF) | ((x & 0x00FF00FF) << 8)
+    return ((x >> 16) & 0xFFFF) | ((x & 0xFFFF) << 16)
+
+
+@jit
+def windows_newest_first(state, istate, k, cfg, rec, latest, j):
+    """Recomputes every window's running aggregate from its buckets up to `latest` (ring slot j),
+    adding them up newest first as the reference does when it adds windows up again: one pass
+    over the longest window, each (shorter) window taking the totals of its buckets on the way."""
+    ag = aggregator(cfg, rec)
+    cnt = 0.0
+    sm = 0.0
+    sq = 0.0
+    mn = INF
+    mx = -INF
+    first_bucket = INF
+    w = 0
+    remaining = cfg[ag.wins + ag.nw - 1]
+    top = latest
+    while remaining > 0:
+        low_slot = j & ~31
+        if j - remaining + 1 > low_slot:
+            low_slot = j - remaining + 1
+        span = j - low_slot + 1
+        bits = (istate[k, ag.words + (j >> 5)] >> (low_slot & 31)) & ((np.int64(1) << span) - 1)
+        # bit y: slot j - y, bucket top - y
+        bits = reversed_bits(bits) >> (32 - span)
+        while bits != 0:
+            low = bits & -bits
+            bits ^= low
+            y = bit_index(low)
+            b = top - y
+            while w < ag.nw and latest - cfg[ag.wins + w] >= b:
+                window_store(state, k, ag.woff + w * W_SIZE, cnt, sm, sq, mn, mx, first_bucket)
+                w += 1
+            s = (j - y) * ag.stride
+            cnt += state[k, ag.o_cnt + s]
+            if ag.o_sum >= 0:
+                sm += state[k, ag.o_sum + s]
+            if ag.o_sqr >= 0:
+                sq += state[k, ag.o_sqr + s]
+            if ag.o_min >= 0:
+                mn = min(mn, state[k, ag.o_min + s])
+            if ag.o_max >= 0:
+                mx = max(mx, state[k, ag.o_max + s])
+            if ag.o_first_at >= 0 and state[k, ag.o_first_at + s] < INF:
+                first_bucket = b
+        remaining -= span
+        top -= span
+        j = low_slot - 1
+        if j < 0:
+            j = ag.n - 1
+    while w < ag.nw:
+        window_store(state, k, ag.woff + w * W_SIZE, cnt, sm, sq, mn, mx, first_bucket)
+        w += 1
+
+
+@jit
+def extremes_from_ring(state, istate, k, cfg, rec, wo, lo, hi):
+    """Recomputes a window's min, max and oldest bucket holding a first candidate (those kept)
+    from its buckets lo..hi, its sums staying as they are."""
+    ag = aggregator(cfg, rec)
+    mn = INF
+    mx = -INF
+    first_bucket = INF
+    b = lo
+    j = lo % ag.n
+    while b <= hi:
+        span, bits = chunk(istate, k, ag.words, ag.n, j, hi - b + 1)
+        while bits != 0:
+            low = bits & -bits
+            bits ^= low
+            x = bit_index(low)
+            s = (j + x) * ag.stride
+            if ag.o_min >= 0:
+                mn = min(mn, state[k, ag.o_min + s])
+            if ag.o_max >= 0:
+                mx = max(mx, state[k, ag.o_max + s])
+            if ag.o_first_at >= 0 and first_bucket == INF and state[k, ag.o_first_at + s] < INF:
+                first_bucket = b + x
+        b += span
+        j += span
+        if j == ag.n:
+            j = 0
+    state[k, wo + W_MIN] = mn
+    state[k, wo + W_MAX] = mx
+    state[k, wo + W_FB] = first_bucket
+
+
+@jit(inline=True)
+def newest_last(state, istate, k, ag, j, count):
+    """The last value of the newest bucket that has one among `count` ring slots from slot j
+    down (NaN if none)."""
+    for _ in range(count):
+        if filled(istate, k, ag.words, j) and state[k, ag.o_last_at + j * ag.stride] > -INF:
+            return state[k, ag.o_last + j * ag.stride]
+        j -= 1
+        if j < 0:
+            j = ag.n - 1
+    return np.nan
+
+
+@jit
 def progressive(state, istate, k, cfg, rec, o, lo, hi, mv):
     """Sum of the statistic at offset o of buckets hi down to lo (empty ones adding 0.0), capped
     at mv after each step as the reference caps window values; returns the value and whether the
     last step capped it."""
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
+    ag = aggregator(cfg, rec)
     total = 0.0
     was_capped = False
-    j = hi % n
+    j = hi % ag.n
     for _ in range(hi - lo + 1):
-        x = state[k, o + j * stride] if filled(istate, k, words, j) else 0.0
+        x = state[k, o + j * ag.stride] if filled(istate, k, ag.words, j) else 0.0
         s = total + x
         if s > mv:
             total = mv
@@ -549,141 +616,5 @@ def progressive(state, istate, k, cfg, rec, o, lo, hi, mv):
             was_capped = False
         j -= 1
         if j < 0:
-            j = n - 1
+            j = ag.n - 1
     return total, was_capped
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    error_model="numpy",
-    no_cpython_wrapper=True,
-    no_cfunc_wrapper=True,
-    inline="always",
-)
-def finish(code, cnt, sm, sq, mn, mx, first, last):
-    """An aggregation's value from the base statistics of a window (codes as in the registry)."""
-    if code == 0:
-        return cnt
-    if code == 1:
-        return sm
-    if code == 2:
-        return sq
-    if code == 3:
-        if cnt == 0.0:
-            return np.nan
-        return sm / cnt
-    if code == 4:
-        return mn if mn != INF else np.nan
-    if code == 5:
-        return mx if mx != -INF else np.nan
-    if code == 6:
-        return first
-    if code == 7:
-        return last
-    if cnt < 2.0:
-        return np.nan
-    var = (cnt * sq - sm * sm) / (cnt * (cnt - 1.0))
-    if code == 8:
-        # as the reference reports it, negative when rounding made it so (near-equal values)
-        return var
-    if var < 0.0:
-        # where the reference would fail on sqrt
-        var = 0.0
-    return math.sqrt(var)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last):
-    """Writes an event's features of window w from the window's base statistics."""
-    nw = cfg[rec + R_NW]
-    base = cfg[rec + R_OUT]
-    codes = rec + R_WIN + nw
-    for a in range(cfg[rec + R_NA]):
-        out[base + a * nw + w, i] = finish(cfg[codes + a], cnt, sm, sq, mn, mx, first, last)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def write_absent(out, flags, cfg, rec, i):
-    """The event gets none of the aggregator's features."""
-    base = cfg[rec + R_OUT]
-    for f in range(base, base + cfg[rec + R_NA] * cfg[rec + R_NW]):
-        out[f, i] = np.nan
-        flags[f, i] = ABSENT
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last):
-    """Writes capped features: additive values as summed by `progressive` (an int `max_value`
-    where the last step capped), min as min(max_value, min), max/first/last of capped values."""
-    nw = cfg[rec + R_NW]
-    base = cfg[rec + R_OUT]
-    codes = rec + R_WIN + nw
-    as_int = cfg[rec + R_CAP_INT] == 1
-    for a in range(cfg[rec + R_NA]):
-        f = base + a * nw + w
-        code = cfg[codes + a]
-        flag = 0
-        if code == 0:
-            value = cnt
-            if cnt_c and as_int:
-                flag = INT
-        elif code == 1:
-            value = sm
-            if sm_c and as_int:
-                flag = INT
-        elif code == 2:
-            value = sq
-            if sq_c and as_int:
-                flag = INT
-        elif code == 4:
-            if mn < mv:
-                value = mn
-            else:
-                value = mv
-                if as_int:
-                    flag = INT
-        elif code == 5:
-            value = mx
-        else:
-            value = finish(code, cnt, sm, sq, mn, mx, first, last)
-        out[f, i] = value
-        if flag != 0:
-            flags[f, i] = flag
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
-    """Writes window w's capped features over buckets lo..hi."""
-    if hi < lo:
-        cnt, sm, sq, mn, mx, first, last = 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan
-    else:
-        cnt, sm, sq, mn, mx, first, last, _ = scan(state, istate, k, cfg, rec, lo, hi)
-    rings = rec + R_RINGS
-    cnt, cnt_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_CNT], lo, hi, mv)
-    sm_c = False
-    sq_c = False
-    if cfg[rings + K_SUM] >= 0:
-        sm, sm_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_SUM], lo, hi, mv)
-    if cfg[rings + K_SQR] >= 0:
-        sq, sq_c = progressive(state, istate, k, cfg, rec, cfg[rings + K_SQR], lo, hi, mv)
-    write_capped(out, flags, cfg, rec, mv, w, i, cnt, cnt_c, sm, sm_c, sq, sq_c, mn, mx, first, last)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags):
-    """Writes window w's features over buckets lo..hi, from the ring."""
-    if cfg[rec + R_CAP] == 1:
-        capped_features(state, istate, k, cfg, rec, mv, w, i, lo, hi, out, flags)
-    elif hi < lo:
-        write(out, cfg, rec, w, i, 0.0, 0.0, 0.0, INF, -INF, np.nan, np.nan)
-    else:
-        cnt, sm, sq, mn, mx, first, last, _ = scan(state, istate, k, cfg, rec, lo, hi)
-        write(out, cfg, rec, w, i, cnt, sm, sq, mn, mx, first, last)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def write_empty(state, istate, cfg, rec, mv, out, flags, i):
-    """Features of a key that has nothing aggregated yet (every window over no bucket)."""
-    for w in range(cfg[rec + R_NW]):
-        features(state, istate, 0, cfg, rec, mv, w, i, 1, 0, out, flags)

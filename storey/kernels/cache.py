@@ -11,7 +11,16 @@ import glob
 import hashlib
 import os
 
-SOURCES = ("buckets.py", "fixed.py", "layout.py", "sliding.py")
+SOURCES = (
+    "buckets.py",
+    "fixed.py",
+    "jit.py",
+    "layout.py",
+    "outputs.py",
+    "reference_reads.py",
+    "registry.py",
+    "sliding.py",
+)
 _DIGEST_FILE = "kernel-sources.sha256"
 
 

@@ -15,221 +15,166 @@ starts again.
 
 Each window block remembers where its current range ends (W_END): an in-order event opens a new
 range when its bucket reaches it.
+
+`fixed_kernel` hands each event to `fixed_add` (a value: a new key, a step forward, see
+`fixed_step`, or a late event) or to `fixed_read` (no value, or a read; `fixed_capped_missing`
+with max_value); where the reference reads windows it moved unread is in
+`storey.kernels.reference_reads`.
 """
 
 import numpy as np
-from numba import njit
 
 from .buckets import (
-    AHEAD,
-    INF,
+    NO_LIMIT,
+    aggregator,
+    bucket_add,
     clear_slots,
-    features,
-    filled,
-    finish,
     insert_capped,
     move_latest,
-    newest_last,
-    prefetch,
+    prefetch_ahead,
     reset_window,
+    slot_of,
+    window_add,
     window_from_ring,
-    write,
-    write_absent,
-    write_empty,
+    window_subtract_slots,
+    windows_lcm,
 )
+from .jit import jit
 from .layout import (
-    DIRTY,
     H_B,
-    H_BORN,
     H_FIRST,
     H_J,
-    H_MOVED,
     H_OFF,
-    H_READ,
-    HEADER,
-    K_CNT,
-    K_FOFF,
-    K_FVAL,
-    K_LOFF,
-    K_LVAL,
-    K_MAX,
-    K_MIN,
-    K_SQR,
-    K_SUM,
     MODE_AGG,
     MODE_LAST_CLOSED,
-    MODE_QUERY,
     NO_STATE,
-    R_CAP,
-    R_IOFF,
-    R_MODE,
-    R_N,
-    R_NA,
-    R_NW,
-    R_OUT,
-    R_PERIOD,
-    R_RINGS,
-    R_STRIDE,
     R_UNIT,
-    R_VALUE,
-    R_WIN,
     R_WMAX,
-    R_WOFF,
-    W_CNT,
     W_END,
-    W_FB,
     W_LO,
-    W_MAX,
-    W_MIN,
     W_SIZE,
-    W_SQR,
-    W_SUM,
 )
+from .outputs import features, running_features, write_absent, write_empty
+from .reference_reads import fixed_note_move, fixed_note_unread, fixed_read_time
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_start(cfg, rec, t, w):
     """The first bucket of the range window w covers for an event at time t."""
-    period = cfg[rec + R_PERIOD]
-    length = cfg[rec + R_WIN + w] * period
-    if cfg[rec + R_MODE] == 0:
-        return (t // length) * length // period
+    ag = aggregator(cfg, rec)
+    length = cfg[ag.wins + w] * ag.period
+    if ag.mode == 0:
+        return (t // length) * length // ag.period
     unit = cfg[rec + R_UNIT]
-    cycle = fixed_cycle(cfg, rec) * period
+    cycle = windows_lcm(cfg, rec, NO_LIMIT) * ag.period
     lo = (t // unit) * unit + unit - length
     opened = (t // cycle) * cycle
     if lo < opened:
         lo = opened
-    return -((-lo) // period)
+    return -((-lo) // ag.period)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def fixed_cycle(cfg, rec):
-    """The windows' least common multiple (buckets): every window starts again together."""
-    cycle = np.int64(1)
-    for w in range(cfg[rec + R_NW]):
-        size = cfg[rec + R_WIN + w]
-        a, b = cycle, size
-        while b:
-            a, b = b, a % b
-        cycle = cycle // a * size
-    return cycle
-
-
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_new_range(state, istate, k, cfg, rec, t, b, w):
     """Window w starts the range of an event at time t (in bucket b): its running aggregate is
     recomputed from the range's first bucket up to b."""
-    wo = cfg[rec + R_WOFF] + w * W_SIZE
+    ag = aggregator(cfg, rec)
+    wo = ag.woff + w * W_SIZE
     lo = fixed_start(cfg, rec, t, w)
-    if cfg[rec + R_MODE] == 0:
-        size = cfg[rec + R_WIN + w]
+    if ag.mode == 0:
+        size = cfg[ag.wins + w]
         end = (b // size + 1) * size
     else:
         # until any window starts again
-        end = b + cfg[rec + R_N]
-        for x in range(cfg[rec + R_NW]):
-            size = cfg[rec + R_WIN + x]
+        end = b + ag.n
+        for x in range(ag.nw):
+            size = cfg[ag.wins + x]
             end = min(end, (b // size + 1) * size)
     state[k, wo + W_LO] = lo
     state[k, wo + W_END] = end
     window_from_ring(state, istate, k, cfg, rec, wo, lo, b)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_start_key(state, istate, k, cfg, rec, t, b):
-    """The first value of a key: an empty ring, and every window's range starting."""
-    io = cfg[rec + R_IOFF]
-    n = cfg[rec + R_N]
-    clear_slots(istate, k, io + HEADER, n, 0, n)
-    istate[k, io + H_B] = b
-    istate[k, io + H_OFF] = t - b * cfg[rec + R_PERIOD]
-    istate[k, io + H_J] = b % n
-    istate[k, io + H_FIRST] = b
-    for w in range(cfg[rec + R_NW]):
+    """A new key (its first value, at time t in bucket b): an empty ring, and every window's
+    range starting."""
+    ag = aggregator(cfg, rec)
+    clear_slots(istate, k, ag.words, ag.n, 0, ag.n)
+    istate[k, ag.io + H_B] = b
+    istate[k, ag.io + H_OFF] = t - b * ag.period
+    istate[k, ag.io + H_J] = b % ag.n
+    istate[k, ag.io + H_FIRST] = b
+    for w in range(ag.nw):
         fixed_new_range(state, istate, k, cfg, rec, t, b, w)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_restart(state, istate, k, cfg, rec, t, b):
     """The reference's running aggregates start again from zero at bucket b, once b is two of the
     largest windows past the first bucket since they last did (or past the latest bucket less one
     largest window): the buckets before b are forgotten."""
-    io = cfg[rec + R_IOFF]
-    n = cfg[rec + R_N]
-    clear_slots(istate, k, io + HEADER, n, 0, n)
-    istate[k, io + H_FIRST] = b
-    for w in range(cfg[rec + R_NW]):
-        wo = cfg[rec + R_WOFF] + w * W_SIZE
+    ag = aggregator(cfg, rec)
+    clear_slots(istate, k, ag.words, ag.n, 0, ag.n)
+    istate[k, ag.io + H_FIRST] = b
+    for w in range(ag.nw):
+        wo = ag.woff + w * W_SIZE
         reset_window(state, k, wo)
         state[k, wo + W_LO] = b
         state[k, wo + W_END] = b
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_move_range(state, istate, k, cfg, rec, t, b, w):
     """Window w moves to the aligned window of an event at time t (in bucket b): the buckets
     before its start are subtracted from its running aggregate, oldest first, as the reference
     does."""
-    wo = cfg[rec + R_WOFF] + w * W_SIZE
-    size = cfg[rec + R_WIN + w]
+    ag = aggregator(cfg, rec)
+    wo = ag.woff + w * W_SIZE
+    size = cfg[ag.wins + w]
     lo = np.int64(state[k, wo + W_LO])
     new_lo = (b // size) * size
-    n = cfg[rec + R_N]
-    words = cfg[rec + R_IOFF] + HEADER
-    stride = cfg[rec + R_STRIDE]
-    rings = rec + R_RINGS
-    oc = cfg[rings + K_CNT]
-    os_ = cfg[rings + K_SUM]
-    oq = cfg[rings + K_SQR]
-    if lo < b - n + 1:
-        lo = b - n + 1
-    for x in range(lo, new_lo):
-        j = x % n
-        if filled(istate, k, words, j):
-            s = j * stride
-            state[k, wo + W_CNT] -= state[k, oc + s]
-            if os_ >= 0:
-                state[k, wo + W_SUM] -= state[k, os_ + s]
-            if oq >= 0:
-                state[k, wo + W_SQR] -= state[k, oq + s]
+    if lo < b - ag.n + 1:
+        lo = b - ag.n + 1
+    window_subtract_slots(state, istate, k, ag, wo, lo % ag.n, new_lo - lo)
     state[k, wo + W_LO] = new_lo
     state[k, wo + W_END] = new_lo + size
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_same_range(cfg, rec, t, latest_t, w):
     """Whether an event at t belongs to the range window w has at the latest time."""
-    if cfg[rec + R_MODE] == 0:
-        length = cfg[rec + R_WIN + w] * cfg[rec + R_PERIOD]
+    ag = aggregator(cfg, rec)
+    if ag.mode == 0:
+        length = cfg[ag.wins + w] * ag.period
         return t // length == latest_t // length
-    period = cfg[rec + R_PERIOD]
-    for x in range(cfg[rec + R_NW]):
-        length = cfg[rec + R_WIN + x] * period
+    for x in range(ag.nw):
+        length = cfg[ag.wins + x] * ag.period
         if t // length != latest_t // length:
             return False
     return True
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_kept_from(cfg, rec, latest, latest_t):
     """The oldest bucket the key keeps: the start of the largest window before the latest one."""
+    ag = aggregator(cfg, rec)
     largest = cfg[rec + R_WMAX]
-    kept = ((latest_t // largest) - 1) * largest // cfg[rec + R_PERIOD]
-    ring_start = latest - cfg[rec + R_N] + 1
+    kept = ((latest_t // largest) - 1) * largest // ag.period
+    ring_start = latest - ag.n + 1
     return kept if kept > ring_start else ring_start
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
     """Features of a late event (before the key's latest time): the windows holding its time."""
-    io = cfg[rec + R_IOFF]
-    latest = istate[k, io + H_B]
-    kept = fixed_kept_from(cfg, rec, latest, latest * cfg[rec + R_PERIOD] + istate[k, io + H_OFF])
-    for w in range(cfg[rec + R_NW]):
+    ag = aggregator(cfg, rec)
+    latest = istate[k, ag.io + H_B]
+    kept = fixed_kept_from(cfg, rec, latest, latest * ag.period + istate[k, ag.io + H_OFF])
+    for w in range(ag.nw):
         lo = fixed_start(cfg, rec, t, w)
-        if cfg[rec + R_MODE] == 0:
-            hi = lo + cfg[rec + R_WIN + w] - 1
+        if ag.mode == 0:
+            hi = lo + cfg[ag.wins + w] - 1
         else:
             hi = b
         if lo < kept:
@@ -237,95 +182,140 @@ def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
-    """Features the key has at time t, changing nothing."""
-    io = cfg[rec + R_IOFF]
-    latest = istate[k, io + H_B]
+    """Features the key has at time t, as `mode` sees them, changing nothing."""
+    ag = aggregator(cfg, rec)
+    latest = istate[k, ag.io + H_B]
     if latest == NO_STATE:
         if mode == MODE_AGG:
             write_empty(state, istate, cfg, rec, mv, out, flags, i)
         else:
             write_absent(out, flags, cfg, rec, i)
         return
-    period = cfg[rec + R_PERIOD]
-    latest_t = latest * period + istate[k, io + H_OFF]
+    latest_t = latest * ag.period + istate[k, ag.io + H_OFF]
     if mode == MODE_AGG and t > latest_t:
         t = latest_t
     kept = fixed_kept_from(cfg, rec, latest, latest_t)
-    if t // period < kept:
+    if t // ag.period < kept:
         write_absent(out, flags, cfg, rec, i)
         return
-    woff = cfg[rec + R_WOFF]
-    for w in range(cfg[rec + R_NW]):
-        size = cfg[rec + R_WIN + w]
+    for w in range(ag.nw):
+        size = cfg[ag.wins + w]
         if mode == MODE_LAST_CLOSED:
-            length = size * period
-            lo = ((t // length) - 1) * length // period
+            length = size * ag.period
+            lo = ((t // length) - 1) * length // ag.period
             hi = lo + size - 1
         elif fixed_same_range(cfg, rec, t, latest_t, w):
-            wo = woff + w * W_SIZE
-            lo = np.int64(state[k, wo + W_LO])
-            if cfg[rec + R_CAP] == 1:
+            lo = np.int64(state[k, ag.woff + w * W_SIZE + W_LO])
+            if ag.capped:
                 features(state, istate, k, cfg, rec, mv, w, i, lo, latest, out, flags)
-                continue
-            # the window's running aggregate
-            first = np.nan
-            fb = state[k, wo + W_FB]
-            if cfg[rec + R_RINGS + K_FOFF] >= 0 and fb < INF:
-                j = np.int64(fb) % cfg[rec + R_N]
-                first = state[k, cfg[rec + R_RINGS + K_FVAL] + j * cfg[rec + R_STRIDE]]
-            last = np.nan
-            if cfg[rec + R_RINGS + K_LOFF] >= 0:
-                last = newest_last(state, istate, k, cfg, rec, lo, latest)
-            write(
-                out,
-                cfg,
-                rec,
-                w,
-                i,
-                state[k, wo + W_CNT],
-                state[k, wo + W_SUM],
-                state[k, wo + W_SQR],
-                state[k, wo + W_MIN],
-                state[k, wo + W_MAX],
-                first,
-                last,
-            )
+            else:
+                j = istate[k, ag.io + H_J]
+                running_features(state, istate, k, cfg, ag, w, i, latest, j, latest - lo + 1, out)
             continue
         else:
             lo = fixed_start(cfg, rec, t, w)
-            if cfg[rec + R_MODE] == 0:
-                hi = lo + size - 1
-            else:
-                hi = t // period
+            hi = lo + size - 1 if ag.mode == 0 else t // ag.period
         if lo < kept:
             lo = kept
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(hi, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@jit
 def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
     """Features of an event without a value for an aggregator with max_value, as the reference
     reports them: each window's length of buckets ending at the event's own bucket (not aligned),
     over the largest window's worth of buckets up to the key's latest; none before those."""
-    io = cfg[rec + R_IOFF]
-    latest = istate[k, io + H_B]
+    ag = aggregator(cfg, rec)
+    latest = istate[k, ag.io + H_B]
     if latest == NO_STATE:
         write_empty(state, istate, cfg, rec, mv, out, flags, i)
         return
-    period = cfg[rec + R_PERIOD]
-    b = t // period
-    kept = latest - cfg[rec + R_WMAX] // period + 1
+    b = t // ag.period
+    kept = latest - cfg[rec + R_WMAX] // ag.period + 1
     if b < kept:
         write_absent(out, flags, cfg, rec, i)
         return
-    for w in range(cfg[rec + R_NW]):
-        lo = max(b - cfg[rec + R_WIN + w] + 1, kept)
+    for w in range(ag.nw):
+        lo = max(b - cfg[ag.wins + w] + 1, kept)
         features(state, istate, k, cfg, rec, mv, w, i, lo, min(b, latest), out, flags)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit(inline=True)
+def running(ag):
+    """Whether the aggregator keeps the reference's running sums (mode 0, not capped): buckets
+    leaving a window are subtracted from it."""
+    return ag.mode == 0 and not ag.capped
+
+
+@jit(inline=True)
+def fixed_step(state, istate, k, cfg, ag, largest, t, b, latest):
+    """A step forward: an event at time t (bucket b) at or after the key's latest time. The
+    latest bucket moves to b, the running sums start again where the reference's do (2 `largest`
+    windows on), and the windows whose range b leaves take their next one."""
+    restart = False
+    if b > latest:
+        if running(ag):
+            restart = b - max(istate[k, ag.io + H_FIRST], latest - largest + 1) >= 2 * largest
+        move_latest(istate, k, ag.io, ag.n, b)
+        latest = b
+    istate[k, ag.io + H_OFF] = t - latest * ag.period
+    if restart:
+        fixed_restart(state, istate, k, cfg, ag.rec, t, b)
+    for w in range(ag.nw):
+        if b >= state[k, ag.woff + w * W_SIZE + W_END]:
+            if running(ag):
+                fixed_move_range(state, istate, k, cfg, ag.rec, t, b, w)
+            else:
+                fixed_new_range(state, istate, k, cfg, ag.rec, t, b, w)
+
+
+@jit(inline=True)
+def fixed_add(state, istate, k, cfg, ag, mv, largest, common, follow, t, v, emitted, i, out, flags):
+    """An event with value v at time t: into its bucket and the windows whose range holds it,
+    then its features. A new key starts; an in-order event steps forward; a late one reads the
+    windows holding its time, or gets no features before the buckets the key keeps."""
+    b = t // ag.period
+    latest = istate[k, ag.io + H_B]
+    if follow:
+        fixed_note_move(istate, k, ag, b, latest, emitted[i] != 0)
+        fixed_note_unread(istate, k, ag, common, b, latest, emitted[i] != 0)
+    late = False
+    if latest == NO_STATE:
+        fixed_start_key(state, istate, k, cfg, ag.rec, t, b)
+        latest = b
+    else:
+        latest_t = latest * ag.period + istate[k, ag.io + H_OFF]
+        if t >= latest_t:
+            fixed_step(state, istate, k, cfg, ag, largest, t, b, latest)
+            latest = max(latest, b)
+        elif b < fixed_kept_from(cfg, ag.rec, latest, latest_t):
+            write_absent(out, flags, cfg, ag.rec, i)
+            return
+        else:
+            late = True
+    j = slot_of(ag, istate[k, ag.io + H_J], latest, b)
+    if ag.capped:
+        insert_capped(state, istate, k, cfg, ag.rec, mv, j, float(t - b * ag.period), v)
+    else:
+        bucket_add(state, istate, k, ag, j, t, b, v)
+    for w in range(ag.nw):
+        wo = ag.woff + w * W_SIZE
+        if b >= state[k, wo + W_LO]:
+            window_add(state, k, ag, wo, b, v)
+    if late:
+        fixed_late(state, istate, k, cfg, ag.rec, mv, t, b, out, flags, i)
+        return
+    for w in range(ag.nw):
+        lo = np.int64(state[k, ag.woff + w * W_SIZE + W_LO])
+        if ag.capped:
+            features(state, istate, k, cfg, ag.rec, mv, w, i, lo, b, out, flags)
+        else:
+            running_features(state, istate, k, cfg, ag, w, i, latest, j, b - lo + 1, out)
+
+
+@jit(entry=True)
 def fixed_kernel(
     cfg,
     max_values,
@@ -344,228 +334,33 @@ def fixed_kernel(
     parts,
 ):
     """`sliding_kernel` for fixed windows (same arguments)."""
-    n = times.shape[0]
+    read_mode = mode if update == 0 else MODE_AGG
     for a in range(cfg[0]):
-        rec = cfg[1 + a]
+        ag = aggregator(cfg, cfg[1 + a])
         mv = max_values[a]
-        period = cfg[rec + R_PERIOD]
-        n_ring = cfg[rec + R_N]
-        nw = cfg[rec + R_NW]
-        io = cfg[rec + R_IOFF]
-        words = io + HEADER
-        woff = cfg[rec + R_WOFF]
-        ring = woff + nw * W_SIZE
-        stride = cfg[rec + R_STRIDE]
-        rings = rec + R_RINGS
-        oc = cfg[rings + K_CNT]
-        os_ = cfg[rings + K_SUM]
-        oq = cfg[rings + K_SQR]
-        omin = cfg[rings + K_MIN]
-        omax = cfg[rings + K_MAX]
-        of = cfg[rings + K_FOFF]
-        ofv = cfg[rings + K_FVAL]
-        ol = cfg[rings + K_LOFF]
-        olv = cfg[rings + K_LVAL]
-        capped = cfg[rec + R_CAP] == 1
-        # the reference's running aggregates: buckets leaving a window are subtracted
-        running = cfg[rec + R_MODE] == 0 and not capped
-        vr = cfg[rec + R_VALUE]
-        na = cfg[rec + R_NA]
-        base = cfg[rec + R_OUT]
-        codes = rec + R_WIN + nw
-        read_mode = mode if update == 0 else MODE_AGG
-        span = cfg[rec + R_WMAX] // period
-        common = fixed_cycle(cfg, rec)
-        smallest = cfg[rec + R_WIN]
+        largest = cfg[ag.rec + R_WMAX] // ag.period
+        common = windows_lcm(cfg, ag.rec, NO_LIMIT)
         # where the reference reads the windows of an emitted event without a value (see
-        # sliding's H_READ): followed for the running aggregates only
-        follow = emitted.shape[0] != 0 and running
-        for i in range(n):
+        # storey.kernels.reference_reads): followed for the running sums only
+        follow = emitted.shape[0] != 0 and running(ag)
+        for i in range(times.shape[0]):
             k = slots[i]
             if parts != 1 and k % parts != part:
                 continue
-            ahead = i + AHEAD
-            if ahead < n:
-                ka = slots[ahead]
-                if ka >= 0 and (parts == 1 or ka % parts == part):
-                    prefetch(istate, ka, io)
-                    for x in range(woff, ring, 8):
-                        prefetch(state, ka, x)
-                    prefetch(state, ka, ring + ((times[ahead] // period) % n_ring) * stride)
-            t = times[i]
+            prefetch_ahead(state, istate, cfg, ag, times, slots, i, part, parts, False)
             if k < 0:
-                write_absent(out, flags, cfg, rec, i)
+                write_absent(out, flags, cfg, ag.rec, i)
                 continue
-            if update == 0 or valid[vr, i] == 0:
-                if capped and update == 1:
-                    fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i)
-                    continue
-                if follow and istate[k, io + H_B] != NO_STATE:
-                    # the windows moved on unread: the next emitted event reads those holding its
-                    # own time when it is at least the shortest window past the latest bucket
-                    # (else as they stand), and later ones those holding the time it read
-                    r = t // period
-                    latest = istate[k, io + H_B]
-                    seen = istate[k, io + H_READ]
-                    if seen == DIRTY and emitted[i] != 0:
-                        if r - latest >= smallest:
-                            istate[k, io + H_READ] = r
-                            fixed_read(state, istate, k, cfg, rec, mv, t, MODE_QUERY, out, flags, i)
-                            continue
-                        istate[k, io + H_READ] = NO_STATE
-                    if seen != DIRTY and seen > latest and r > latest:
-                        fixed_read(state, istate, k, cfg, rec, mv, seen * period, MODE_QUERY, out, flags, i)
-                        continue
-                fixed_read(state, istate, k, cfg, rec, mv, t, read_mode, out, flags, i)
-                continue
-            v = values[vr, i]
-            b = t // period
-            latest = istate[k, io + H_B]
-            if follow:
-                # (H_MOVED: where an emitted event last read the windows)
-                if latest == NO_STATE:
-                    istate[k, io + H_BORN] = b
-                    istate[k, io + H_MOVED] = b
-                if emitted[i] != 0:
-                    istate[k, io + H_READ] = NO_STATE
-                    istate[k, io + H_MOVED] = max(b, latest)
-                else:
-                    anchor = max(istate[k, io + H_BORN], istate[k, io + H_MOVED])
-                    seen = istate[k, io + H_READ]
-                    old = b if latest == NO_STATE else latest
-                    if seen != DIRTY and seen > old:
-                        moves = b > seen
-                    else:
-                        moves = b > old and b - max(anchor, old - common + 1) >= 2 * common
-                    if moves:
-                        istate[k, io + H_READ] = DIRTY
-            in_order = True
-            if latest == NO_STATE:
-                fixed_start_key(state, istate, k, cfg, rec, t, b)
-                latest = b
+            t = times[i]
+            if update != 0 and valid[ag.value_row, i] != 0:
+                v = values[ag.value_row, i]
+                fixed_add(
+                    state, istate, k, cfg, ag, mv, largest, common, follow, t, v, emitted, i, out, flags
+                )
+            elif ag.capped and update == 1:
+                fixed_capped_missing(state, istate, k, cfg, ag.rec, mv, t, out, flags, i)
+            elif follow and istate[k, ag.io + H_B] != NO_STATE:
+                t_read, mode_read = fixed_read_time(istate, k, ag, t, read_mode, emitted[i] != 0)
+                fixed_read(state, istate, k, cfg, ag.rec, mv, t_read, mode_read, out, flags, i)
             else:
-                latest_t = latest * period + istate[k, io + H_OFF]
-                if t >= latest_t:
-                    restart = False
-                    if b > latest:
-                        if running:
-                            restart = b - max(istate[k, io + H_FIRST], latest - span + 1) >= 2 * span
-                        move_latest(istate, k, io, n_ring, b)
-                        latest = b
-                    istate[k, io + H_OFF] = t - latest * period
-                    if running and restart:
-                        fixed_restart(state, istate, k, cfg, rec, t, b)
-                    for w in range(nw):
-                        if b >= state[k, woff + w * W_SIZE + W_END]:
-                            if running:
-                                fixed_move_range(state, istate, k, cfg, rec, t, b, w)
-                            else:
-                                fixed_new_range(state, istate, k, cfg, rec, t, b, w)
-                else:
-                    if b < fixed_kept_from(cfg, rec, latest, latest_t):
-                        write_absent(out, flags, cfg, rec, i)
-                        continue
-                    in_order = False
-            j_latest = istate[k, io + H_J]
-            j = j_latest - (latest - b)
-            if j < 0:
-                j += n_ring
-            if capped:
-                insert_capped(state, istate, k, cfg, rec, mv, j, float(t - b * period), v)
-            else:
-                # the value into its bucket
-                s = j * stride
-                if not filled(istate, k, words, j):
-                    state[k, oc + s] = 0.0
-                    if os_ >= 0:
-                        state[k, os_ + s] = 0.0
-                    if oq >= 0:
-                        state[k, oq + s] = 0.0
-                    if omin >= 0:
-                        state[k, omin + s] = INF
-                    if omax >= 0:
-                        state[k, omax + s] = -INF
-                    if of >= 0:
-                        state[k, of + s] = INF
-                        state[k, ofv + s] = np.nan
-                    if ol >= 0:
-                        state[k, ol + s] = -INF
-                        state[k, olv + s] = np.nan
-                    istate[k, words + (j >> 5)] |= np.int64(1) << (j & 31)
-                state[k, oc + s] += 1.0
-                if os_ >= 0:
-                    state[k, os_ + s] += v
-                if oq >= 0:
-                    state[k, oq + s] += v * v
-                if v == v:
-                    # min and max without a branch on the values
-                    if omin >= 0:
-                        state[k, omin + s] = min(v, state[k, omin + s])
-                    if omax >= 0:
-                        state[k, omax + s] = max(v, state[k, omax + s])
-                    if of >= 0 or ol >= 0:
-                        off = float(t - b * period)
-                        if of >= 0 and off < state[k, of + s]:
-                            state[k, of + s] = off
-                            state[k, ofv + s] = v
-                        if ol >= 0 and off >= state[k, ol + s]:
-                            state[k, ol + s] = off
-                            state[k, olv + s] = v
-            # and into the running aggregates of the windows whose range holds its bucket
-            for w in range(nw):
-                wo = woff + w * W_SIZE
-                if b >= state[k, wo + W_LO]:
-                    state[k, wo + W_CNT] += 1.0
-                    if os_ >= 0:
-                        state[k, wo + W_SUM] += v
-                    if oq >= 0:
-                        state[k, wo + W_SQR] += v * v
-                    if v == v:
-                        if omin >= 0:
-                            state[k, wo + W_MIN] = min(v, state[k, wo + W_MIN])
-                        if omax >= 0:
-                            state[k, wo + W_MAX] = max(v, state[k, wo + W_MAX])
-                        if of >= 0 and b < state[k, wo + W_FB]:
-                            state[k, wo + W_FB] = b
-            if not in_order:
-                fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i)
-                continue
-            if capped:
-                for w in range(nw):
-                    lo = np.int64(state[k, woff + w * W_SIZE + W_LO])
-                    features(state, istate, k, cfg, rec, mv, w, i, lo, b, out, flags)
-                continue
-            # features from the running aggregates (the event's bucket is the latest)
-            for w in range(nw):
-                wo = woff + w * W_SIZE
-                lo = np.int64(state[k, wo + W_LO])
-                cnt = state[k, wo + W_CNT]
-                first = np.nan
-                if of >= 0:
-                    fb = state[k, wo + W_FB]
-                    if fb < INF:
-                        jf = j_latest - (latest - np.int64(fb))
-                        if jf < 0:
-                            jf += n_ring
-                        first = state[k, ofv + jf * stride]
-                last = np.nan
-                if ol >= 0:
-                    jl = j_latest
-                    for _ in range(b - lo + 1):
-                        if filled(istate, k, words, jl) and state[k, ol + jl * stride] > -INF:
-                            last = state[k, olv + jl * stride]
-                            break
-                        jl -= 1
-                        if jl < 0:
-                            jl = n_ring - 1
-                for x in range(na):
-                    out[base + x * nw + w, i] = finish(
-                        cfg[codes + x],
-                        cnt,
-                        state[k, wo + W_SUM],
-                        state[k, wo + W_SQR],
-                        state[k, wo + W_MIN],
-                        state[k, wo + W_MAX],
-                        first,
-                        last,
-                    )
+                fixed_read(state, istate, k, cfg, ag.rec, mv, t, read_mode, out, flags, i)
