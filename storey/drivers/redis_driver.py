@@ -350,8 +350,7 @@ def _conflict_message(conflicts):
     more = f" and {len(conflicts) - _KEYS_NAMED} more" if len(conflicts) > _KEYS_NAMED else ""
     return (
         f"{len(conflicts)} key{'s' if len(conflicts) > 1 else ''} ({named}{more}) changed by another "
-        "writer since this table loaded them: each key of a table must have one writer (nothing of "
-        "those keys was saved)"
+        "writer since this table loaded them: each key of a table must have one writer"
     )
 
 
