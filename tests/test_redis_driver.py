@@ -214,7 +214,8 @@ def test_window_state_survives_a_restart(server):
     ]
 
 
-def test_a_batch_of_keys_loads_and_flushes_in_one_round_trip_each(server):
+@pytest.mark.parametrize("parallel, round_trips", [(True, 4), (False, 5)])
+def test_a_batch_of_keys_loads_and_flushes_in_one_round_trip_each(server, parallel, round_trips):
     name = fresh_name()
     # the server knows the driver's scripts once any flush ran (a fresh one makes it load them)
     run_live(
@@ -228,12 +229,12 @@ def test_a_batch_of_keys_loads_and_flushes_in_one_round_trip_each(server):
     build_flow(
         [
             DataframeSource(frame, key_field="k", time_field="t"),
-            AggregateByKey(_sum_count(), Table(name, RedisDriver(client))),
+            AggregateByKey(_sum_count(), Table(name, RedisDriver(client, use_parallel_operations=parallel))),
         ]
     ).run().await_termination()
     # the aggregator descriptions, the 300 keys of the batch, then the flush: the new description,
-    # then the keys (two chunks) in one pipeline
-    assert client.pipelines == 4
+    # then the keys (two chunks of keys: in one pipeline, or one after the other)
+    assert client.pipelines == round_trips
     assert len(redis.Redis.from_url(server.url).keys(f"storey:{name}:{{*")) == 300
 
 

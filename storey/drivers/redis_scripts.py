@@ -55,14 +55,11 @@ for i = 1, #KEYS do
   local sets = 2 * tonumber(ARGV[at + 1])
   local removes = tonumber(ARGV[at + 2])
   local first = at + 3
-  if sets > 0 then
-    redis.call('HSET', KEYS[i], unpack(ARGV, first, first + sets - 1))
-  end
+  redis.call('HSET', KEYS[i], '__writer', token, unpack(ARGV, first, first + sets - 1))
   if removes > 0 then
     redis.call('HDEL', KEYS[i], unpack(ARGV, first + sets, first + sets + removes - 1))
   end
   versions[i] = redis.call('HINCRBY', KEYS[i], '__version', 1)
-  redis.call('HSET', KEYS[i], '__writer', token)
   at = first + sets + removes
 end
 return {1, versions}
