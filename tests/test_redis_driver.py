@@ -170,6 +170,14 @@ def test_static_attributes_keep_their_types(server):
     }
 
 
+def test_fields_another_program_wrote_as_plain_text_are_read_as_text(server):
+    name = fresh_name()
+    fields = {"note": "plain text", "raw": b"\xff\x00", "odd": "@when:later", "n": "42"}
+    redis.Redis.from_url(server.url).hset(f"storey:{name}:{{k}}", mapping=fields)
+    out = emit_all([JoinWithTable(Table(name, RedisDriver(redis_url=server.url)), "k")], [{"k": "k"}])
+    assert out == [{"k": "k", "note": "plain text", "raw": b"\xff\x00", "odd": "@when:later", "n": 42}]
+
+
 def test_removed_and_none_attributes_leave_the_hash(server):
     name = fresh_name()
     driver = RedisDriver(redis_url=server.url)

@@ -136,7 +136,7 @@ class RedisDriver(Driver):
 
     def _load_keys(self, table, keys, aggregators):
         writer = self._writer(table)
-        chunk = len(keys) if self._parallel_ops else _LOAD_CHUNK
+        chunk = max(len(keys), 1) if self._parallel_ops else _LOAD_CHUNK
         replies = []
         for start in range(0, len(keys), chunk):
             replies += self._run([("HGETALL", writer.hash_key(key)) for key in keys[start : start + chunk]])

@@ -36,20 +36,34 @@ def encode_value(value):
 
 
 def decode_value(data):
-    """The attribute value a hash field's bytes `data` hold."""
+    """The attribute value a hash field's bytes `data` hold; what another program stored as plain
+    text (not JSON) is read as that text (bytes when it is not UTF-8)."""
     if data[:1] != b"@":
-        return json.loads(data)
-    tag, _, text = data.decode().partition(":")
-    if tag == "@datetime":
-        return datetime.datetime.fromisoformat(text)
-    if tag == "@date":
-        return datetime.date.fromisoformat(text)
-    if tag == "@timedelta":
-        days, seconds, microseconds = (int(part) for part in text.split(":"))
-        return datetime.timedelta(days, seconds, microseconds)
-    if tag == "@bytes":
-        return base64.b64decode(text)
-    raise ValueError(f"not a value RedisDriver stored: {bytes(data[:40])!r}")
+        try:
+            return json.loads(data)
+        except ValueError:
+            return _text(data)
+    tag, _, text = data.decode(errors="replace").partition(":")
+    try:
+        if tag == "@datetime":
+            return datetime.datetime.fromisoformat(text)
+        if tag == "@date":
+            return datetime.date.fromisoformat(text)
+        if tag == "@timedelta":
+            days, seconds, microseconds = (int(part) for part in text.split(":"))
+            return datetime.timedelta(days, seconds, microseconds)
+        if tag == "@bytes":
+            return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        pass
+    return _text(data)
+
+
+def _text(data):
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return bytes(data)
 
 
 def _json_default(value):
