@@ -562,7 +562,7 @@ def test_a_key_keeps_no_bucket_older_than_its_longest_window(server):
     assert sizes[0] < sizes[1] == sizes[2]
 
 
-def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path):
+def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path, capsys):
     from storey.cli import main
     from storey.cli.sample_data import generate_events
     from tests.test_cli import FEATURE_NAMES, FEATURES, assert_same_features, python_features
@@ -574,6 +574,8 @@ def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path):
     args = ["backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp"]
     args += ["--features", FEATURES, "--out", str(tmp_path / "f.parquet"), "--quiet"]
     assert main([*args, "--table", f"{server.url}#{name}"]) == 0
+    assert main([*args, "--table", f"{server.url}#{name}", "--print-flow"]) == 0
+    assert f'Table("{name}", RedisDriver(redis_url="{server.url}"))' in capsys.readouterr().out
     from storey.cli.table_urls import parse_table_url
 
     table = parse_table_url(f"{server.url}#{name}").table(["user_id"])
