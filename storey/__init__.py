@@ -63,6 +63,10 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 
 __all__ = sorted(_MODULE_OF)
 
+# names whose client library comes with an extra (`pip install storey[redis]`): given on use, and
+# left out of `from storey import *`, which works without the extra
+_MODULE_OF["RedisDriver"] = "storey.drivers"
+
 
 # Submodules, attributes of the package as they are in storey 1.0.6 (loaded on first use).
 _SUBMODULES = frozenset(
@@ -71,6 +75,7 @@ _SUBMODULES = frozenset(
         "drivers",
         "dtypes",
         "flow",
+        "redis_driver",
         "sources",
         "steps",
         "table",

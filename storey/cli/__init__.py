@@ -145,7 +145,7 @@ def _parser():
         "--table",
         metavar="URL",
         help="also keep every key's final window state in this table, for a live flow to continue: "
-        "sqlite:///FILE or postgresql://USER@HOST:PORT/DB, optionally #TABLE_NAME",
+        "sqlite:///FILE, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB, optionally #TABLE_NAME",
     )
     backfill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     backfill.add_argument(

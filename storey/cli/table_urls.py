@@ -3,13 +3,15 @@ names, so that a live service started later on it continues the same windows.
 
     sqlite:///features.db            SQLDriver on an SQLite file (table 'features')
     postgresql://user@host:5432/db   SQLDriver on PostgreSQL
-    URL#name                         the table name inside the database (default: features)
+    redis://host:6379/0              RedisDriver (rediss:// for TLS; the storey[redis] extra)
+    URL#name                         the table's name (its path in Redis; default: features)
 """
 
 from dataclasses import dataclass
 
 DEFAULT_NAME = "features"
-SCHEMES = ("sqlite", "postgresql")
+# URL scheme -> the driver class that keeps tables there
+DRIVERS = {"sqlite": "SQLDriver", "postgresql": "SQLDriver", "redis": "RedisDriver", "rediss": "RedisDriver"}
 
 
 class TableUrlError(ValueError):
@@ -25,29 +27,34 @@ class TableUrl:
 
     @property
     def driver_class(self):
-        return "SQLDriver"
+        return DRIVERS[_scheme(self.database)]
 
     def driver_args(self, key):
         """(args, kwargs) of the driver for the key column(s) `key`."""
+        if self.driver_class == "RedisDriver":
+            return [], {"redis_url": self.database}
         return [key[0] if len(key) == 1 else list(key), self.database], {}
 
     def table(self, key):
         """The Table this URL names, for the key column(s) `key`."""
-        from storey import SQLDriver, Table
+        import storey
 
         args, kwargs = self.driver_args(key)
-        return Table(self.name, SQLDriver(*args, **kwargs))
+        return storey.Table(self.name, getattr(storey, self.driver_class)(*args, **kwargs))
+
+
+def _scheme(database):
+    return database.partition(":")[0].partition("+")[0]
 
 
 def parse_table_url(text):
     """The `TableUrl` of `text`, or a TableUrlError saying what is wrong."""
     database, _, name = text.partition("#")
-    scheme = database.partition(":")[0].partition("+")[0]
-    if scheme not in SCHEMES or "://" not in database:
+    if _scheme(database) not in DRIVERS or "://" not in database:
         raise TableUrlError(
-            f"--table {text!r}: expected sqlite:///FILE or postgresql://USER@HOST:PORT/DB "
-            "(optionally #TABLE_NAME)"
+            f"--table {text!r}: expected sqlite:///FILE, postgresql://USER@HOST:PORT/DB or "
+            "redis://HOST:PORT/DB (optionally #TABLE_NAME)"
         )
-    if scheme == "sqlite" and database.split("://", 1)[1] in ("", "/", "/:memory:"):
+    if _scheme(database) == "sqlite" and database.split("://", 1)[1] in ("", "/", "/:memory:"):
         raise TableUrlError(f"--table {text!r}: name an SQLite file, e.g. sqlite:///features.db")
     return TableUrl(database, name or DEFAULT_NAME)

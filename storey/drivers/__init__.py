@@ -1,4 +1,4 @@
-"""Storage drivers for tables: Driver, NoopDriver, SQLDriver, V3ioDriver, one module each.
+"""Storage drivers for tables: Driver, NoopDriver, SQLDriver, V3ioDriver, RedisDriver, one module each.
 
 The contract a driver follows (a new driver is one module, a subclass of `Driver`):
 
@@ -55,5 +55,9 @@ from .v3io_driver import NeedsV3ioAccess, V3ioDriver
 
 __all__ = ["Driver", "NeedsV3ioAccess", "NoopDriver", "SQLDriver", "V3ioDriver"]
 
-# drivers whose client library loads only when they are used
-__getattr__ = lazy_exports(__name__, {"SQLDriver": "storey.drivers.sql_driver"})
+# drivers whose client library loads only when they are used (RedisDriver's comes with the
+# storey[redis] extra: it is left out of `import *`)
+__getattr__ = lazy_exports(
+    __name__,
+    {"SQLDriver": "storey.drivers.sql_driver", "RedisDriver": "storey.drivers.redis_driver"},
+)

@@ -1,8 +1,8 @@
 """Throw-away database servers for the tests, on a free loopback port, stopped after use.
 
 PostgreSQL comes from the machine's server binaries (`initdb` and `pg_ctl`, run as the `postgres`
-user when the tests run as root). A test that needs a server it cannot start fails: the servers
-are part of what CI installs.
+user when the tests run as root); Redis from Debian's `redis-server`. A test that needs a server
+it cannot start fails: the servers are part of what CI installs (.ci/run).
 """
 
 import contextlib
@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 
 def free_port():
@@ -78,6 +79,77 @@ class PostgresServer:
 @contextlib.contextmanager
 def postgres_server():
     server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+class RedisServer:
+    """A redis-server in a temporary folder, keeping nothing on disk while it runs (no snapshots,
+    no append-only file); `restart()` saves what it holds on shutdown and loads it again, as a
+    server restarted by its operator does. `url` reaches its database 0."""
+
+    def __init__(self):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            raise RuntimeError("redis-server is not installed: see .ci/run")
+        self.port = free_port()
+        self.folder = tempfile.mkdtemp(prefix="storey-redis-")
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.folder]
+        command += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+        with open(os.path.join(self.folder, "log"), "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}: see {self.folder}/log")
+            time.sleep(0.01)
+        return self
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, save=False):
+        """Shuts the server down (saving what it holds first, with `save`)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(b"SHUTDOWN SAVE\r\n" if save else b"SHUTDOWN NOSAVE\r\n")
+                sock.recv(16)
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self):
+        self.stop(save=True)
+        self.start()
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server():
+    server = RedisServer().start()
     try:
         yield server
     finally:
