@@ -12,7 +12,7 @@ import datetime as dt
 import time
 
 from storey import Complete, Filter, Map, Reduce, SyncEmitSource, build_flow
-from storey.core.batch import EventBatch
+from storey.core import batch as batches
 from storey.engine.graph import drive
 from storey.engine.runtime import FlowRuntime
 from storey.flow import Flow
@@ -119,7 +119,9 @@ class LargeBatch:
         entry = _Entry()
         build_flow([entry, *_map_filter_reduce()])
         runtime = FlowRuntime(entry)
-        batch = EventBatch(N, bodies=[dict(b) for b in self.bodies], keys=self.keys, time_values=self.times)
+        batch = batches.EventBatch(
+            N, bodies=[dict(b) for b in self.bodies], keys=self.keys, time_values=self.times
+        )
         drive(runtime.run_batch(batch))
         return drive(entry._terminate())
 
