@@ -498,6 +498,7 @@ class AggregateByKey(Flow):
             time_values=[when] * n,
             ids=[None] * n,
         )
+        await self._table._aggregation_slots(keys, self._groups)
         features = self._read(batch, keys, MODE_AGG)
         rows = features.merged_into(batch.bodies_to_change())
         await self._emit(batch.with_bodies(rows))
@@ -680,14 +681,12 @@ class QueryByKey(AggregateByKey):
         table = self._table
         try:
             keys = self._keys.keys(batch)
-            if table._persists:
-                self._resolve()
+            self._resolve()
+            if table._persists or table._packed:
                 known = [k for k in keys if k is not None]
                 await table._ensure_loaded(known)
                 if self._calls:
                     await table._aggregation_slots(known, [call.group for call in self._calls])
-            else:
-                self._resolve()
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise

@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _NON_INVERTIBLE = MIN | MAX | FIRST | LAST
+# tables with fewer slots keep their arrays when keys are released
+_COMPACT_FROM = 4096
 # the version of the blocks' layout: state stored by another version is refused, not misread
 LAYOUT_VERSION = 1
 
@@ -244,6 +246,27 @@ class Group:
             grown[: len(old)] = old
             setattr(self, name, grown)
 
+    def clear(self, slots):
+        """Empties the rows `slots` (as new rows are), for other keys."""
+        self.state[slots] = 0.0
+        self.istate[slots] = B.NO_STATE
+        self.loaded[slots] = False
+        self.dirty[slots] = False
+
+    def compacted(self, live, capacity):
+        """Keeps only the rows `live` (in that order, from row 0) in arrays of `capacity` rows."""
+        count = len(live)
+        rows = GrowingRows(capacity, self.width, np.float64, 0.0)
+        irows = GrowingRows(capacity, self.iwidth, np.int64, B.NO_STATE)
+        rows.array[:count] = self.state[live]
+        irows.array[:count] = self.istate[live]
+        self._rows, self._irows = rows, irows
+        self.state, self.istate = rows.array, irows.array
+        for name in ("loaded", "dirty"):
+            kept = np.zeros(capacity, dtype=bool)
+            kept[:count] = getattr(self, name)[live]
+            setattr(self, name, kept)
+
     def put(self, layout, slots, floats, ints):
         """Puts the state blocks of one aggregator (rows of `floats`, `ints`) in `slots`."""
         self.state[slots, layout.offset : layout.end] = floats
@@ -264,11 +287,19 @@ class Group:
 
 
 class AggregationState:
-    """Per-key window state of a table: key slots and the registered aggregator groups."""
+    """Per-key window state of a table: key slots and the registered aggregator groups.
+
+    Slots of released keys (`release`) are reused by new keys; once most slots are free, the rows
+    are moved together into smaller arrays, so that memory follows the keys held."""
 
     def __init__(self):
         self.slots = {}
+        # the key of each slot (None for a released slot)
         self.keys = []
+        self.free = []
+        # the batch that last used each slot (see touch), for releasing the least recently used
+        self.clock = 0
+        self.stamps = np.zeros(64, dtype=np.int64)
         # whether every key is a str; then the keys as Arrow arrays, by string type (see _known_text)
         self._all_text = True
         self._text_keys = {}
@@ -345,9 +376,9 @@ class AggregationState:
 
     def _known_text(self, kind, n):
         """Every key, in slot order, as an Arrow array of `kind` (a string type): its positions
-        are the slots. None when some key is not a str, or when looking the batch's n keys up
-        among them would cost more than hashing the batch's own keys."""
-        if not self._all_text or len(self.keys) > 4 * n:
+        are the slots. None when some key is not a str, when some slot is free, or when looking the
+        batch's n keys up among them would cost more than hashing the batch's own keys."""
+        if not self._all_text or self.free or len(self.keys) > 4 * n:
             return None
         known = self._text_keys.get(kind)
         count = 0 if known is None else len(known)
@@ -365,14 +396,52 @@ class AggregationState:
         return np.array([get(k, -1) for k in keys], dtype=np.int64)
 
     def _new_slot(self, key):
-        slot = len(self.keys)
+        if self.free:
+            slot = self.free.pop()
+            self.keys[slot] = key
+        else:
+            slot = len(self.keys)
+            self.keys.append(key)
         self.slots[key] = slot
-        self.keys.append(key)
         if type(key) is not str:
             self._all_text = False
         if slot >= self.capacity:
             self._reserve(slot + 1)
         return slot
+
+    def touch(self, slots):
+        """Notes that a batch used `slots`."""
+        self.clock += 1
+        self.stamps[slots] = self.clock
+
+    def release(self, slots):
+        """Forgets the keys of `slots`: their rows are emptied, for new keys."""
+        for slot in slots.tolist():
+            del self.slots[self.keys[slot]]
+            self.keys[slot] = None
+        for group in self.groups:
+            group.clear(slots)
+        self.stamps[slots] = 0
+        self.free.extend(slots.tolist())
+        self._text_keys = {}
+        if len(self.free) > len(self.slots) and self.capacity > _COMPACT_FROM:
+            self._compact()
+
+    def _compact(self):
+        """Moves the held keys' rows to the first slots, in arrays sized for them."""
+        live = np.array(sorted(self.slots.values()), dtype=np.int64)
+        capacity = 64
+        while capacity < len(live):
+            capacity *= 2
+        self.keys = [self.keys[slot] for slot in live.tolist()]
+        self.slots = {key: slot for slot, key in enumerate(self.keys)}
+        for group in self.groups:
+            group.compacted(live, capacity)
+        stamps = np.zeros(capacity, dtype=np.int64)
+        stamps[: len(live)] = self.stamps[live]
+        self.stamps = stamps
+        self.free = []
+        self.capacity = capacity
 
     def _reserve(self, n):
         """Room for n keys in every group's arrays (capacity doubled as often as needed)."""
@@ -381,6 +450,9 @@ class AggregationState:
                 self.capacity *= 2
             for group in self.groups:
                 group.grow(self.capacity)
+            stamps = np.zeros(self.capacity, dtype=np.int64)
+            stamps[: len(self.stamps)] = self.stamps
+            self.stamps = stamps
 
 
 def _same(a, b):

@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..core.checks import check_seconds
-from ..drivers.driver import AggregatorRows, Changes, Driver
+from ..drivers.driver import AggregatorRows, Changes, Driver, StoredKey
 from ..dtypes.event import FlowError
+from ..kernels.layout import H_B, NO_STATE
 from .aggregation_state import describe, difference
 from .keys import table_key
 
@@ -35,6 +36,24 @@ __all__ = ["Table", "resolve_table", "table_key"]
 
 # how many keys a flush error names
 _KEYS_NAMED = 5
+# the fewest events aggregated between two checks for keys whose windows are all past
+_IDLE_CHECK_EVERY = 1 << 16
+
+
+def _windows_past(state):
+    """The slots of the keys whose windows are all past: for every aggregator, the key's latest
+    bucket is a whole ring (its longest windows) behind the latest bucket of any key."""
+    count = len(state.keys)
+    past = np.array([key is not None for key in state.keys], dtype=bool)
+    for group in state.groups:
+        for layout in group.layouts:
+            latest = group.istate[:count, layout.ioffset + H_B]
+            valued = latest != NO_STATE
+            if not valued.any():
+                return np.zeros(0, dtype=np.int64)
+            now = latest[valued].max()
+            past &= valued & (now - latest >= layout.ring)
+    return np.flatnonzero(past)
 
 
 class Table:
@@ -53,6 +72,11 @@ class Table:
         (or 0) writes every change through at once. Default is 300 (5 minutes). Flows also flush when
         they terminate.
     :param max_updates_in_flight: maximum number of concurrent updates sent to the storage.
+    :param max_keys_in_memory: the most keys whose window state the table keeps in its arrays:
+        past it, the least recently used are saved and let go (over a storage), or kept packed
+        (in memory), and come back when a batch needs them, as if they had never left. None (the
+        default) for no bound. Keys whose windows are all past are let go the same way in any
+        case.
     """
 
     def __init__(
@@ -62,6 +86,7 @@ class Table:
         partitioned_by_key: bool = True,
         flush_interval_secs: int | None = 300,
         max_updates_in_flight: int = 8,
+        max_keys_in_memory: int | None = None,
     ):
         if not isinstance(table_path, str):
             raise TypeError(
@@ -82,8 +107,22 @@ class Table:
             raise ValueError(
                 f"Table: max_updates_in_flight must be a positive int, got {max_updates_in_flight!r}"
             )
+        if max_keys_in_memory is not None and (
+            isinstance(max_keys_in_memory, bool)
+            or not isinstance(max_keys_in_memory, int)
+            or max_keys_in_memory < 1
+        ):
+            raise ValueError(
+                f"Table: max_keys_in_memory must be a positive int or None, got {max_keys_in_memory!r}"
+            )
         self._table_path = table_path
         self._storage = storage
+        self._max_keys = max_keys_in_memory
+        # keys let go of a table that keeps nothing in a storage: key -> {aggregator name: (floats,
+        # ints)}, their state packed as a flush would store it
+        self._packed = {}
+        # events aggregated since keys were last checked for windows all past
+        self._since_idle_check = 0
         self._partitioned_by_key = bool(partitioned_by_key)
         self._flush_interval_secs = flush_interval_secs
         # None (and 0, which the reference takes the same way) writes every change through at once
@@ -203,8 +242,10 @@ class Table:
         getting new rows; over a storage, the state it holds for keys the groups have not loaded
         yet is put in them first (one driver call)."""
         state = self._aggregation_state
+        await self._let_go()
         slots = state.slots_of(keys)
-        if self._persists:
+        state.touch(slots)
+        if self._persists or self._packed:
             await self._settle(wait=False)
             missing = np.zeros(len(slots), dtype=bool)
             for group in groups:
@@ -215,6 +256,12 @@ class Table:
 
     async def _load(self, keys):
         """Loads static attributes and aggregation state of `keys` (table form, distinct)."""
+        if not self._persists:
+            # keys let go of a table in memory come back from their packed state
+            packed = self._packed
+            found = {key: StoredKey(None, packed.pop(key)) for key in keys if key in packed}
+            self._put_aggregations(keys, found)
+            return
         names = await self._check_schema()
         found = await self._call(self._read, keys, names)
         self._put_static(keys, found)
@@ -317,9 +364,54 @@ class Table:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
+    # ---- letting keys go
+    async def _let_go(self):
+        """Lets go of the keys past `max_keys_in_memory` (least recently used first) and of those
+        whose windows are all past (checked once as many events as keys were aggregated)."""
+        state = self._aggregation_state
+        held = len(state.slots)
+        chosen = []
+        if self._max_keys is not None and held > self._max_keys:
+            slots = np.fromiter(state.slots.values(), np.int64, held)
+            # down to 90% of the bound, so that this happens once every many batches
+            count = held - max(1, self._max_keys * 9 // 10)
+            chosen.append(slots[np.argsort(state.stamps[slots], kind="stable")[:count]])
+        if held and self._since_idle_check >= max(held, _IDLE_CHECK_EVERY):
+            self._since_idle_check = 0
+            chosen.append(_windows_past(state))
+        if chosen:
+            slots = np.unique(np.concatenate(chosen))
+            if len(slots):
+                await self._evict(slots)
+
+    async def _evict(self, slots):
+        """Lets go of the keys in `slots`: saved first (over a storage; their attributes go too,
+        and come back with them) or packed (in memory)."""
+        state = self._aggregation_state
+        keys = [state.keys[slot] for slot in slots.tolist()]
+        if self._persists:
+            if self._pending or self._removed or any(group.dirty[slots].any() for group in state.groups):
+                await self._flush()
+            for key in keys:
+                self._static.pop(key, None)
+                self._absent.discard(key)
+        else:
+            packed = self._packed
+            for group in state.groups:
+                for layout in group.layouts:
+                    floats, ints = layout.pack(
+                        group.state[slots, layout.offset : layout.end],
+                        group.istate[slots, layout.ioffset : layout.iend],
+                    )
+                    name = layout.aggregator.name
+                    for key, f, i in zip(keys, floats, ints, strict=True):
+                        packed.setdefault(key, {})[name] = (f, i)
+        state.release(slots)
+
     # ---- writing
     async def _aggregated(self, slots, groups):
         """Called by an aggregation step after the kernels updated the rows `slots` of `groups`."""
+        self._since_idle_check += len(slots)
         if not self._persists:
             return
         for group in groups:
