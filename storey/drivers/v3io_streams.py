@@ -75,10 +75,12 @@ class StreamWriter:
             if attempt + 1 < attempts:
                 await asyncio.sleep(delay)
                 delay *= 2
-        raise V3ioError(
+        error = V3ioError(
             f"Failed to put {len(records)} records to stream {stream}: {len(pending)} of them were not "
             f"written after {attempts} attempts ({reason})"
         )
+        error.unwritten = len(pending)
+        raise error
 
     def _settle(self, container, path, pending, results, stream):
         """The records a PutRecords answer says were not written (and why): those it refused as
