@@ -301,7 +301,7 @@ class ItemFormat:
             s = ring_start + slot * layout.stride
             state[0, s + self.place[B.K_CNT]] = stats.get("count", 1.0)
             for raw in ("sum", "sqr", "min", "max"):
-                if B.K_SUM + ("sum", "sqr", "min", "max").index(raw) in self.place:
+                if _STAT[raw] in self.place:
                     state[0, s + self.place[_STAT[raw]]] = stats.get(raw, _NEUTRAL[raw])
             if B.K_FOFF in self.place:
                 value = stats.get("first", math.nan)
