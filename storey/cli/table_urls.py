@@ -4,6 +4,8 @@ names, so that a live service started later on it continues the same windows.
     sqlite:///features.db            SQLDriver on an SQLite file (table 'features')
     postgresql://user@host:5432/db   SQLDriver on PostgreSQL
     URL#name                         the table name inside the database (default: features)
+    v3io:///container/path           V3ioDriver: the V3IO table at that path (V3IO_API and
+                                     V3IO_ACCESS_KEY say where and who)
 """
 
 from dataclasses import dataclass
@@ -18,35 +20,40 @@ class TableUrlError(ValueError):
 
 @dataclass(frozen=True)
 class TableUrl:
-    """A parsed --table URL: the database URL, the table's name in it, and the driver class."""
+    """A parsed --table URL: the database URL (None for V3IO), the table's name (path) in it, and
+    the driver class."""
 
-    database: str
+    database: str | None
     name: str
-
-    @property
-    def driver_class(self):
-        return "SQLDriver"
+    driver_class: str = "SQLDriver"
 
     def driver_args(self, key):
         """(args, kwargs) of the driver for the key column(s) `key`."""
+        if self.driver_class == "V3ioDriver":
+            return [], {}
         return [key[0] if len(key) == 1 else list(key), self.database], {}
 
     def table(self, key):
         """The Table this URL names, for the key column(s) `key`."""
-        from storey import SQLDriver, Table
+        import storey
 
         args, kwargs = self.driver_args(key)
-        return Table(self.name, SQLDriver(*args, **kwargs))
+        return storey.Table(self.name, getattr(storey, self.driver_class)(*args, **kwargs))
 
 
 def parse_table_url(text):
     """The `TableUrl` of `text`, or a TableUrlError saying what is wrong."""
+    if text.startswith("v3io:"):
+        path = text[len("v3io:") :]
+        if not path.startswith("///") or "#" in path or not path.strip("/").count("/"):
+            raise TableUrlError(f"--table {text!r}: expected v3io:///CONTAINER/PATH/TO/TABLE")
+        return TableUrl(None, path.strip("/"), "V3ioDriver")
     database, _, name = text.partition("#")
     scheme = database.partition(":")[0].partition("+")[0]
     if scheme not in SCHEMES or "://" not in database:
         raise TableUrlError(
             f"--table {text!r}: expected sqlite:///FILE or postgresql://USER@HOST:PORT/DB "
-            "(optionally #TABLE_NAME)"
+            "(optionally #TABLE_NAME), or v3io:///CONTAINER/PATH"
         )
     if scheme == "sqlite" and database.split("://", 1)[1] in ("", "/", "/:memory:"):
         raise TableUrlError(f"--table {text!r}: name an SQLite file, e.g. sqlite:///features.db")
