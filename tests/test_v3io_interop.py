@@ -34,7 +34,7 @@ from storey import (
     V3ioDriver,
     build_flow,
 )
-from storey.testing.v3io.typed_values import decode_attributes
+from storey.testing.v3io.typed_values import decode_attributes, readable
 
 DATA = json.loads((pathlib.Path(__file__).parent / "data" / "v3io" / "storey_1_0_6_tables.json").read_text())
 SCENARIOS = DATA["scenarios"]
@@ -182,7 +182,7 @@ def test_ours_writes_the_arrays_storey_writes(v3io_emulator, name):
     k = scenario["split"]
     _run(Table(path, _driver(v3io_emulator)), scenario, scenario["events"][:k])
     ours = v3io_emulator.items(path)
-    theirs = {key: decode_attributes(item) for key, item in scenario["items"].items()}
+    theirs = {key: readable(decode_attributes(item)) for key, item in scenario["items"].items()}
     assert sorted(ours) == sorted(theirs)
     for key, item in ours.items():
         written = {name: value for name, value in item.items() if not name.endswith("_state")}

@@ -20,6 +20,8 @@ __all__ = ["NeedsV3ioAccess", "V3ioDriver", "split_v3io_path"]
 
 # the object beside a table's items holding the descriptions of its aggregators (as storey 1.0.6)
 SCHEMA_FILE = ".schema"
+# loads of at least this many keys first ask whether the table holds any item
+_PROBE_KEYS = 32
 
 
 def _non_empty(value):
@@ -327,10 +329,28 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
 
         return await asyncio.gather(*(limited(make) for make in make_requests), return_exceptions=True)
 
+    async def _table_is_empty(self, container, path):
+        """Whether the table at `path` holds no item (one request: a page of one item)."""
+        where = f"Failed to list table {container}{path}"
+        response = await with_retries(
+            self,
+            lambda: self._client().kv.scan(
+                container, f"{path}/", attribute_names=["__name"], limit=1, raise_for_status=_never()
+            ),
+            where,
+        )
+        if response.status_code == 404:
+            return True
+        check(response, where, (200,))
+        return not response.output.items
+
     async def _get_items(self, table, keys):
         """Each key's item (a dict of attributes), None for keys without one."""
         container, path = split_v3io_path(table._table_path)
         where = f"table {container}{path}"
+        # a new table (a first backfill): one request says that none of the keys has an item
+        if len(keys) >= _PROBE_KEYS and await self._table_is_empty(container, path):
+            return [None] * len(keys)
 
         def get(key):
             name = _item_name(key)

@@ -83,10 +83,14 @@ def raw_aggregates(aggregations):
     return sorted({raw for name in aggregations for raw in RAW_AGGREGATES[name]})
 
 
+def _array_header(size):
+    return _ARRAY_MAGIC + struct.pack("<II", 8 * size, _DOUBLE)
+
+
 def _array_bytes(values):
     """A double array in the platform's encoding (what the v3io client makes of a list of floats)."""
     values = np.ascontiguousarray(values, dtype="<f8")
-    return _ARRAY_MAGIC + struct.pack("<II", 8 * len(values), _DOUBLE) + values.tobytes()
+    return _array_header(len(values)) + values.tobytes()
 
 
 def _seconds(value):
@@ -181,18 +185,23 @@ class ItemFormat:
                 continue
             base = self.head + slots * stride
             local = np.arange(len(rows))[:, None]
-            values = {}
             source = floats[rows]
+            # each raw aggregate's arrays of every key, as one block of bytes a key's slice of
+            # which (after the array header) is its array
+            blocks = []
             for raw in self.raws:
-                stat = _STAT[raw]
                 valid = present
                 if raw == "first":
                     valid = present & (source[local, base + self.place[B.K_FOFF]] < math.inf)
                 elif raw == "last":
                     valid = present & (source[local, base + self.place[B.K_LOFF]] > -math.inf)
-                full = np.full((len(rows), self.size), _NEUTRAL[raw])
-                full[:, : self.chunk] = np.where(valid, source[local, base + self.place[stat]], _NEUTRAL[raw])
-                values[raw] = full
+                full = np.full((len(rows), self.size), _NEUTRAL[raw], dtype="<f8")
+                full[:, : self.chunk] = np.where(
+                    valid, source[local, base + self.place[_STAT[raw]]], _NEUTRAL[raw]
+                )
+                blocks.append(full.tobytes())
+            width = 8 * self.size
+            header = _array_header(self.size)
             for i in np.flatnonzero(written).tolist():
                 parity = _PARITIES[int(number[i]) % 2]
                 start = int(number[i]) * self.stretch_ns
@@ -201,8 +210,8 @@ class ItemFormat:
                     start / 1e9, datetime.UTC
                 )
                 piece = [struct.pack("<q", start // 10**9)]
-                for raw, name in zip(self.raws, self.array_attributes[parity], strict=True):
-                    data = _array_bytes(values[raw][i])
+                for name, block in zip(self.array_attributes[parity], blocks, strict=True):
+                    data = header + block[i * width : (i + 1) * width]
                     attributes[name] = data
                     piece.append(data)
                 pieces[i].append((parity, b"".join(piece)))

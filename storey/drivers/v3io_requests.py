@@ -26,7 +26,8 @@ async def answered(call, timeout):
     """The response of `call()` (a coroutine function sending one request); `Unanswered` when
     no answer came within `timeout` seconds."""
     try:
-        return await asyncio.wait_for(call(), timeout)
+        async with asyncio.timeout(timeout):
+            return await call()
     except _connection_errors() as ex:
         reason = f"{type(ex).__name__}: {ex}" if str(ex) else type(ex).__name__
         raise Unanswered(f"no answer ({reason})") from ex

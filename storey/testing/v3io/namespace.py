@@ -13,7 +13,7 @@ import time
 import zlib
 
 from .platform_errors import PlatformError
-from .typed_values import Timestamp, TypedValueError, decode_attributes, encode_attributes
+from .typed_values import Timestamp, TypedValueError, decode_attributes, encode_attributes, readable
 from .update_expressions import (
     ExpressionError,
     apply_update,
@@ -545,7 +545,7 @@ class Namespace:
         prefix = inner + "/" if inner else ""
         with self._lock:
             return {
-                name[len(prefix) :]: dict(file.attributes)
+                name[len(prefix) :]: readable(file.attributes)
                 for name, file in sorted(self._files(container).items())
                 if name.startswith(prefix)
                 and "/" not in name[len(prefix) :]

@@ -2,8 +2,8 @@
 {"B": base64}, {"BOOL": true}, {"TS": "secs:nsecs"}) and what the emulator keeps of them.
 
 Arrays are blobs in the platform's array encoding (a magic header, the byte length, the element
-type, then the elements); the emulator keeps them as `Array`s so that update expressions can
-index them, and gives them back as such blobs.
+type, then the elements); the emulator keeps a written blob as it is, and an `Array` where an
+update expression made or changed one, and gives both back as such blobs.
 """
 
 import base64
@@ -11,7 +11,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-__all__ = ["Array", "Timestamp", "TypedValueError", "decode_attributes", "encode_attributes"]
+__all__ = ["Array", "Timestamp", "TypedValueError", "decode_attributes", "encode_attributes", "readable"]
 
 _ARRAY_MAGIC = struct.pack("<II", 11223344, 1)
 _LONG = 259
@@ -127,8 +127,8 @@ def decode_value(name, typed):
             data = base64.b64decode(value, validate=True)
         except ValueError:
             raise TypedValueError(f"attribute {name!r}: {value[:40]!r} is not base64") from None
-        array = array_of_blob(data)
-        return data if array is None else array
+        # (an array stays a blob until an expression indexes it)
+        return data
     if kind == "TS":
         return parse_timestamp(name, value)
     raise TypedValueError(f"attribute {name!r}: unknown value type {kind!r}")
@@ -173,6 +173,16 @@ def _float_text(value):
     if math.isinf(value):
         return "Inf" if value > 0 else "-Inf"
     return repr(value)
+
+
+def readable(attributes):
+    """`attributes` with the blobs that hold arrays as `Array`s (for tests and tools)."""
+    out = {}
+    for name, value in attributes.items():
+        if isinstance(value, bytes):
+            value = array_of_blob(value) or value
+        out[name] = value
+    return out
 
 
 def encode_attributes(attributes):
