@@ -27,6 +27,7 @@ from storey import (
     FixedWindows,
     NoopDriver,
     NoSqlTarget,
+    QueryByKey,
     Reduce,
     SlidingWindows,
     SyncEmitSource,
@@ -158,6 +159,34 @@ def test_ours_continues_what_storey_stored(v3io_emulator, name):
     if not _late(scenario["events"]):
         # storey's own (where it does not differ on first and last: reference defect 1)
         assert _without_first_and_last(continued) == _without_first_and_last(scenario["whole"][k:])
+
+
+def test_query_by_key_reads_what_storey_stored(v3io_emulator):
+    scenario = SCENARIOS["sliding_all"]
+    path = "bigdata/query"
+    _store(v3io_emulator, path, scenario)
+    k = scenario["split"]
+    # at the time of each key's latest stored event: the features it was emitted with
+    latest = {}
+    for body in scenario["whole"][:k]:
+        latest[body["k"]] = body
+    features = [name for name in latest["k0"] if name.startswith("a_")]
+    flow = build_flow(
+        [
+            SyncEmitSource(key_field="k", time_field="t"),
+            QueryByKey(features, Table(path, _driver(v3io_emulator))),
+            Reduce([], lambda acc, body: acc + [body]),
+        ]
+    ).run()
+    for key, body in sorted(latest.items()):
+        flow.emit({"k": key, "t": T0 + dt.timedelta(minutes=body["t"])})
+    flow.terminate()
+    read = [_recorded_form(body) for body in flow.await_termination()]
+    expected = [
+        {"k": key, "t": body["t"], **{name: body[name] for name in features}}
+        for key, body in sorted(latest.items())
+    ]
+    assert _without_first_and_last(read) == _without_first_and_last(expected)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSY))

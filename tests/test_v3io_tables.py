@@ -303,16 +303,18 @@ def _events(n, keys, seed=0):
     ]
 
 
-@pytest.mark.parametrize("kind", ["drop", "drop_after", "error"])
-def test_flushes_outlive_faults_for_a_while(v3io_emulator, kind):
+@pytest.mark.parametrize("kind", ["drop", "drop_after", "error", "stall"])
+def test_flushes_outlive_faults_for_a_while(v3io_emulator, kind, monkeypatch):
     path = fresh_path()
+    # a stalled answer comes after the driver stopped waiting for it
+    monkeypatch.setattr(V3ioDriver, "_request_timeout_secs", 0.05)
     events = _events(200, 20)
     # reads and writes of items fail three times each, at random points; the first read and the
     # first write of the schema object fail too
     faults = [
-        v3io_emulator.inject(kind, operations=["PutItem"], times=3, probability=0.3, seed=7),
-        v3io_emulator.inject(kind, operations=["GetItem"], times=3, probability=0.3, seed=8),
-        v3io_emulator.inject(kind, operations=["GetObject", "PutObject"], times=2),
+        v3io_emulator.inject(kind, operations=["PutItem"], times=3, probability=0.3, seed=7, seconds=0.2),
+        v3io_emulator.inject(kind, operations=["GetItem"], times=3, probability=0.3, seed=8, seconds=0.2),
+        v3io_emulator.inject(kind, operations=["GetObject", "PutObject"], times=2, seconds=0.2),
     ]
     table = Table(path, driver(v3io_emulator), flush_interval_secs=None)
     first = run_live(table, events[:120], _sum_count)

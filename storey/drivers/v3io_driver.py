@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from ..dtypes.event import V3ioError
-from ..table.aggregation_state import describe
+from ..table.aggregation_state import REFERENCE_FORM, describe
 from .driver import Driver, StoredKey
 from .v3io_items import ItemFormat, raw_aggregates, reference_schema_entry
 from .v3io_requests import check, with_retries
@@ -193,6 +193,9 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
                 found[name] = entry["storey"]
             elif name in formats:
                 found[name] = self._reference_description(table, formats[name], entry)
+            else:
+                # checked against the aggregator read from it once there is one (_load_keys)
+                found[name] = {REFERENCE_FORM: entry}
         return found
 
     def _reference_description(self, table, item_format, entry):
@@ -226,6 +229,11 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
     def _load_keys(self, table, keys, aggregators):
         items = self._bridge().run(self._get_items(table, keys))
         formats = self._formats(table)
+        schema = self._schemas.get(table._table_path) or {}
+        for name in aggregators:
+            entry = schema.get(name)
+            if name in formats and isinstance(entry, dict) and not isinstance(entry.get("storey"), dict):
+                self._reference_description(table, formats[name], entry)
         wanted = [formats[name] for name in aggregators if name in formats]
         found = {}
         for key, item in zip(keys, items, strict=True):
