@@ -1,5 +1,6 @@
-"""Drivers: NeedsV3ioAccess parameter checks, and V3ioDriver's requests, built against a fake v3io
-client (there is no V3IO server here)."""
+"""Drivers: NeedsV3ioAccess parameter checks, and V3ioDriver's requests for static attributes,
+built against a fake v3io client (how many requests, how many at a time); test_v3io_tables.py runs
+the driver through the real client against the V3IO emulator."""
 
 import asyncio
 import datetime as dt
@@ -231,14 +232,14 @@ def test_requests_in_flight(parallel, limit):
 
 
 def test_failed_requests_raise_v3io_error():
-    kv = FakeKV(status=500)
+    kv = FakeKV(status=400)
     table = Table("bigdata/t", _driver(kv))
     with pytest.raises(
-        V3ioError, match="Failed to get item 'k' of table bigdata/t: status 500: server error"
+        V3ioError, match="Failed to get item 'k' of table bigdata/t: status 400: server error"
     ):
         asyncio.run(table._ensure_loaded(["k"]))
     table._update_static("k", {"a": 1})
-    with pytest.raises(V3ioError, match="Failed to save item 'k' of table bigdata/t: status 500"):
+    with pytest.raises(V3ioError, match="Failed to save item 'k' of table bigdata/t: status 400"):
         asyncio.run(table._flush())
     # what could not be saved is saved by the next flush
     kv.status = None

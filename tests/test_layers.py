@@ -26,6 +26,8 @@ LAYER_OF = {
     "sources": "io",
     "targets": "io",
     "cli": "app",
+    # tools for testing flows (the V3IO emulator): they may import anything, nothing imports them
+    "testing": "app",
     # the public facades: `storey`, `storey.flow`, `storey.transformations`, `storey.utils`,
     # `storey.redis_driver`, `python -m storey`
     "__init__": "app",
@@ -127,6 +129,18 @@ def test_every_module_keeps_to_its_layer():
     assert not found, "\n".join(found)
 
 
+def test_nothing_in_the_library_imports_the_testing_tools():
+    found = []
+    for path in modules():
+        module = module_name(path)
+        if module.startswith("storey.testing"):
+            continue
+        for target, line, _ in storey_imports(path.read_text(), module, path.name == "__init__.py"):
+            if target == "storey.testing" or target.startswith("storey.testing."):
+                found.append(f"{module}:{line} imports {target}")
+    assert not found, "\n".join(found)
+
+
 def test_every_package_has_a_layer():
     tops = {module_name(path).split(".")[1] for path in modules() if module_name(path) != "storey"}
     assert tops <= set(LAYER_OF), f"packages without a layer: {sorted(tops - set(LAYER_OF))}"
@@ -137,10 +151,11 @@ def test_no_two_modules_share_a_name():
     for path in modules():
         name = path.parent.name if path.name == "__init__.py" else path.stem
         names.setdefault(name, []).append(module_name(path))
+    # (`python -m storey` and `python -m storey.testing.v3io` each need a __main__)
     shared = {
         name: found
         for name, found in names.items()
-        if len(found) > 1 and name != "storey" and sorted(found) != FACADE_OF.get(name)
+        if len(found) > 1 and name not in ("storey", "__main__") and sorted(found) != FACADE_OF.get(name)
     }
     assert not shared, shared
 

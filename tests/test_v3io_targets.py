@@ -1,16 +1,15 @@
-"""StreamTarget and TSDBTarget, against fake clients (there is no V3IO server here): what is
-written (records and their shards, DataFrames and their index), when, and how failures end the
-flow. One test runs StreamTarget through the real v3io client against a local HTTP server."""
+"""StreamTarget through the real v3io client against the V3IO emulator (what is written: records,
+their shards and requests, read back in order per shard; how failures end the flow; faults
+survived, each record written once), and TSDBTarget against a fake v3io-frames client (the
+emulator serves no TSDB): its DataFrames and their index, when they are written."""
 
-import asyncio
 import base64
 import datetime as dt
 import json
+import random
 import sys
-import threading
 import time
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -23,75 +22,57 @@ from tests.support.engine import T0
 from tests.support.step_runs import KINDS, run_collected
 
 
-# ---- a fake v3io client: the stream requests StreamTarget makes
-class _PutOutput:
-    def __init__(self, failed):
-        self.failed_record_count = failed
+# ---- what StreamTarget sends the emulator, and what the stream holds
+class Streams:
+    """The stream requests the emulator received, and the streams it holds."""
 
+    def __init__(self, emulator):
+        self.emulator = emulator
 
-class _Response:
-    def __init__(self, status_code, failed=0, body=b""):
-        self.status_code = status_code
-        self.output = _PutOutput(failed)
-        self.body = body
+    def _requests(self, operation):
+        return [
+            (path.strip("/"), json.loads(body) if body else None)
+            for _, path, seen, body in self.emulator.requests
+            if seen == operation
+        ]
 
-
-class FakeStreams:
-    """The stream part of the v3io client; records each request."""
-
-    def __init__(self, create_status=204, put_status=200, failed=0):
-        self.create_status = create_status
-        self.put_status = put_status
-        self.failed = failed
-        self.requests = []
-
-    async def create(
-        self,
-        container,
-        stream_path,
-        shard_count,
-        access_key=None,
-        raise_for_status=None,
-        retention_period_hours=None,
-    ):
-        self.requests.append(("create", container, stream_path, shard_count, retention_period_hours))
-        await asyncio.sleep(0)
-        return _Response(self.create_status, body=b"create refused")
-
-    async def put_records(self, container, stream_path, records, access_key=None, raise_for_status=None):
-        self.requests.append(("put", container, stream_path, [dict(r) for r in records]))
-        await asyncio.sleep(0)
-        return _Response(self.put_status, self.failed, body=b"put refused")
+    def creates(self):
+        """(path, shard count, retention hours) of each CreateStream request."""
+        return [
+            (path, body["ShardCount"], body["RetentionPeriodHours"])
+            for path, body in self._requests("CreateStream")
+        ]
 
     def puts(self):
-        return [request[3] for request in self.requests if request[0] == "put"]
+        """The records of each PutRecords request: dicts with shard_id and data (text)."""
+        return [
+            [
+                {"shard_id": r["ShardId"], "data": base64.b64decode(r["Data"]).decode()}
+                for r in body["Records"]
+            ]
+            for _, body in self._requests("PutRecords")
+        ]
 
     def records(self):
-        """(shard, data) of every record put, in order."""
+        """(shard, data) of every record put, in the order of the requests."""
         return [(r["shard_id"], r["data"]) for records in self.puts() for r in records]
 
     def bodies(self):
         return [json.loads(data) for _, data in self.records()]
 
+    def stored(self, path="bigdata/my/stream"):
+        """[[record data (text), ...] per shard] the stream holds, in order."""
+        return [[data.decode() for data in shard] for shard in self.emulator.records(path)]
 
-class FakeClient:
-    def __init__(self, streams):
-        self.stream = streams
-        self.closed = False
 
-    async def close(self):
-        self.closed = True
+@pytest.fixture
+def streams(v3io_emulator):
+    return Streams(v3io_emulator)
 
 
 def stream_driver(streams):
-    driver = V3ioDriver("http://host", "key")
-    driver.clients = []
-
-    def create_client():
-        driver.clients.append(FakeClient(streams))
-        return driver.clients[-1]
-
-    driver._create_client = create_client
+    driver = V3ioDriver(streams.emulator.url, "key")
+    driver._backoff_secs = 0.01
     return driver
 
 
@@ -101,8 +82,7 @@ def stream_target(streams, path="bigdata/my/stream", **kwargs):
 
 # ---- StreamTarget: records
 @pytest.mark.parametrize("source", KINDS)
-def test_records_are_json_of_the_columns_and_events_pass_on(source):
-    streams = FakeStreams()
+def test_records_are_json_of_the_columns_and_events_pass_on(streams, source):
     target = stream_target(streams, columns=["a", "x=b", "$key", "t=$time", "$id"])
     events = [
         Event({"b": 1, "a": 2}, key="k0", id="id0", time=T0),
@@ -110,11 +90,13 @@ def test_records_are_json_of_the_columns_and_events_pass_on(source):
     ]
     out = run_collected(source, [target], events)
     assert out == [{"b": 1, "a": 2}, {"c": 3, "a": None}]
-    assert streams.requests[0] == ("create", "bigdata", "/my/stream", 1, 24)
+    assert streams.creates() == [("bigdata/my/stream", 1, 24)]
     # fields an event lacks or holds as None are left out; times are written as their text
-    assert streams.records() == [
-        (0, '{"a": 2, "x": 1, "key": "k0", "t": "2020-07-21 21:40:00+00:00", "id": "id0"}'),
-        (0, '{"key": "k1", "t": "2020-07-21 21:41:00+00:00", "id": "id1"}'),
+    assert streams.stored() == [
+        [
+            '{"a": 2, "x": 1, "key": "k0", "t": "2020-07-21 21:40:00+00:00", "id": "id0"}',
+            '{"key": "k1", "t": "2020-07-21 21:41:00+00:00", "id": "id1"}',
+        ]
     ]
 
 
@@ -134,8 +116,7 @@ def test_records_are_json_of_the_columns_and_events_pass_on(source):
         ({"infer_columns_from_data": False}, [{}, {}]),
     ],
 )
-def test_columns_written(kwargs, expected):
-    streams = FakeStreams()
+def test_columns_written(streams, kwargs, expected):
     run_collected(
         "sync", [stream_target(streams, **kwargs)], [({"b": 1, "a": 2}, "k0"), ({"a": 4, "c": 3}, "k1")]
     )
@@ -143,8 +124,7 @@ def test_columns_written(kwargs, expected):
     assert [list(body) for body in streams.bodies()] == [list(body) for body in expected]
 
 
-def test_values_json_cannot_hold_are_written_as_text():
-    streams = FakeStreams()
+def test_values_json_cannot_hold_are_written_as_text(streams):
     body = {
         "d": dt.datetime(2020, 1, 1),
         "f": float("nan"),
@@ -154,19 +134,17 @@ def test_values_json_cannot_hold_are_written_as_text():
         "y": b"x",
     }
     run_collected("sync", [stream_target(streams)], [body])
-    assert streams.records() == [
-        (
-            0,
+    assert streams.stored() == [
+        [
             '{"d": "2020-01-01 00:00:00", "f": NaN, "l": [1, {"n": null}], '
-            '"s": "{1}", "u": "\\u00fc", "y": "b\'x\'"}',
-        )
+            '"s": "{1}", "u": "\\u00fc", "y": "b\'x\'"}'
+        ]
     ]
 
 
-def test_text_and_bytes_bodies_are_written_as_they_are():
-    streams = FakeStreams()
+def test_text_and_bytes_bodies_are_written_as_they_are(streams):
     run_collected("sync", [stream_target(streams)], ["plain", b"raw"])
-    assert streams.records() == [(0, "plain"), (0, b"raw")]
+    assert streams.emulator.records("bigdata/my/stream") == [[b"plain", b"raw"]]
 
 
 @pytest.mark.parametrize("source", KINDS)
@@ -174,8 +152,7 @@ def test_text_and_bytes_bodies_are_written_as_they_are():
     "kwargs, bad",
     [({}, [1, 2]), ({}, 5), ({}, None), ({"columns": ["a"]}, "text"), ({"columns": ["a"]}, [1])],
 )
-def test_a_body_that_cannot_be_written_fails_the_flow(source, kwargs, bad):
-    streams = FakeStreams()
+def test_a_body_that_cannot_be_written_fails_the_flow(streams, source, kwargs, bad):
     first = {"a": 1} if kwargs else "ok"
     with pytest.raises(TypeError, match="StreamTarget: cannot write an event body of type"):
         run_collected(source, [stream_target(streams, **kwargs)], [first, bad])
@@ -183,14 +160,13 @@ def test_a_body_that_cannot_be_written_fails_the_flow(source, kwargs, bad):
     assert len(streams.records()) == 1
 
 
-def test_list_bodies_cannot_infer_columns():
-    streams = FakeStreams()
+def test_list_bodies_cannot_infer_columns(streams):
     with pytest.raises(TypeError, match="Cannot infer_columns_from_data when event type is list"):
         run_collected("sync", [stream_target(streams)], [[1, 2]])
     assert streams.records() == []
 
 
-def test_column_bodies_are_written_without_rows():
+def test_column_bodies_are_written_without_rows(streams):
     df = pd.DataFrame(
         {
             "k": ["a", "b"],
@@ -200,33 +176,34 @@ def test_column_bodies_are_written_without_rows():
             "s": ["x", None],
         }
     )
-    for kwargs, expected in [
-        (
-            {},
-            [
-                '{"f": 1.5, "i": 1, "k": "a", "s": "x", "t": "2020-01-01 00:00:00"}',
-                '{"f": NaN, "i": 2, "k": "b", "t": "2020-01-02 03:04:05.123456"}',
-            ],
-        ),
-        (
-            {"columns": ["$key", "when=$time", "i"]},
-            [
-                '{"key": "a", "when": "2020-01-01 00:00:00", "i": 1}',
-                '{"key": "b", "when": "2020-01-02 03:04:05.123456", "i": 2}',
-            ],
-        ),
-    ]:
-        streams = FakeStreams()
+    for i, (kwargs, expected) in enumerate(
+        [
+            (
+                {},
+                [
+                    '{"f": 1.5, "i": 1, "k": "a", "s": "x", "t": "2020-01-01 00:00:00"}',
+                    '{"f": NaN, "i": 2, "k": "b", "t": "2020-01-02 03:04:05.123456"}',
+                ],
+            ),
+            (
+                {"columns": ["$key", "when=$time", "i"]},
+                [
+                    '{"key": "a", "when": "2020-01-01 00:00:00", "i": 1}',
+                    '{"key": "b", "when": "2020-01-02 03:04:05.123456", "i": 2}',
+                ],
+            ),
+        ]
+    ):
+        path = f"bigdata/columns{i}"
         flow = build_flow(
-            [DataframeSource(df, key_field="k", time_field="t"), stream_target(streams, **kwargs)]
+            [DataframeSource(df, key_field="k", time_field="t"), stream_target(streams, path, **kwargs)]
         )
         flow.run().await_termination()
-        assert [data for _, data in streams.records()] == expected
+        assert streams.stored(path) == [expected]
 
 
 # ---- StreamTarget: shards and requests
-def test_sharding_func_chooses_each_records_shard():
-    streams = FakeStreams()
+def test_sharding_func_chooses_each_records_shard(streams):
     keys = []
 
     def shard_of(event):
@@ -238,18 +215,14 @@ def test_sharding_func_chooses_each_records_shard():
     items = [({"a": a}, f"k{i}") for i, a in enumerate([0, 1, 4, -1, 5, 3])]
     run_collected("sync", [target], items)
     assert keys == ["k0", "k1", "k2", "k3", "k4", "k5"]
-    assert streams.requests[0] == ("create", "bigdata", "/my/stream", 3, 24)
+    assert streams.creates() == [("bigdata/my/stream", 3, 24)]
     # the shard is the function's result modulo shard_count; each shard keeps the events' order
-    by_shard = {}
-    for shard, data in streams.records():
-        by_shard.setdefault(shard, []).append(json.loads(data)["a"])
-    assert by_shard == {0: [0, 3], 1: [1, 4], 2: [-1, 5]}
+    assert streams.stored() == [['{"a": 0}', '{"a": 3}'], ['{"a": 1}', '{"a": 4}'], ['{"a": -1}', '{"a": 5}']]
     for records in streams.puts():
         assert len({r["shard_id"] for r in records}) == 1
 
 
-def test_each_request_holds_at_most_batch_size_records_of_one_shard():
-    streams = FakeStreams()
+def test_each_request_holds_at_most_batch_size_records_of_one_shard(streams):
     df = pd.DataFrame({"a": range(20)})
     target = stream_target(streams, sharding_func=lambda e: e.body["a"] % 2, shard_count=2, batch_size=4)
     build_flow([DataframeSource(df), target]).run().await_termination()
@@ -264,23 +237,20 @@ def test_each_request_holds_at_most_batch_size_records_of_one_shard():
 
 
 @pytest.mark.parametrize("source", KINDS)
-def test_live_requests_respect_batch_size(source):
-    streams = FakeStreams()
+def test_live_requests_respect_batch_size(streams, source):
     run_collected(source, [stream_target(streams, batch_size=3)], [{"a": i} for i in range(20)])
-    assert [body["a"] for body in streams.bodies()] == list(range(20))
+    assert [json.loads(data)["a"] for data in streams.stored()[0]] == list(range(20))
     assert all(1 <= len(records) <= 3 for records in streams.puts())
 
 
-def test_default_shard_is_random():
-    streams = FakeStreams()
+def test_default_shard_is_random(streams):
     df = pd.DataFrame({"a": range(400)})
     build_flow([DataframeSource(df), stream_target(streams, shard_count=4)]).run().await_termination()
-    shards = [shard for shard, _ in streams.records()]
-    assert len(shards) == 400 and set(shards) <= {0, 1, 2, 3}
-    assert len(set(shards)) > 1
-    streams = FakeStreams()
-    run_collected("sync", [stream_target(streams)], [{"a": 1}, {"a": 2}])
-    assert [shard for shard, _ in streams.records()] == [0, 0]
+    stored = streams.stored()
+    assert sum(map(len, stored)) == 400 and len(stored) == 4
+    assert sum(1 for shard in stored if shard) > 1
+    run_collected("sync", [stream_target(streams, "bigdata/one")], [{"a": 1}, {"a": 2}])
+    assert streams.stored("bigdata/one") == [['{"a": 1}', '{"a": 2}']]
 
 
 @pytest.mark.parametrize(
@@ -291,8 +261,7 @@ def test_default_shard_is_random():
         (lambda e: 1 / 0 if e.body["a"] else 0, ZeroDivisionError),
     ],
 )
-def test_a_failing_sharding_func_fails_the_flow(fn, error):
-    streams = FakeStreams()
+def test_a_failing_sharding_func_fails_the_flow(streams, fn, error):
     target = stream_target(streams, sharding_func=fn, shard_count=2)
     with pytest.raises(error):
         run_collected("sync", [target], [{"a": 0}, {"a": 1}])
@@ -300,50 +269,50 @@ def test_a_failing_sharding_func_fails_the_flow(fn, error):
         assert streams.bodies() == [{"a": 0}]
 
 
-def test_records_are_written_before_the_event_completes():
-    streams = FakeStreams()
+def test_records_are_written_before_the_event_completes(streams):
     controller = build_flow([SyncEmitSource(), stream_target(streams), Complete()]).run()
     assert controller.emit({"a": 1}).await_result() == {"a": 1}
-    assert streams.bodies() == [{"a": 1}]
+    assert streams.stored() == [['{"a": 1}']]
     controller.terminate()
     controller.await_termination()
 
 
-def test_a_flow_without_events_creates_the_stream_and_closes_the_client():
-    streams = FakeStreams()
+def test_retention_and_shard_count_of_a_new_stream(streams):
     target = stream_target(streams, "v3io:///projects/p/stream", shard_count=2, retention_period_hours=5)
     assert run_collected("async", [target], []) == []
-    assert streams.requests == [("create", "projects", "/p/stream", 2, 5)]
-    driver = target._storage
-    assert len(driver.clients) == 1 and driver.clients[0].closed
+    # a flow without events creates the stream, and closes its client
+    assert streams.creates() == [("projects/p/stream", 2, 5)]
+    assert streams.emulator.namespace.describe_stream("projects/p/stream") == {
+        "ShardCount": 2,
+        "RetentionPeriodHours": 5,
+    }
+    assert target._storage._clients == {}
 
 
-def test_an_existing_stream_is_written_to():
-    streams = FakeStreams(create_status=409)
+def test_an_existing_stream_is_written_to(streams):
+    streams.emulator.namespace.create_stream("bigdata/my/stream", {"ShardCount": 1})
     run_collected("sync", [stream_target(streams)], [{"a": 1}])
-    assert streams.bodies() == [{"a": 1}]
+    assert streams.stored() == [['{"a": 1}']]
 
 
 @pytest.mark.parametrize("source", KINDS)
-def test_a_stream_that_cannot_be_created_fails_the_flow(source):
-    streams = FakeStreams(create_status=500)
+def test_a_stream_that_cannot_be_created_fails_the_flow(streams, source):
+    streams.emulator.inject("error", operations=["CreateStream"], times=None, status=500)
     with pytest.raises(
-        V3ioError, match="Failed to create stream bigdata/my/stream: status 500: create refused"
+        V3ioError, match=r"Failed to create stream bigdata/my/stream: status 500: .* \(tried 6 times\)"
     ):
         run_collected(source, [stream_target(streams)], [{"a": 1}])
     assert streams.puts() == []
 
 
-@pytest.mark.parametrize("status, failed", [(500, 0), (200, 1)])
-def test_a_refused_put_fails_the_flow(status, failed):
-    streams = FakeStreams(put_status=status, failed=failed)
-    target = stream_target(streams)
-    # (how many records one put holds depends on how the emitting thread and the flow's loop meet)
+def test_a_put_the_platform_refuses_fails_the_flow(streams):
+    target = stream_target(streams, sharding_func=lambda e: 3, shard_count=2)
+    streams.emulator.namespace.create_stream("bigdata/my/stream", {"ShardCount": 1})
     with pytest.raises(
-        V3ioError, match=rf"Failed to put [12] records to stream bigdata/my/stream: status {status}"
+        V3ioError, match=r"shard 1 of stream bigdata/my/stream: status 400: .*ShardIDOutOfRangeException"
     ):
-        run_collected("sync", [target], [{"a": 1}, {"a": 2}])
-    assert target._storage.clients[0].closed
+        run_collected("sync", [target], [{"a": 1}])
+    assert target._storage._clients == {}
 
 
 @pytest.mark.parametrize(
@@ -367,14 +336,14 @@ def test_a_refused_put_fails_the_flow(status, failed):
     ],
 )
 def test_bad_stream_parameters(kwargs, error, match):
-    params = {"storage": stream_driver(FakeStreams()), "stream_path": "bigdata/s", **kwargs}
+    params = {"storage": V3ioDriver("http://host", "key"), "stream_path": "bigdata/s", **kwargs}
     with pytest.raises(error, match=match):
         StreamTarget(**params)
 
 
 def test_stream_parameter_names_and_defaults():
     target = StreamTarget(
-        stream_driver(FakeStreams()), "/bigdata/s/", name="out", retention_period_hours=None
+        V3ioDriver("http://host", "key"), "/bigdata/s/", name="out", retention_period_hours=None
     )
     assert target.name == "out"
     assert (target._container, target._path, target._batch_size, target._shard_count) == (
@@ -386,61 +355,104 @@ def test_stream_parameter_names_and_defaults():
     assert target._retention_period_hours is None and target._may_suspend
 
 
-# ---- StreamTarget through the real v3io client
-class _V3ioHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _answer(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        function = self.headers.get("X-v3io-function")
-        self.server.requests.append((self.command, self.path, function, json.loads(body) if body else None))
-        if function == "PutRecords":
-            count = len(json.loads(body)["Records"])
-            payload = json.dumps(
-                {"FailedRecordCount": 0, "Records": [{"SequenceNumber": i} for i in range(count)]}
-            )
-            status = 200
-        else:
-            payload, status = "", 204
-        data = payload.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_POST = do_PUT = _answer
-
-    def log_message(self, *args):
-        pass
+# ---- StreamTarget: faults
+def _write(streams, events, shard_count, batch_size, source="sync", retries=None):
+    """Writes `events` ({"i": n, "s": shard}) through a StreamTarget; returns the ids acknowledged
+    (passed on) and the error that ended the flow, if any."""
+    driver = stream_driver(streams)
+    if retries is not None:
+        driver._retries = retries
+    target = StreamTarget(
+        driver,
+        "bigdata/my/stream",
+        sharding_func=lambda e: e.body["s"],
+        shard_count=shard_count,
+        batch_size=batch_size,
+    )
+    acknowledged = []
+    try:
+        run_collected(source, [target, _Acknowledge(acknowledged)], events)
+    except V3ioError as ex:
+        return acknowledged, ex
+    return acknowledged, None
 
 
-@pytest.fixture
-def v3io_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _V3ioHandler)
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+class _Acknowledge:
+    def __new__(cls, into):
+        from storey import Map
+
+        return Map(lambda body: into.append(body["i"]) or body)
 
 
-def test_real_client_requests(v3io_server):
-    driver = V3ioDriver(f"http://127.0.0.1:{v3io_server.server_address[1]}", "key")
-    target = StreamTarget(driver, "bigdata/my/stream", sharding_func=lambda e: e.body["a"], shard_count=2)
-    run_collected("sync", [target], [{"a": 1}, {"a": 2}, {"a": 3}])
-    requests = v3io_server.requests
-    method, path, function, _ = requests[0]
-    assert (method, path.lstrip("/"), function) == ("POST", "bigdata/my/stream/", "CreateStream")
-    assert requests[0][3] == {"ShardCount": 2, "RetentionPeriodHours": 24}
-    records = [
-        (record["ShardId"], base64.b64decode(record["Data"]).decode())
-        for method, path, function, body in requests[1:]
-        if function == "PutRecords"
-        for record in body["Records"]
-    ]
-    assert sorted(records) == [(0, '{"a": 2}'), (1, '{"a": 1}'), (1, '{"a": 3}')]
+def _per_shard(streams, shard_count):
+    stored = streams.stored()
+    return [[json.loads(data)["i"] for data in shard] for shard in stored] + [[]] * (
+        shard_count - len(stored)
+    )
+
+
+@pytest.mark.parametrize("kind", ["drop", "drop_after", "error", "throttle_records", "stall"])
+def test_records_outlive_faults_each_written_once(streams, kind):
+    """N events to 3 shards; faults at random points of the requests; every record is written
+    once, in order within its shard."""
+    n, shard_count = 300, 3
+    rng = random.Random(5)
+    events = [{"i": i, "s": rng.randrange(shard_count)} for i in range(n)]
+    operations = (
+        ["PutRecords"]
+        if kind == "throttle_records"
+        else ["PutRecords", "SeekShard", "GetRecords", "CreateStream"]
+    )
+    fault = streams.emulator.inject(
+        kind, operations=operations, times=6, probability=0.4, seed=11, seconds=0.3
+    )
+    driver_timeout = 0.1 if kind == "stall" else None
+    if driver_timeout:
+        V3ioDriver._request_timeout_secs, saved = driver_timeout, V3ioDriver._request_timeout_secs
+    try:
+        acknowledged, error = _write(streams, events, shard_count, batch_size=7)
+    finally:
+        if driver_timeout:
+            V3ioDriver._request_timeout_secs = saved
+    assert error is None and fault.fired == 6
+    assert sorted(acknowledged) == list(range(n))
+    expected = [[e["i"] for e in events if e["s"] == shard] for shard in range(shard_count)]
+    # 0 lost, 0 duplicated, each shard in order
+    assert _per_shard(streams, shard_count) == expected
+
+
+def test_records_past_the_budget_fail_the_flow_saying_how_many_were_not_written(streams):
+    driver = stream_driver(streams)
+    driver._retries = 2
+    flow = build_flow([SyncEmitSource(), StreamTarget(driver, "bigdata/my/stream"), Complete()]).run()
+    # the platform takes the first 2 requests, then is down for good
+    streams.emulator.inject("error", operations=["PutRecords"], after=2, times=None, status=503)
+    acknowledged = [flow.emit({"i": i}).await_result()["i"] for i in range(2)]
+    with pytest.raises(
+        V3ioError,
+        match=r"StreamTarget: 1 of the 1 records of events for shard 0 were not written to stream "
+        r"bigdata/my/stream \(the events before them were\): Failed to put 1 records to stream "
+        r"bigdata/my/stream: 1 of them were not written after 3 attempts \(status 503",
+    ):
+        flow.emit({"i": 2}).await_result()
+    flow.terminate()
+    with pytest.raises(V3ioError):
+        flow.await_termination()
+    # what was acknowledged is in the stream, once; nothing after it
+    assert acknowledged == [0, 1]
+    assert _per_shard(streams, 1) == [[0, 1]]
+
+
+def test_a_put_without_answer_is_not_written_twice(streams):
+    """The platform writes the records but the connection drops before it answers, every time for
+    a while: the writer finds them in the shard instead of writing them again."""
+    events = [{"i": i, "s": i % 2} for i in range(40)]
+    fault = streams.emulator.inject("drop_after", operations=["PutRecords"], times=5)
+    acknowledged, error = _write(streams, events, shard_count=2, batch_size=4)
+    assert error is None and fault.fired == 5
+    assert _per_shard(streams, 2) == [list(range(0, 40, 2)), list(range(1, 40, 2))]
+    # the records carry the writer's tags, which it reads back from the shards
+    assert any(operation == "GetRecords" for _, _, operation, _ in streams.emulator.requests)
 
 
 # ---- TSDBTarget

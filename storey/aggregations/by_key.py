@@ -26,7 +26,12 @@ from ..engine.graph import Flow, walk_graph
 from ..kernels import kernels
 from ..kernels.layout import MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY, R_NA, R_OUT, R_WIN
 from ..kernels.registry import AGGREGATIONS
-from ..table.aggregation_state import aggregation_state, aggregator_from_description
+from ..table.aggregation_state import (
+    REFERENCE_FORM,
+    aggregation_state,
+    aggregator_for_features,
+    aggregator_from_description,
+)
 from ..table.key_cache import resolve_table
 from ..table.keys import table_key
 from .features import Features
@@ -668,9 +673,17 @@ class QueryByKey(AggregateByKey):
         can be read in a process that does not aggregate them (and load with the first keys)."""
         stored = self._table._stored_aggregators()
         state = aggregation_state(self._table)
-        new = [
-            aggregator_from_description(name, d) for name, d in stored.items() if name not in state.by_name
-        ]
+        new = []
+        for name, description in stored.items():
+            if name in state.by_name:
+                continue
+            if REFERENCE_FORM in description:
+                # storey 1.0.6 stored no windows: those the features ask for, as it reads them
+                aggregator = aggregator_for_features(name, description, self._features)
+                if aggregator is not None:
+                    new.append(aggregator)
+            else:
+                new.append(aggregator_from_description(name, description))
         if new:
             state.register(new)
 

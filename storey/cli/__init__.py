@@ -145,7 +145,8 @@ def _parser():
         "--table",
         metavar="URL",
         help="also keep every key's final window state in this table, for a live flow to continue: "
-        "sqlite:///FILE, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB, optionally #TABLE_NAME",
+        "sqlite:///FILE, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB, optionally #TABLE_NAME, "
+        "or v3io:///CONTAINER/PATH (with V3IO_API and V3IO_ACCESS_KEY)",
     )
     backfill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     backfill.add_argument(

@@ -16,7 +16,9 @@ The contract a driver follows (a new driver is one module, a subclass of `Driver
     whatever the step: AggregateByKey, QueryByKey, JoinWithTable, MapWithState, NoSqlTarget);
   - `_save_keys(table, changes)`: one flush (`Changes`): attributes to set and to remove per key,
     the changed state of each aggregator (`AggregatorRows`), and the descriptions of aggregators
-    the storage does not hold yet. **All or nothing**: when it raises, nothing of it is saved.
+    the storage does not hold yet. **All or nothing**: when it raises, nothing of it is saved (a
+    storage without transactions over keys, V3IO, writes key by key, absolute values: a failed
+    flush may have written some keys, which the next flush writes again, unchanged).
 
 - **When.** Flushes happen every `flush_interval_secs` (after each batch when None or 0), at the
   end of each flow (also a failed one: what was aggregated before the error is saved) and at

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..dtypes.aggregators import FieldAggregator
-from ..dtypes.windows import FixedWindows, SlidingWindows
+from ..dtypes.windows import FixedWindows, SlidingWindows, parse_duration
 from ..kernels import layout as B
 from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, STAT_NAMES, SUM, stats_of
 from .keys import table_key
@@ -25,6 +25,8 @@ __all__ = [
     "AggregationState",
     "Group",
     "aggregation_state",
+    "REFERENCE_FORM",
+    "aggregator_for_features",
     "aggregator_from_description",
     "describe",
     "difference",
@@ -508,6 +510,13 @@ _COMPARED = (
 
 def difference(stored, given):
     """How the description `given` differs from `stored` in what the state means (None if not)."""
+    if REFERENCE_FORM in stored:
+        # storey 1.0.6 describes the kind of windows and the period alone (the driver checks them
+        # against the buckets it reads)
+        kind = "fixed" if stored[REFERENCE_FORM].get("window_type") == "FixedWindow" else "sliding"
+        if kind != given.get("kind"):
+            return f"kind: stored {kind!r}, given {given.get('kind')!r}"
+        return None
     for name in _COMPARED:
         if name == "field" and (stored.get(name) is None or given.get(name) is None):
             continue
@@ -516,6 +525,41 @@ def difference(stored, given):
                 return f"windows: stored {stored.get('windows')}, given {given.get('windows')}"
             return f"{name}: stored {stored.get(name)!r}, given {given.get(name)!r}"
     return None
+
+
+# the key of a description that is storey 1.0.6's (its .schema entry, under this key): the
+# kind of windows, the period and the raw aggregates kept, not the windows
+REFERENCE_FORM = "storey_1_0_6"
+
+
+def aggregator_for_features(name, description, features):
+    """For a description in storey 1.0.6's form: the FieldAggregator over the windows and
+    aggregations that `features` ('<name>_<aggregation>_<window>') ask of aggregator `name`, as
+    storey 1.0.6 reads them (None when none does)."""
+    entry = description[REFERENCE_FORM]
+    windows = {}
+    aggregations = []
+    prefix = f"{name}_"
+    for feature in features:
+        if not feature.startswith(prefix):
+            continue
+        aggregation, _, window = feature[len(prefix) :].rpartition("_")
+        if aggregation not in AGGREGATIONS:
+            continue
+        try:
+            windows.setdefault(window, parse_duration(window))
+        except ValueError:
+            continue
+        if aggregation not in aggregations:
+            aggregations.append(aggregation)
+    if not aggregations:
+        return None
+    texts = sorted(windows, key=windows.get)
+    if entry.get("window_type") == "FixedWindow":
+        made = FixedWindows(texts)
+    else:
+        made = SlidingWindows(texts, f"{round(entry['period_millis'] / 1000)}s")
+    return FieldAggregator(name, name, aggregations, made)
 
 
 def aggregator_from_description(name, description):

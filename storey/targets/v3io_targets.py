@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..core.checks import check_positive_int, check_storage_options
 from ..drivers.v3io_driver import split_v3io_path
+from ..dtypes.event import V3ioError
 from ..engine.graph import Flow
 from .buffering import BufferedFileTarget
 from .file_targets.column_spec import check_positive, flush_seconds, merge_inferred, parse_columns
@@ -188,7 +189,15 @@ class StreamTarget(Flow):
         size = self._batch_size
         for start in range(0, len(texts), size):
             records = [{"shard_id": shard, "data": text} for text in texts[start : start + size]]
-            await self._storage._put_records(self._container, self._path, records)
+            try:
+                await self._storage._put_records(self._container, self._path, records)
+            except V3ioError as ex:
+                # of this request, those the driver could not write; the later ones were not sent
+                left = len(texts) - start - len(records) + getattr(ex, "unwritten", len(records))
+                raise V3ioError(
+                    f"{self.name}: {left} of the {len(texts)} records of events for shard {shard} were not "
+                    f"written to stream {self._container}{self._path} (the events before them were): {ex}"
+                ) from ex
 
     # ---- records
     def _resolve_columns(self, batch):
