@@ -121,14 +121,18 @@ def column_array(cols, name):
     if kind in "iub":
         return pa.array(arr, mask=absent)
     if kind == "M":
-        ns = arr.astype("datetime64[ns]").view(np.int64)
+        # in the column's own unit: a time nanoseconds cannot hold stays what it is
+        unit, _ = np.datetime_data(arr.dtype)
+        if unit not in ("s", "ms", "us", "ns"):
+            arr = arr.astype("datetime64[us]")
+            unit = "us"
         mask = np.isnat(arr)
         if absent is not None:
             mask |= absent
         sample = column_sample(cols, name)
         tzinfo = getattr(sample, "tzinfo", None)
-        typ = pa.timestamp("ns", tz=None if tzinfo is None else arrow_tz(tzinfo))
-        return pa.array(ns, typ, mask=mask if mask.any() else None)
+        typ = pa.timestamp(unit, tz=None if tzinfo is None else arrow_tz(tzinfo))
+        return pa.array(arr.view(np.int64), typ, mask=mask if mask.any() else None)
     if kind in "OU":
         return pa.array(arr, mask=absent, from_pandas=True)
     return _from_values(cols.row_values(name))
