@@ -135,6 +135,11 @@ def _parser():
         "--time-format", metavar="FMT", help="strptime format of CSV times (default: ISO-8601)"
     )
     backfill.add_argument(
+        "--time-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of an integer time column: epoch seconds (default), ms, us or ns",
+    )
+    backfill.add_argument(
         "--rows-per-file",
         type=_positive_int,
         default=None,
@@ -229,6 +234,8 @@ def _backfill_plan(args):
             table = parse_table_url(args.table)
         except TableUrlError as ex:
             raise CliError(str(ex)) from ex
+    if args.time_format is not None and args.time_unit is not None:
+        raise CliError("--time-unit (integer times) and --time-format (text times) exclude each other")
     plan = BackfillPlan(
         source,
         args.key,
@@ -239,6 +246,7 @@ def _backfill_plan(args):
         args.time_format,
         args.rows_per_file or ROWS_PER_FILE,
         table,
+        args.time_unit,
     )
     if args.rows_per_file is not None and plan.single_file:
         raise CliError("--rows-per-file applies to a directory OUT only (OUT ends in .parquet)")
@@ -264,6 +272,8 @@ def _prepare_out(out, overwrite, partitioned):
 
 
 def _backfill(args):
+    from storey.core.times import TimeOutOfRange
+
     from .backfill import backfill_python, run_backfill
     from .progress import on_terminal
 
@@ -272,10 +282,21 @@ def _backfill(args):
         sys.stdout.write(backfill_python(plan))
         return 0
     _prepare_out(args.out, args.overwrite, bool(args.partition_by))
-    result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
+    try:
+        result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
+    except TimeOutOfRange as ex:
+        if args.time_unit is None:
+            ex.add_note("--time-unit gives the unit of an integer time column")
+        raise
+    key = ",".join(plan.key)
+    if result.skipped:
+        rows = f"{result.skipped:,} row{'s' if result.skipped != 1 else ''}"
+        print(f"{PROG} {args.command}: {rows} without a --key ({key}) left out", file=sys.stderr)
     if not args.quiet:
         features = sum(len(s.feature_names()) for s in plan.specs)
-        if result.rows == 0:
+        if result.rows == 0 and result.skipped:
+            print(f"{args.source}: no row has a --key ({key}): nothing written")
+        elif result.rows == 0:
             print(f"{args.source} has no rows: nothing written")
         else:
             print(

@@ -5,13 +5,12 @@ much work there is (rows from Parquet metadata; bytes for CSV), so that bad inpu
 in one line before any flow starts.
 """
 
-import csv
 import difflib
-import io
 import posixpath
 from dataclasses import dataclass
 
 from storey.core.storage import get_filesystem
+from storey.sources.file_sources.csv_reading import CsvFile
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv",)
@@ -140,27 +139,27 @@ def _parquet_input(source, fs, files, directory):
 
 
 def _csv_input(source, fs, files):
+    paths = [_with_protocol(fs, source, p) for p in files]
     try:
         with fs.open(files[0], "rb") as f:
             sample = f.read(_SAMPLE_BYTES)
         total_bytes = sum(fs.size(p) for p in files)
     except OSError as ex:
         raise InputError(f"cannot read {source}: {_first_line(ex)}") from ex
+    # the header and the first block, read as CSVSource reads them (the rest is checked as read)
+    first = CsvFile(paths[0], None, header=True, type_inference=True, step="CSVSource")
     try:
-        text = sample.decode("utf-8")
+        schema = first.inferred_schema()
     except UnicodeDecodeError as ex:
-        if len(sample) < _SAMPLE_BYTES or ex.start < len(sample) - 4:
-            raise InputError(f"cannot read {files[0]} as CSV: it is not UTF-8 text") from ex
-        text = sample[: ex.start].decode("utf-8")
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
+        raise InputError(f"cannot read {files[0]} as CSV: it is not UTF-8 text: {ex}") from ex
+    except (ValueError, OSError) as ex:
+        raise InputError(f"cannot read {files[0]} as CSV: {_first_line(ex)}") from ex
+    if schema is None or not first.names:
         raise InputError(f"{files[0]} is empty: a CSV file needs a header line naming its columns")
-    lines = max(text.count("\n"), 1)
-    bytes_per_row = max(len(sample) / lines, 1.0)
+    line_ends = sample.count(b"\n") or sample.count(b"\r")
+    bytes_per_row = max(len(sample) / max(line_ends, 1), 1.0)
     total_rows = max(int(total_bytes / bytes_per_row) - len(files), 0)
-    paths = [_with_protocol(fs, source, p) for p in files]
-    return Input(source, "csv", paths, header, total_rows, total_bytes)
+    return Input(source, "csv", paths, list(first.names), total_rows, total_bytes)
 
 
 def _first_line(ex):

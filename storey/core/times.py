@@ -15,7 +15,7 @@ _MICRO = timedelta(microseconds=1)
 # The instants int64 epoch nanoseconds hold (the smallest int64 is NaT).
 MIN_NS = int(np.iinfo(np.int64).min) + 1
 MAX_NS = int(np.iinfo(np.int64).max)
-TIME_RANGE = "1677-09-21 00:12:43.145224193 to 2262-04-11 23:47:16.854775807 UTC"
+TIME_RANGE = "1677-09-21 00:12:43 to 2262-04-11 23:47:16 UTC"
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 TIME_UNITS = tuple(_NS_PER_UNIT)
 

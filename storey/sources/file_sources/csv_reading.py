@@ -8,8 +8,9 @@ reference only parses the time field and `parse_dates`). A column that is empty 
 first block takes its type from the first block where it has a value.
 
 Errors name the file and the row: a row with the wrong number of fields, a value that does not
-fit its column's type. The row is found by scanning the file again with Python's csv module,
-which only happens on the way to raising.
+fit its column's type, text that is not UTF-8 (a UnicodeDecodeError, as the reference raises).
+The row is found by scanning the file again with Python's csv module, which only happens on the
+way to raising.
 """
 
 import csv
@@ -29,6 +30,8 @@ from ...core.storage import get_filesystem
 # the first block (its type then comes from the first block, as large, where it has some).
 BLOCK_BYTES = 1 << 22
 READ_BLOCK_BYTES = 1 << 21
+# bytes read to tell a file without rows from one that is not text
+_SAMPLE_BYTES = 1 << 16
 
 
 def _spellings(word):
@@ -37,6 +40,9 @@ def _spellings(word):
 
 TRUE_WORDS = _spellings("true")
 FALSE_WORDS = _spellings("false")
+_UTF8_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8 data")
+# what the surrogateescape error handler makes of a byte that is not UTF-8
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): .*?CSV conversion error to (\S+): invalid value '(.*)'", re.S
 )
@@ -111,6 +117,7 @@ class CsvFile:
             reader = open_reader(self._parse_options())
         except pa.ArrowInvalid as ex:
             if "Empty CSV file" in str(ex):
+                self._check_no_row()
                 return None
             if "CSV parse error" not in str(ex):
                 raise self._located(ex) from ex
@@ -123,7 +130,15 @@ class CsvFile:
         schema = reader.schema
         reader.close()
         if self.header:
-            self.names = schema.names
+            try:
+                self.names = schema.names
+            except UnicodeDecodeError:
+                self._check_header_text()
+                raise
+        for column, field in enumerate(schema):
+            if pa.types.is_binary(field.type):
+                # pyarrow reads a column with text that is not UTF-8 as bytes
+                raise self._not_utf8(column)
         return schema
 
     # ---- reading
@@ -276,9 +291,66 @@ class CsvFile:
             f"from the file's first rows; type_inference=False reads fields as text)"
         )
 
+    def _check_header_text(self):
+        """UnicodeDecodeError naming the file when its header line is not UTF-8 text."""
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            line = f.readline()
+        self._check_text(line, "header line" if self.header else "row 1")
+
+    def _check_text(self, data, where):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            if ex.reason == "unexpected end of data" and ex.end == len(data):
+                return  # cut short by the sample
+            reason = f"{ex.reason} ({self.step}: {self.path}, {where})"
+            raise UnicodeDecodeError(ex.encoding, ex.object, ex.start, ex.end, reason) from None
+
+    def _check_no_row(self):
+        """For a file in which pyarrow finds no row: nothing when it holds no text or a single line
+        without a line end (no row, as for the reference), else an error naming the file."""
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            head = f.read(_SAMPLE_BYTES)
+        text = head.removeprefix(b"\xef\xbb\xbf")
+        if not text.strip(b" \t\r\n"):
+            return
+        self._check_text(text, "header line" if self.header else "row 1")
+        if b"\x00" in text:
+            raise CsvError(f"{self.step}: {self.path} holds a NUL byte in its first line: it is not CSV text")
+
+    def _not_utf8(self, column, first_row=1):
+        """The UnicodeDecodeError for the first field of `column`, from data row `first_row` on,
+        that is not UTF-8 text."""
+
+        def is_bad(record):
+            return len(record) > column and _SURROGATE.search(record[column]) is not None
+
+        row, line = self._find_row(is_bad, first_row)
+        if row is None:
+            return CsvError(f"{self.step}: {self.path}, field {self.column_name(column)!r}: not UTF-8 text")
+        raw = self._record_at(row)[column].encode("utf-8", "surrogateescape")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            where = f"{self.step}: {self.path}, row {row} (line {line}), field {self.column_name(column)!r}"
+            error = UnicodeDecodeError(ex.encoding, raw, ex.start, ex.end, f"{ex.reason} ({where})")
+            error.row = row
+            return error
+        return CsvError(f"{self.step}: {self.path}, row {row}: not UTF-8 text", row)
+
+    def _record_at(self, row):
+        found = []
+        self._find_row(lambda record: found.append(record) or len(found) == row)
+        return found[-1]
+
     def _located(self, ex):
         """An error naming the file and row for a pyarrow CSV error."""
         message = str(ex)
+        utf8 = _UTF8_ERROR.search(message)
+        if utf8:
+            return self._not_utf8(int(utf8.group(1)), first_row=self.rows_read + 1)
         if "CSV parse error" in message and self._bad_row is not None:
             bad = self._bad_row
             row, line = self._find_row(lambda record: len(record) != bad.expected_columns)
@@ -309,7 +381,7 @@ class CsvFile:
         try:
             with (
                 fsspec.open(self.path, "rb", compression="infer", **(self.storage_options or {})) as raw,
-                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as text,
             ):
                 reader = csv.reader(text)
                 if self.header:
