@@ -9,8 +9,6 @@ status (2 for bad arguments or input, 1 for a failure while running, 130 when in
 """
 
 import argparse
-import os
-import posixpath
 import sys
 import traceback
 
@@ -253,25 +251,31 @@ def _backfill_plan(args):
     return plan
 
 
-def _prepare_out(out, overwrite, partitioned):
-    from storey.core.storage import get_filesystem, is_local
+def _prepare_out(out, overwrite):
+    """The StagedOutput the run writes OUT into; CliError when OUT exists (without --overwrite)
+    or cannot be written (found now, not after the work)."""
+    from storey.core.storage import get_filesystem, split
+
+    from .output import StagedOutput
 
     fs, path = get_filesystem(out)
-    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
-        if not overwrite:
-            raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
-        fs.rm(path, recursive=True)
-    # find out now, not after the work, that OUT cannot be written
-    single_file = path.lower().endswith((".parquet", ".pq")) and not partitioned
-    folder = (os.path.dirname(path) if is_local(fs) else posixpath.dirname(path)) if single_file else path
+    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)) and not overwrite:
+        raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
+    parent = split(fs, path)[0]
     try:
-        if folder:
-            fs.makedirs(folder, exist_ok=True)
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
     except OSError as ex:
-        raise CliError(f"--out {out}: cannot create {folder}: {ex.strerror or ex}") from ex
+        raise CliError(f"--out {out}: cannot create {parent}: {ex.strerror or ex}") from ex
+    try:
+        return StagedOutput(out)
+    except OSError as ex:
+        raise CliError(f"--out {out}: cannot write in {parent or '.'}: {ex.strerror or ex}") from ex
 
 
 def _backfill(args):
+    from dataclasses import replace
+
     from storey.core.times import TimeOutOfRange
 
     from .backfill import backfill_python, run_backfill
@@ -281,13 +285,16 @@ def _backfill(args):
     if args.print_flow:
         sys.stdout.write(backfill_python(plan))
         return 0
-    _prepare_out(args.out, args.overwrite, bool(args.partition_by))
+    staged = _prepare_out(args.out, args.overwrite)
     try:
-        result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
+        result = run_backfill(replace(plan, out=staged.url), show_progress=not args.quiet and on_terminal())
+        staged.publish()
     except TimeOutOfRange as ex:
         if args.time_unit is None:
             ex.add_note("--time-unit gives the unit of an integer time column")
         raise
+    finally:
+        staged.discard()
     key = ",".join(plan.key)
     if result.skipped:
         rows = f"{result.skipped:,} row{'s' if result.skipped != 1 else ''}"

@@ -20,7 +20,7 @@ from .column_spec import (
     parse_partition_cols,
 )
 from .pandas_metadata import with_pandas_metadata
-from .parquet_files import BackgroundWrites, StreamedFile, write_file
+from .parquet_files import BackgroundWrites, DirectoryOutput, StreamedFile, write_file
 from .partitions import partition_groups
 from .values import body_rows, first_body_fields
 
@@ -34,8 +34,10 @@ class ParquetTarget(BufferedFileTarget):
     """Writes incoming events to parquet files.
 
     :param path: Output path. Can be either a file or directory. A path ending in .parquet or .pq
-        is written as a single file at termination; any other path is a directory of files, one per
-        partition and write.
+        is written as a single file, which appears under its name when the flow terminates without
+        an error; any other path is a directory of files, one per partition and write, marked
+        complete by an empty `_SUCCESS` file written last. When the flow fails, the files it wrote
+        are removed.
     :param index_cols: Index columns for writing the data. Use = notation for renaming fields (e.g.
         write_this=event_field). Use $ notation to refer to metadata ($key, event_time=$time). If
         None (default), no index is set.
@@ -136,6 +138,7 @@ class ParquetTarget(BufferedFileTarget):
         self._single_chunks = []
         self._streamed = None
         self._writes = BackgroundWrites()
+        self._output = None
 
     def _init(self):
         super()._init()
@@ -146,6 +149,7 @@ class ParquetTarget(BufferedFileTarget):
         self._single_chunks = []
         self._streamed = None
         self._writes = BackgroundWrites()
+        self._output = None
 
     # ---- columns
     def _resolve_columns(self, batch):
@@ -232,22 +236,43 @@ class ParquetTarget(BufferedFileTarget):
                 self._streamed = StreamedFile(self._fs, self._fs_path, self._table)
             self._writes.submit(self._streamed.append, self._table(chunks))
             return
+        if self._output is None:
+            self._output = DirectoryOutput(self._fs, self._fs_path)
         table = self._table(chunks)
         path = join(self._fs, self._fs_path, group, f"{uuid.uuid4()}.parquet")
-        self._writes.submit(write_file, self._fs, path, table)
+        self._writes.submit(self._output.write, path, table)
+
+    def _drain(self):
+        self._writes.drain()
 
     def _finish(self):
         try:
             self._writes.drain()
-        except BaseException:
             if self._streamed is not None:
-                self._streamed.discard()
+                streamed, self._streamed = self._streamed, None
+                streamed.close()
+            if self._single_chunks:
+                chunks, self._single_chunks = self._single_chunks, []
+                write_file(self._fs, self._fs_path, self._table(chunks))
+        except BaseException:
+            self._abandon()
             raise
-        if self._streamed is not None:
-            self._streamed.close()
-        if self._single_chunks:
-            chunks, self._single_chunks = self._single_chunks, []
-            write_file(self._fs, self._fs_path, self._table(chunks))
+        if self._output is not None:
+            self._output.complete()
+
+    def _abandon(self):
+        self._drop_buffers()
+        self._single_chunks = []
+        try:
+            self._writes.drain()
+        except BaseException:  # noqa: BLE001 - the flow's own error is the one reported
+            pass
+        finally:
+            if self._streamed is not None:
+                streamed, self._streamed = self._streamed, None
+                streamed.discard()
+            if self._output is not None:
+                self._output.remove()
 
 
 def _description(given, path, index_cols, columns, partition_cols, infer_columns_from_data):
