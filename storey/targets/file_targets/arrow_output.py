@@ -170,6 +170,41 @@ def cast_to(arr, spec):
         ) from ex
 
 
+def same_time_types(tables):
+    """Tables of the same columns, each timestamp column typed as `same_time_chunks` types it."""
+    out = list(tables)
+    for i in range(tables[0].num_columns):
+        chunks = same_time_chunks([table.column(i) for table in out])
+        out = [
+            table.set_column(i, table.field(i).name, chunk) for table, chunk in zip(out, chunks, strict=True)
+        ]
+    return out
+
+
+def same_time_chunks(chunks):
+    """Chunks of one column (arrays) whose timestamps are typed alike: with the zone of the first
+    timestamp chunk and the finest unit of them all. Arrow holds instants in UTC, and naive times
+    are UTC, so only the type changes, never an instant: the same events give the same column
+    whichever batches brought them."""
+    times = [chunk.type for chunk in chunks if pa.types.is_timestamp(chunk.type)]
+    if len(set(times)) < 2:
+        return chunks
+    tz = times[0].tz
+    unit = min((t.unit for t in times), key=_UNITS.index)
+    wanted = pa.timestamp(unit, tz=tz)
+    out = []
+    for chunk in chunks:
+        typ = chunk.type
+        if pa.types.is_timestamp(typ) and typ != wanted:
+            chunk = pc.cast(chunk, pa.int64()).cast(pa.timestamp(typ.unit, tz=tz)).cast(wanted)
+        out.append(chunk)
+    return out
+
+
+# timestamp units, finest first
+_UNITS = ["ns", "us", "ms", "s"]
+
+
 def finalize(arr):
     """An untyped column as the reference's files hold it (see the module docstring). A chunked
     column stays chunked (a Parquet writer takes the chunks as they are)."""

@@ -10,7 +10,15 @@ import pyarrow as pa
 from ...core.checks import check_storage_options
 from ...core.storage import get_filesystem, join
 from ..buffering import BufferedFileTarget
-from .arrow_output import finalize, list_positions, row_values, spec_array, values_array
+from .arrow_output import (
+    finalize,
+    list_positions,
+    row_values,
+    same_time_chunks,
+    same_time_types,
+    spec_array,
+    values_array,
+)
 from .column_spec import (
     DEFAULT_PARTITIONS,
     check_positive,
@@ -219,7 +227,10 @@ class ParquetTarget(BufferedFileTarget):
     def _table(self, chunks):
         specs = self._data_specs + self._index_specs
         tables = _merge_row_chunks(chunks, specs)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        if len(tables) == 1:
+            table = tables[0]
+        else:
+            table = pa.concat_tables(same_time_types(tables), promote_options="permissive")
         columns = [
             finalize(column) if spec.type_name is None else column
             for spec, column in zip(specs, table.columns, strict=True)
@@ -339,7 +350,7 @@ def _merge_row_chunks(chunks, specs):
 
 def _concat(parts):
     if isinstance(parts[0], pa.Array):
-        return parts[0] if len(parts) == 1 else pa.chunked_array(parts).combine_chunks()
+        return parts[0] if len(parts) == 1 else pa.chunked_array(same_time_chunks(parts)).combine_chunks()
     return list(chain.from_iterable(parts))
 
 
