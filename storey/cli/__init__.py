@@ -211,6 +211,7 @@ def _backfill_plan(args):
         source.check_columns([args.time], "--time")
         for spec in specs:
             source.check_columns([spec.field], f"--features {spec.to_text()!r}")
+            source.check_numbers(spec.field, f"--features {spec.to_text()!r}")
         features = {name for spec in specs for name in spec.feature_names()}
         for col in args.partition_by:
             if col.startswith("$"):
@@ -289,9 +290,11 @@ def _backfill(args):
     try:
         result = run_backfill(replace(plan, out=staged.url), show_progress=not args.quiet and on_terminal())
         staged.publish()
-    except TimeOutOfRange as ex:
-        if args.time_unit is None:
+    except Exception as ex:
+        if isinstance(ex, TimeOutOfRange) and args.time_unit is None:
             ex.add_note("--time-unit gives the unit of an integer time column")
+        if args.source not in describe(ex):
+            ex.add_note(f"backfilling {args.source}")
         raise
     finally:
         staged.discard()
@@ -372,7 +375,8 @@ def main(argv=None):
     except CliError as ex:
         if args.traceback:
             traceback.print_exc()
-        print(f"{prog}: error: {ex}", file=sys.stderr)
+        message = " ".join(str(ex).splitlines())
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -9,6 +9,8 @@ import difflib
 import posixpath
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from storey.core.storage import get_filesystem
 from storey.sources.file_sources.csv_reading import CsvFile
 
@@ -33,11 +35,21 @@ class Input:
     columns: list
     total_rows: int | None  # exact for Parquet, estimated for CSV
     total_bytes: int | None = None
+    types: dict | None = None  # column -> arrow type (for CSV: as the first block holds it)
 
     @property
     def source_arg(self):
         """The `paths` argument for the source step: a single path stays a string."""
         return self.paths[0] if len(self.paths) == 1 else list(self.paths)
+
+    def check_numbers(self, name, option):
+        """Raises InputError when column `name` of SOURCE holds no numbers to aggregate."""
+        typ = (self.types or {}).get(name)
+        if typ is None or pa.types.is_null(typ) or _is_number(typ):
+            return
+        raise InputError(
+            f"{option}: column {name!r} of {self.source} holds {typ} values, not numbers to aggregate"
+        )
 
     def check_columns(self, names, option):
         """Raises InputError for the first name in `names` that is not a column of SOURCE."""
@@ -45,9 +57,9 @@ class Input:
             if name not in self.columns:
                 hint = difflib.get_close_matches(name, self.columns, n=1)
                 hint = f" (did you mean {hint[0]!r}?)" if hint else ""
+                shown = ", ".join(c if c.isprintable() else repr(c) for c in self.columns)
                 raise InputError(
-                    f"{option}: no column {name!r} in {self.source}{hint}; "
-                    f"its columns are: {', '.join(self.columns)}"
+                    f"{option}: no column {name!r} in {self.source}{hint}; its columns are: {shown}"
                 )
 
 
@@ -133,9 +145,10 @@ def _parquet_input(source, fs, files, directory):
             dataset = ds.dataset(files, filesystem=fs, format="parquet")
             paths = [_with_protocol(fs, source, p) for p in files]
         total = sum(fragment.metadata.num_rows for fragment in dataset.get_fragments())
+        names = list(dataset.schema.names)
     except (OSError, ValueError) as ex:
         raise InputError(f"cannot read {source} as Parquet: {_first_line(ex)}") from ex
-    return Input(source, "parquet", paths, list(dataset.schema.names), total)
+    return Input(source, "parquet", paths, names, total, types=dict(zip(names, dataset.schema.types)))
 
 
 def _csv_input(source, fs, files):
@@ -159,7 +172,19 @@ def _csv_input(source, fs, files):
     line_ends = sample.count(b"\n") or sample.count(b"\r")
     bytes_per_row = max(len(sample) / max(line_ends, 1), 1.0)
     total_rows = max(int(total_bytes / bytes_per_row) - len(files), 0)
-    return Input(source, "csv", paths, list(first.names), total_rows, total_bytes)
+    types = dict(zip(first.names, schema.types))
+    return Input(source, "csv", paths, list(first.names), total_rows, total_bytes, types)
+
+
+def _is_number(typ):
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return (
+        pa.types.is_integer(typ)
+        or pa.types.is_floating(typ)
+        or pa.types.is_decimal(typ)
+        or pa.types.is_boolean(typ)
+    )
 
 
 def _first_line(ex):

@@ -61,6 +61,11 @@ class ArrowColumnData(Mapping):
                     raise
                 message = f"{self.where}, field {name!r}: {ex.detail}"
                 raise TimeOutOfRange(message, ex.index, ex.detail) from None
+            except (pa.ArrowException, UnicodeDecodeError) as ex:
+                # values a file holds but Python cannot (text that is not UTF-8)
+                if self.where is None:
+                    raise
+                raise ValueError(f"{self.where}, field {name!r}: cannot read its values: {ex}") from ex
             self._cache[name] = values
         return values
 

@@ -86,6 +86,12 @@ class ParquetSource(DataframeSource):
     def _read(self, path, ids):
         dataset = self._open(path)
         schema = dataset.schema
+        try:
+            schema.names  # noqa: B018 - decoded here, so that a name that is not text names the file
+        except UnicodeDecodeError as ex:
+            raise ValueError(
+                f"{self.name}: cannot read {path}: a column name is not UTF-8 text ({ex})"
+            ) from None
         names = self._projection(schema, path)
         if not names:
             return

@@ -174,10 +174,10 @@ def same_time_types(tables):
     """Tables of the same columns, each timestamp column typed as `same_time_chunks` types it."""
     out = list(tables)
     for i in range(tables[0].num_columns):
-        chunks = same_time_chunks([table.column(i) for table in out])
-        out = [
-            table.set_column(i, table.field(i).name, chunk) for table, chunk in zip(out, chunks, strict=True)
-        ]
+        columns = [table.column(i) for table in out]
+        chunks = same_time_chunks(columns)
+        if chunks is not columns:
+            out = [t.set_column(i, t.field(i).name, chunk) for t, chunk in zip(out, chunks, strict=True)]
     return out
 
 
