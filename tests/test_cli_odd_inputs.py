@@ -2,6 +2,7 @@
 it cannot read with one line naming the file (and the row and column where they are known)."""
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -115,3 +116,21 @@ def test_rows_without_a_key_are_counted(tmp_path, capsys):
     assert backfill(source, out, "-q") == 0
     assert capsys.readouterr().err == "storey backfill: 1 row without a --key (user) left out\n"
     assert pq.read_table(out).column("user").to_pylist() == ["a", "b"]
+
+
+def test_features_of_a_text_column_are_refused_before_the_run(tmp_path, capsys):
+    source = tmp_path / "text.parquet"
+    times = pa.array([T0, T0], pa.timestamp("us"))
+    pq.write_table(pa.table({"user": ["a", "b"], "ts": times, "amount": ["1.5", "2"]}), source)
+    assert backfill(source, tmp_path / "out.parquet") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"column 'amount' of {source} holds string values, not numbers" in err
+    assert os.listdir(tmp_path) == ["text.parquet"]
+
+
+def test_column_names_with_line_breaks_keep_errors_on_one_line(tmp_path, capsys):
+    source = tmp_path / "odd.csv"
+    source.write_text('"us\ner",ts,amount\nann,2024-01-01T00:00:00,1\n')
+    assert backfill(source, tmp_path / "out.parquet") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no column 'user'" in err and str(source) in err
