@@ -55,3 +55,10 @@ def test_a_file_without_rows_gives_no_event(tmp_path, data):
     path = tmp_path / "empty.csv"
     path.write_bytes(data)
     assert read(path) == []
+
+
+def test_a_header_after_empty_lines_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n\xf4ser,cat\nann,x\n")
+    with pytest.raises(UnicodeDecodeError, match=rf"CSVSource: {path}, header line"):
+        read(path)

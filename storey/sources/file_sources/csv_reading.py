@@ -296,8 +296,11 @@ class CsvFile:
         """UnicodeDecodeError naming the file when its header line is not UTF-8 text."""
         fs, inner = get_filesystem(self.path, self.storage_options)
         with fs.open(inner, "rb", compression="infer") as f:
-            line = f.readline()
-        self._check_text(line, "header line" if self.header else "row 1")
+            head = f.read(_SAMPLE_BYTES)
+        head = head.removeprefix(b"\xef\xbb\xbf")
+        head = head[_EMPTY_LINES.match(head).end() :]
+        line = re.split(rb"\r|\n", head, maxsplit=1)[0]
+        self._check_text(line, "header line", cut=len(line) == len(head) and len(head) >= _SAMPLE_BYTES - 4)
 
     def _check_text(self, data, where, cut=False):
         """UnicodeDecodeError naming the file when `data` (the start of it, `cut` short when its
