@@ -199,16 +199,6 @@ class ParquetTarget(BufferedFileTarget):
         if self._last_written is None or batch.times[i] > self._last_written[0]:
             self._last_written = (batch.times[i], batch.time_value(i))
 
-    async def _on_terminate(self):
-        await super()._on_terminate()
-        if self._update_last_written is not None:
-            # as the reference: the path as given (a directory without its last '/'), and the
-            # latest event time written; datetime.min tells that nothing was written
-            path = self._path if self._single_file else self._path.rstrip("/")
-            latest = datetime.min if self._last_written is None else self._last_written[1]
-            self._update_last_written(path, latest)
-        return None
-
     def _groups(self, batch):
         if not self._partitions:
             return None
@@ -270,6 +260,13 @@ class ParquetTarget(BufferedFileTarget):
             raise
         if self._output is not None:
             self._output.complete()
+        if self._update_last_written is not None:
+            # once the output is complete, as the reference once it terminated: the path as given
+            # (a directory without its last '/'), and the latest event time written;
+            # datetime.min tells that nothing was written
+            path = self._path if self._single_file else self._path.rstrip("/")
+            latest = datetime.min if self._last_written is None else self._last_written[1]
+            self._update_last_written(path, latest)
 
     def _abandon(self):
         self._drop_buffers()
