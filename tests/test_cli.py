@@ -141,8 +141,9 @@ def test_partitioned_directory_output(events, tmp_path):
         "--features", FEATURES, "--out", str(out), "--partition-by", "category", "--quiet",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    categories = sorted(p.name for p in out.iterdir())
+    categories = sorted(p.name for p in out.iterdir() if p.name != "_SUCCESS")
     assert categories == sorted(f"category={c}" for c in df["category"].unique())
+    assert (out / "_SUCCESS").exists()
     written = ds.dataset(str(out), format="parquet", partitioning="hive").to_table().to_pandas()
     expected = python_features(df)
     expected["amount"] = df["amount"]

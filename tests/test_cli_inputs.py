@@ -127,3 +127,23 @@ def test_unknown_column_suggests_a_close_one(tmp_path):
     message = str(info.value)
     assert message.startswith("--features: no column 'amout'")
     assert "did you mean 'amount'" in message and "amount, user" in message
+
+
+def test_csv_columns_are_read_as_the_csv_source_reads_them(tmp_path):
+    # a UTF-8 byte order mark, and lines ending in CR alone
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfuser,ts,amount\nann,2024-01-01T00:00:00,1.5\n")
+    assert resolve_input(str(bom)).columns == ["user", "ts", "amount"]
+    cr = tmp_path / "cr.csv"
+    cr.write_bytes(b"user,ts,amount\rann,2024-01-01T00:00:00,1.5\rbob,2024-01-01T00:01:00,2\r")
+    inp = resolve_input(str(cr))
+    assert inp.columns == ["user", "ts", "amount"] and inp.total_rows >= 1
+
+
+def test_csv_text_that_is_not_utf8_names_the_file_row_and_column(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"user,cat\nann,grocery\nbob,\xe9picerie\n")
+    with pytest.raises(InputError) as info:
+        resolve_input(str(path))
+    message = str(info.value)
+    assert str(path) in message and "row 2" in message and "'cat'" in message and "not UTF-8" in message

@@ -138,7 +138,7 @@ def test_parquet_list_bodies_with_index_and_partition_columns(tmp_path):
     )
     run("sync", [target], [[f"i{i}", i % 2, f"s{i}"] for i in range(4)])
     frame = pd.read_parquet(root)
-    assert sorted(os.listdir(root)) == ["my_int=0", "my_int=1"]
+    assert sorted(os.listdir(root)) == ["_SUCCESS", "my_int=0", "my_int=1"]
     rows = sorted(zip(frame.index, frame["my_string"], frame["my_int"].astype(int), strict=True))
     assert rows == [("i0", "s0", 0), ("i1", "s1", 1), ("i2", "s2", 0), ("i3", "s3", 1)]
 
@@ -153,7 +153,7 @@ def test_parquet_list_bodies_with_a_hashed_partition_column(tmp_path):
     )
     frame = pd.read_parquet(root)
     buckets = {int(hashlib.sha1(str(v).encode()).hexdigest(), 16) % 4 for v in range(6)}
-    assert sorted(os.listdir(root)) == sorted(f"hash4_v={b}" for b in buckets)
+    assert sorted(os.listdir(root)) == sorted(["_SUCCESS", *(f"hash4_v={b}" for b in buckets)])
     assert sorted(frame["v"]) == list(range(6))
     for v, bucket in zip(frame["v"], frame["hash4_v"].astype(int), strict=True):
         assert int(hashlib.sha1(str(v).encode()).hexdigest(), 16) % 4 == bucket

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.batch import EventBatch
+from ..core.times import TimeOutOfRange
 from ..dtypes.aggregators import FieldAggregator, aggregator_from
 from ..dtypes.emit_policy import (
     EmitAfterDelay,
@@ -61,14 +62,18 @@ def _run_update(update, args, n, parallel):
         update(*args, 0, 1)
 
 
-def _kernel_times(batch):
+def _kernel_times(step, batch):
     """The events' times as the kernels take them: a writable, aligned, contiguous int64 array.
 
     Numba compiles a kernel once per distinct argument type, and an array's type includes its
     layout, alignment and whether it is read-only: the times are the one kernel argument that
     comes from outside (an Arrow column is read-only, a pandas column may be a strided view), so
-    they are copied into the one type the kernels are compiled for."""
-    times = batch.times
+    they are copied into the one type the kernels are compiled for. A time the kernels cannot
+    hold is a TimeOutOfRange (ValueError) naming the step."""
+    try:
+        times = batch.times
+    except TimeOutOfRange as ex:
+        raise TimeOutOfRange(f"{step}: {ex}", ex.index) from None
     flags = times.flags
     if times.dtype != np.int64 or not (flags.c_contiguous and flags.writeable and flags.aligned):
         times = np.require(times, np.int64, ["C", "A", "W", "O"])
@@ -310,7 +315,7 @@ class AggregateByKey(Flow):
 
     def _aggregate(self, batch, slots, emitted):
         n = batch.n
-        times = _kernel_times(batch)
+        times = _kernel_times(self.name, batch)
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
         valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
@@ -513,7 +518,7 @@ class AggregateByKey(Flow):
         n = batch.n
         state = self._table._aggregation_state
         slots = state.existing_slots(keys)
-        times = _kernel_times(batch)
+        times = _kernel_times(self.name, batch)
         outputs = []
         for call in self._calls:
             group = call.group
@@ -714,7 +719,7 @@ class QueryByKey(AggregateByKey):
         n = batch.n
         state = aggregation_state(self._table)
         slots = state.existing_slots(keys)
-        times = _kernel_times(batch)
+        times = _kernel_times(self.name, batch)
         features = Features(n)
         fixed_mode = (
             MODE_LAST_CLOSED if self._fixed_window_type == FixedWindowType.LastClosedWindow else MODE_QUERY

@@ -9,8 +9,6 @@ status (2 for bad arguments or input, 1 for a failure while running, 130 when in
 """
 
 import argparse
-import os
-import posixpath
 import sys
 import traceback
 
@@ -135,6 +133,11 @@ def _parser():
         "--time-format", metavar="FMT", help="strptime format of CSV times (default: ISO-8601)"
     )
     backfill.add_argument(
+        "--time-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of an integer time column: epoch seconds (default), ms, us or ns",
+    )
+    backfill.add_argument(
         "--rows-per-file",
         type=_positive_int,
         default=None,
@@ -209,6 +212,7 @@ def _backfill_plan(args):
         source.check_columns([args.time], "--time")
         for spec in specs:
             source.check_columns([spec.field], f"--features {spec.to_text()!r}")
+            source.check_numbers(spec.field, f"--features {spec.to_text()!r}")
         features = {name for spec in specs for name in spec.feature_names()}
         for col in args.partition_by:
             if col.startswith("$"):
@@ -230,6 +234,8 @@ def _backfill_plan(args):
             table = parse_table_url(args.table)
         except TableUrlError as ex:
             raise CliError(str(ex)) from ex
+    if args.time_format is not None and args.time_unit is not None:
+        raise CliError("--time-unit (integer times) and --time-format (text times) exclude each other")
     plan = BackfillPlan(
         source,
         args.key,
@@ -240,31 +246,40 @@ def _backfill_plan(args):
         args.time_format,
         args.rows_per_file or ROWS_PER_FILE,
         table,
+        args.time_unit,
     )
     if args.rows_per_file is not None and plan.single_file:
         raise CliError("--rows-per-file applies to a directory OUT only (OUT ends in .parquet)")
     return plan
 
 
-def _prepare_out(out, overwrite, partitioned):
-    from storey.core.storage import get_filesystem, is_local
+def _prepare_out(out, overwrite):
+    """The StagedOutput the run writes OUT into; CliError when OUT exists (without --overwrite)
+    or cannot be written (found now, not after the work)."""
+    from storey.core.storage import get_filesystem, split
+
+    from .output import StagedOutput
 
     fs, path = get_filesystem(out)
-    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
-        if not overwrite:
-            raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
-        fs.rm(path, recursive=True)
-    # find out now, not after the work, that OUT cannot be written
-    single_file = path.lower().endswith((".parquet", ".pq")) and not partitioned
-    folder = (os.path.dirname(path) if is_local(fs) else posixpath.dirname(path)) if single_file else path
+    if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)) and not overwrite:
+        raise CliError(f"--out {out} already exists: pass --overwrite to replace it")
+    parent = split(fs, path)[0]
     try:
-        if folder:
-            fs.makedirs(folder, exist_ok=True)
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
     except OSError as ex:
-        raise CliError(f"--out {out}: cannot create {folder}: {ex.strerror or ex}") from ex
+        raise CliError(f"--out {out}: cannot create {parent}: {ex.strerror or ex}") from ex
+    try:
+        return StagedOutput(out)
+    except OSError as ex:
+        raise CliError(f"--out {out}: cannot write in {parent or '.'}: {ex.strerror or ex}") from ex
 
 
 def _backfill(args):
+    from dataclasses import replace
+
+    from storey.core.times import TimeOutOfRange
+
     from .backfill import backfill_python, run_backfill
     from .progress import on_terminal
 
@@ -272,11 +287,27 @@ def _backfill(args):
     if args.print_flow:
         sys.stdout.write(backfill_python(plan))
         return 0
-    _prepare_out(args.out, args.overwrite, bool(args.partition_by))
-    result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
+    staged = _prepare_out(args.out, args.overwrite)
+    try:
+        result = run_backfill(replace(plan, out=staged.url), show_progress=not args.quiet and on_terminal())
+        staged.publish()
+    except Exception as ex:
+        if isinstance(ex, TimeOutOfRange) and args.time_unit is None:
+            ex.add_note("--time-unit gives the unit of an integer time column")
+        if args.source not in describe(ex):
+            ex.add_note(f"backfilling {args.source}")
+        raise
+    finally:
+        staged.discard()
+    key = ",".join(plan.key)
+    if result.skipped:
+        rows = f"{result.skipped:,} row{'s' if result.skipped != 1 else ''}"
+        print(f"{PROG} {args.command}: {rows} without a --key ({key}) left out", file=sys.stderr)
     if not args.quiet:
         features = sum(len(s.feature_names()) for s in plan.specs)
-        if result.rows == 0:
+        if result.rows == 0 and result.skipped:
+            print(f"{args.source}: no row has a --key ({key}): nothing written")
+        elif result.rows == 0:
             print(f"{args.source} has no rows: nothing written")
         else:
             print(
@@ -345,7 +376,8 @@ def main(argv=None):
     except CliError as ex:
         if args.traceback:
             traceback.print_exc()
-        print(f"{prog}: error: {ex}", file=sys.stderr)
+        message = " ".join(str(ex).splitlines())
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -34,6 +34,7 @@ class BackfillPlan:
     rows_per_file: int = ROWS_PER_FILE
     # where the final per-key state is kept (a storey.cli.table_urls.TableUrl), or None (memory)
     table: object = None
+    time_unit: str | None = None
 
     @property
     def single_file(self):
@@ -49,6 +50,8 @@ class BackfillPlan:
             kwargs = {"header": True, "build_dict": True, **kwargs}
             if self.time_format is not None:
                 kwargs["timestamp_format"] = self.time_format
+        if self.time_unit is not None:
+            kwargs["time_unit"] = self.time_unit
         return kwargs
 
     def target_kwargs(self):
@@ -157,10 +160,12 @@ def backfill_python(plan):
 
 @dataclass
 class BackfillResult:
-    """How many rows a backfill read, and how long it took."""
+    """How many rows a backfill read, how many it left out for a missing key, and how long it
+    took."""
 
     rows: int
     seconds: float
+    skipped: int = 0
 
     @property
     def rows_per_second(self):
@@ -176,4 +181,4 @@ def run_backfill(plan, show_progress=True):
         flow.run().await_termination()
     finally:
         progress.close()
-    return BackfillResult(progress.count, time.perf_counter() - start)
+    return BackfillResult(progress.count, time.perf_counter() - start, flow.skipped_rows)

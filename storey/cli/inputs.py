@@ -5,13 +5,14 @@ much work there is (rows from Parquet metadata; bytes for CSV), so that bad inpu
 in one line before any flow starts.
 """
 
-import csv
 import difflib
-import io
 import posixpath
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from storey.core.storage import get_filesystem
+from storey.sources.file_sources.csv_reading import CsvFile
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv",)
@@ -34,11 +35,21 @@ class Input:
     columns: list
     total_rows: int | None  # exact for Parquet, estimated for CSV
     total_bytes: int | None = None
+    types: dict | None = None  # column -> arrow type (for CSV: as the first block holds it)
 
     @property
     def source_arg(self):
         """The `paths` argument for the source step: a single path stays a string."""
         return self.paths[0] if len(self.paths) == 1 else list(self.paths)
+
+    def check_numbers(self, name, option):
+        """Raises InputError when column `name` of SOURCE holds no numbers to aggregate."""
+        typ = (self.types or {}).get(name)
+        if typ is None or pa.types.is_null(typ) or _is_number(typ):
+            return
+        raise InputError(
+            f"{option}: column {name!r} of {self.source} holds {typ} values, not numbers to aggregate"
+        )
 
     def check_columns(self, names, option):
         """Raises InputError for the first name in `names` that is not a column of SOURCE."""
@@ -46,9 +57,9 @@ class Input:
             if name not in self.columns:
                 hint = difflib.get_close_matches(name, self.columns, n=1)
                 hint = f" (did you mean {hint[0]!r}?)" if hint else ""
+                shown = ", ".join(c if c.isprintable() else repr(c) for c in self.columns)
                 raise InputError(
-                    f"{option}: no column {name!r} in {self.source}{hint}; "
-                    f"its columns are: {', '.join(self.columns)}"
+                    f"{option}: no column {name!r} in {self.source}{hint}; its columns are: {shown}"
                 )
 
 
@@ -134,33 +145,46 @@ def _parquet_input(source, fs, files, directory):
             dataset = ds.dataset(files, filesystem=fs, format="parquet")
             paths = [_with_protocol(fs, source, p) for p in files]
         total = sum(fragment.metadata.num_rows for fragment in dataset.get_fragments())
+        names = list(dataset.schema.names)
     except (OSError, ValueError) as ex:
         raise InputError(f"cannot read {source} as Parquet: {_first_line(ex)}") from ex
-    return Input(source, "parquet", paths, list(dataset.schema.names), total)
+    return Input(source, "parquet", paths, names, total, types=dict(zip(names, dataset.schema.types)))
 
 
 def _csv_input(source, fs, files):
+    paths = [_with_protocol(fs, source, p) for p in files]
     try:
         with fs.open(files[0], "rb") as f:
             sample = f.read(_SAMPLE_BYTES)
         total_bytes = sum(fs.size(p) for p in files)
     except OSError as ex:
         raise InputError(f"cannot read {source}: {_first_line(ex)}") from ex
+    # the header and the first block, read as CSVSource reads them (the rest is checked as read)
+    first = CsvFile(paths[0], None, header=True, type_inference=True, step="CSVSource")
     try:
-        text = sample.decode("utf-8")
+        schema = first.inferred_schema()
     except UnicodeDecodeError as ex:
-        if len(sample) < _SAMPLE_BYTES or ex.start < len(sample) - 4:
-            raise InputError(f"cannot read {files[0]} as CSV: it is not UTF-8 text") from ex
-        text = sample[: ex.start].decode("utf-8")
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
+        raise InputError(f"cannot read {files[0]} as CSV: it is not UTF-8 text: {ex}") from ex
+    except (ValueError, OSError) as ex:
+        raise InputError(f"cannot read {files[0]} as CSV: {_first_line(ex)}") from ex
+    if schema is None or not first.names:
         raise InputError(f"{files[0]} is empty: a CSV file needs a header line naming its columns")
-    lines = max(text.count("\n"), 1)
-    bytes_per_row = max(len(sample) / lines, 1.0)
+    line_ends = sample.count(b"\n") or sample.count(b"\r")
+    bytes_per_row = max(len(sample) / max(line_ends, 1), 1.0)
     total_rows = max(int(total_bytes / bytes_per_row) - len(files), 0)
-    paths = [_with_protocol(fs, source, p) for p in files]
-    return Input(source, "csv", paths, header, total_rows, total_bytes)
+    types = dict(zip(first.names, schema.types))
+    return Input(source, "csv", paths, list(first.names), total_rows, total_bytes, types)
+
+
+def _is_number(typ):
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return (
+        pa.types.is_integer(typ)
+        or pa.types.is_floating(typ)
+        or pa.types.is_decimal(typ)
+        or pa.types.is_boolean(typ)
+    )
 
 
 def _first_line(ex):

@@ -12,27 +12,106 @@ _EPOCH_AWARE = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MICRO = timedelta(microseconds=1)
 
+# The instants int64 epoch nanoseconds hold (the smallest int64 is NaT).
+MIN_NS = int(np.iinfo(np.int64).min) + 1
+MAX_NS = int(np.iinfo(np.int64).max)
+TIME_RANGE = "1677-09-21 00:12:43 to 2262-04-11 23:47:16 UTC"
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+TIME_UNITS = tuple(_NS_PER_UNIT)
+
+
+class TimeOutOfRange(ValueError):
+    """An event time outside what int64 epoch nanoseconds hold (TIME_RANGE); `index` is its
+    position in the values converted, when there were several, and `detail` the message without
+    the place it was found in."""
+
+    def __init__(self, message, index=None, detail=None):
+        super().__init__(message)
+        self.index = index
+        self.detail = message if detail is None else detail
+
+
+def out_of_range(value, index=None, what="event time"):
+    return TimeOutOfRange(
+        f"{what} {value} is out of range: event times must lie within {TIME_RANGE} "
+        "(int64 nanoseconds since 1970)",
+        index,
+    )
+
 
 def to_ns(value):
-    """Epoch nanoseconds (UTC) of one event time."""
+    """Epoch nanoseconds (UTC) of one event time; TimeOutOfRange outside TIME_RANGE."""
     if isinstance(value, pd.Timestamp):
+        if value.unit != "ns":
+            # a Timestamp of coarser unit may lie beyond what nanoseconds hold: read it exactly
+            return to_ns(value.to_pydatetime())
         if value.tzinfo is None:
             return value.value
         return value.tz_convert("UTC").value if value.tz is not None else value.value
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return ((value - _EPOCH_NAIVE) // _MICRO) * 1000
-        return ((value - _EPOCH_AWARE) // _MICRO) * 1000
+        epoch = _EPOCH_NAIVE if value.tzinfo is None else _EPOCH_AWARE
+        ns = ((value - epoch) // _MICRO) * 1000
+        if not MIN_NS <= ns <= MAX_NS:
+            raise out_of_range(value)
+        return ns
     if isinstance(value, np.datetime64):
-        return int(value.astype("datetime64[ns]").astype(np.int64))
+        return int(datetime64_ns(np.asarray([value]))[0])
     raise TypeError(f"event time must be a datetime, got {type(value).__name__}: {value!r}")
 
 
 def to_ns_array(values):
-    """Epoch nanoseconds (UTC) of a list of event times."""
+    """Epoch nanoseconds (UTC) of a list of event times; TimeOutOfRange names the first one
+    outside TIME_RANGE and its index."""
     out = np.empty(len(values), dtype=np.int64)
     for i, value in enumerate(values):
-        out[i] = to_ns(value)
+        try:
+            out[i] = to_ns(value)
+        except TimeOutOfRange as ex:
+            ex.index = i
+            raise
+    return out
+
+
+def datetime64_ns(values):
+    """A datetime64 array of any unit as int64 epoch nanoseconds (NaT stays NaT, the smallest
+    int64); TimeOutOfRange for the first value outside TIME_RANGE (NumPy would wrap it)."""
+    unit, _ = np.datetime_data(values.dtype)
+    if unit == "ns":
+        return values.view(np.int64)
+    if unit not in _NS_PER_UNIT:
+        values = values.astype("datetime64[us]")
+        unit = "us"
+    return _scaled(values.view(np.int64), unit, ~np.isnat(values), lambda i: values[i])
+
+
+def epoch_ns(ints, unit="s"):
+    """Integer epoch times in `unit` ('s', 'ms', 'us' or 'ns') as int64 epoch nanoseconds;
+    TimeOutOfRange for the first one outside TIME_RANGE."""
+    ints = np.asarray(ints, dtype=np.int64) if ints.dtype != np.uint64 else ints
+    if ints.dtype == np.uint64:
+        big = ints > MAX_NS // _NS_PER_UNIT[unit]
+        if big.any():
+            i = int(np.argmax(big))
+            raise out_of_range(f"{int(ints[i])} ({unit} since 1970)", i)
+        ints = ints.astype(np.int64)
+    return _scaled(ints, unit, None, lambda i: f"{int(ints[i])} ({unit} since 1970)")
+
+
+def _scaled(ints, unit, valid, show):
+    factor = _NS_PER_UNIT[unit]
+    if factor == 1:
+        return ints
+    lowest = -(-MIN_NS // factor)
+    highest = MAX_NS // factor
+    bad = (ints < lowest) | (ints > highest)
+    if valid is not None:
+        bad &= valid
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise out_of_range(show(i), i)
+    out = ints * factor
+    if valid is not None and not valid.all():
+        out[~valid] = ints[~valid]
     return out
 
 
@@ -55,12 +134,17 @@ class TimeStyle:
             if self.tz is not None:
                 index = index.tz_localize("UTC").tz_convert(self.tz)
             return list(index)
-        micros = (ns // 1000).astype("datetime64[us]").tolist()
+        return self.datetimes((ns // 1000).astype("datetime64[us]"))
+
+    def datetimes(self, micros):
+        """`datetime.datetime`s (None for NaT) of a datetime64[us] array of UTC instants, whatever
+        their year."""
+        micros = micros.tolist()
         if self.tz is None:
             return micros
         if self.tz is UTC:
-            return [m.replace(tzinfo=UTC) for m in micros]
-        return [m.replace(tzinfo=UTC).astimezone(self.tz) for m in micros]
+            return [None if m is None else m.replace(tzinfo=UTC) for m in micros]
+        return [None if m is None else m.replace(tzinfo=UTC).astimezone(self.tz) for m in micros]
 
 
 NAIVE = TimeStyle()

@@ -99,12 +99,7 @@ class DatetimeKind(PlainKind):
         self.style = TimeStyle(tz)
 
     def __call__(self, values):
-        out = self.style.values(values.astype("datetime64[ns]").view(np.int64))
-        nat = np.isnat(values)
-        if nat.any():
-            for i in np.flatnonzero(nat).tolist():
-                out[i] = None
-        return out
+        return self.style.datetimes(values.astype("datetime64[us]"))
 
     def none_mask(self, values):
         return np.isnat(values)

@@ -366,15 +366,23 @@ class AggregationState:
             return None
         known = self._known_text(array.type, len(array))
         if known is None:
-            encoded = array.dictionary_encode()
-            distinct = self.slots_of(encoded.dictionary.to_pylist())
-            return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+            return self._slots_of_distinct(array)
         found = pc.index_in(array, value_set=known)
         if found.null_count:
             # keys in order of first appearance, as the events bring them
             self.slots_of(pc.unique(array.filter(found.is_null())).to_pylist())
-            found = pc.index_in(array, value_set=self._known_text(array.type, len(array)))
+            known = self._known_text(array.type, len(array))
+            if known is None:
+                # the new keys made the table too big to look the batch up in
+                return self._slots_of_distinct(array)
+            found = pc.index_in(array, value_set=known)
         return found.to_numpy().astype(np.int64)
+
+    def _slots_of_distinct(self, array):
+        """Slots of an Arrow string array's keys, by looking up each distinct key once."""
+        encoded = array.dictionary_encode()
+        distinct = self.slots_of(encoded.dictionary.to_pylist())
+        return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
 
     def _known_text(self, kind, n):
         """Every key, in slot order, as an Arrow array of `kind` (a string type): its positions

@@ -1,6 +1,7 @@
 """The step under every file target: events buffered per group (a partition directory, or a
-batching key) and written when a group holds `max_events`, when its timer fires, at termination
-and, after a failure, when the flow closes.
+batching key) and written when a group holds `max_events`, when its timer fires, and at
+termination. What is written becomes the output when the flow closes after terminating
+without an error; when the flow failed, a target abandons it (file targets leave no output).
 
 Writes happen in the order they would if each event went through the step on its own: a group
 is written at the event that fills it, and at termination the groups still buffered are written
@@ -56,8 +57,22 @@ class BufferedFileTarget(Flow):
         """Writes the chunks of one group (in arrival order)."""
         raise NotImplementedError
 
+    def _drain(self):
+        """Called at termination after the last write: waits for writes still running (raising
+        their errors)."""
+
     def _finish(self):
-        """Called once after the last write (termination or failure): close files."""
+        """Called once when the flow closes after terminating without an error: the output
+        written becomes complete (files closed and given their final names)."""
+
+    def _abandon(self):
+        """Called once, instead of `_finish`, when the flow closes after an error. By default
+        the events processed are written, as they are for a target that cannot take back what it
+        wrote; file targets remove what they wrote instead."""
+        try:
+            self._flush_all()
+        finally:
+            self._finish()
 
     # ---- engine
     async def _do(self, batch):
@@ -129,6 +144,12 @@ class BufferedFileTarget(Flow):
             buf.timer.cancel()
             buf.timer = None
 
+    def _drop_buffers(self):
+        """Forgets the events still buffered (the flow failed)."""
+        for buf in self._buffers.values():
+            self._cancel_timer(buf)
+        self._buffers = {}
+
     def _flush_all(self):
         buffers = sorted(self._buffers.items(), key=lambda item: item[1].since)
         self._buffers = {}
@@ -137,18 +158,17 @@ class BufferedFileTarget(Flow):
             self._write(group, buf.chunks)
 
     async def _on_terminate(self):
-        self._write_remaining()
+        self._flush_all()
+        self._drain()
         return None
 
     def _close(self):
-        # after a failure: keep what was processed, close the files
-        self._write_remaining()
-
-    def _write_remaining(self):
-        """Writes the groups still buffered and closes the files, once per run."""
-        if not self._finished:
-            self._finished = True
-            try:
-                self._flush_all()
-            finally:
-                self._finish()
+        if self._finished:
+            return
+        self._finished = True
+        runtime = self._runtime
+        if runtime is not None and runtime.error is not None:
+            self._abandon()
+        else:
+            self._flush_all()
+            self._finish()

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...core.columns import Columns
+from ...core.times import TimeOutOfRange, datetime64_ns
 from ...core.value_kinds import (
     PLAIN,
     DateKind,
@@ -34,12 +35,14 @@ class ArrowColumnData(Mapping):
     `record_batch` holds exactly these columns, in this order, so a step that writes arrow (a
     Parquet or CSV target) can use it without converting anything, as long as the `Columns`
     holding this mapping is the one the source made (any change to the bodies makes new data).
+    `where` (a file name) places a value that cannot be converted.
     """
 
-    __slots__ = ("record_batch", "_names", "_index", "_plans", "_cache", "overridden")
+    __slots__ = ("record_batch", "_names", "_index", "_plans", "_cache", "overridden", "where")
 
-    def __init__(self, record_batch, plans, cache=None, overridden=None):
+    def __init__(self, record_batch, plans, cache=None, overridden=None, where=None):
         self.record_batch = record_batch
+        self.where = where
         self._names = record_batch.schema.names
         self._index = {name: i for i, name in enumerate(self._names)}
         self._plans = plans
@@ -51,7 +54,18 @@ class ArrowColumnData(Mapping):
         values = self._cache.get(name)
         if values is None:
             column = self.record_batch.column(self._index[name])
-            values = self._plans[name].to_numpy(column)
+            try:
+                values = self._plans[name].to_numpy(column)
+            except TimeOutOfRange as ex:
+                if self.where is None:
+                    raise
+                message = f"{self.where}, field {name!r}: {ex.detail}"
+                raise TimeOutOfRange(message, ex.index, ex.detail) from None
+            except (pa.ArrowException, UnicodeDecodeError) as ex:
+                # values a file holds but Python cannot (text that is not UTF-8)
+                if self.where is None:
+                    raise
+                raise ValueError(f"{self.where}, field {name!r}: cannot read its values: {ex}") from ex
             self._cache[name] = values
         return values
 
@@ -84,7 +98,9 @@ class ArrowColumnData(Mapping):
     def filter(self, mask):
         """The rows where the boolean array `mask` is True."""
         cache = {name: values[mask] for name, values in self._cache.items()}
-        return ArrowColumnData(self.record_batch.filter(pa.array(mask)), self._plans, cache, self.overridden)
+        return ArrowColumnData(
+            self.record_batch.filter(pa.array(mask)), self._plans, cache, self.overridden, self.where
+        )
 
 
 class ColumnPlan:
@@ -100,9 +116,9 @@ class ColumnPlan:
         self.nulls_are_none = nulls_are_none
 
 
-def columns_from_arrow(record_batch, plans):
+def columns_from_arrow(record_batch, plans, where=None):
     """`Columns` over a record batch whose column names are unique, with a plan for each."""
-    data = ArrowColumnData(record_batch, plans)
+    data = ArrowColumnData(record_batch, plans, where=where)
     converters = {name: plans[name].kind for name in data if plans[name].kind is not PLAIN}
     return Columns(data, record_batch.num_rows, converters=converters)
 
@@ -148,7 +164,12 @@ def _nones(arr):
 def _ns_instants(arr):
     typ = arr.type
     if typ.unit != "ns":
-        arr = arr.cast(pa.timestamp("ns", tz=typ.tz))
+        try:
+            arr = arr.cast(pa.timestamp("ns", tz=typ.tz))
+        except pa.ArrowInvalid:
+            # raises TimeOutOfRange for the first value nanoseconds cannot hold
+            datetime64_ns(arr.cast(pa.timestamp(typ.unit)).to_numpy(zero_copy_only=False))
+            raise
     ints = arr.view(pa.int64())
     if arr.null_count:
         ints = ints.fill_null(NAT)

@@ -8,8 +8,9 @@ reference only parses the time field and `parse_dates`). A column that is empty 
 first block takes its type from the first block where it has a value.
 
 Errors name the file and the row: a row with the wrong number of fields, a value that does not
-fit its column's type. The row is found by scanning the file again with Python's csv module,
-which only happens on the way to raising.
+fit its column's type, text that is not UTF-8 (a UnicodeDecodeError, as the reference raises).
+The row is found by scanning the file again with Python's csv module, which only happens on the
+way to raising.
 """
 
 import csv
@@ -29,6 +30,8 @@ from ...core.storage import get_filesystem
 # the first block (its type then comes from the first block, as large, where it has some).
 BLOCK_BYTES = 1 << 22
 READ_BLOCK_BYTES = 1 << 21
+# bytes read to tell a file without rows from one that is not text
+_SAMPLE_BYTES = 1 << 16
 
 
 def _spellings(word):
@@ -37,6 +40,11 @@ def _spellings(word):
 
 TRUE_WORDS = _spellings("true")
 FALSE_WORDS = _spellings("false")
+_EMPTY_LINES = re.compile(rb"(?:\r\n|\n|\r)*")
+_PARSE_ERROR = re.compile(r"CSV parse error: Expected (\d+) columns, got (\d+): (.*)", re.S)
+_UTF8_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8 data")
+# what the surrogateescape error handler makes of a byte that is not UTF-8
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): .*?CSV conversion error to (\S+): invalid value '(.*)'", re.S
 )
@@ -62,7 +70,7 @@ class CsvFile:
         self.step = step
         self.names = None
         self.rows_read = 0
-        self._bad_row = None
+        self._header_line_count = None
 
     # ---- opening
     def _source(self):
@@ -87,13 +95,6 @@ class CsvFile:
             quoted_strings_can_be_null=True,
         )
 
-    def _parse_options(self):
-        def remember(row):
-            self._bad_row = row
-            return "error"
-
-        return pacsv.ParseOptions(invalid_row_handler=remember)
-
     def inferred_schema(self):
         """The schema pyarrow infers from the first block (None for an empty file); sets `names`."""
 
@@ -108,14 +109,17 @@ class CsvFile:
             )
 
         try:
-            reader = open_reader(self._parse_options())
+            reader = open_reader(pacsv.ParseOptions())
         except pa.ArrowInvalid as ex:
             if "Empty CSV file" in str(ex):
+                self._check_no_row()
                 return None
             if "CSV parse error" not in str(ex):
                 raise self._located(ex) from ex
             # a malformed row in the first block: the types come from the other rows, and the
-            # row is reported when reading reaches it (after the rows before it)
+            # row is reported when reading reaches it (after the rows before it). pyarrow hands
+            # the rows it skips to Python as text: the block must be UTF-8 for it.
+            self._check_first_block_text()
             try:
                 reader = open_reader(pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"))
             except pa.ArrowInvalid:
@@ -123,7 +127,15 @@ class CsvFile:
         schema = reader.schema
         reader.close()
         if self.header:
-            self.names = schema.names
+            try:
+                self.names = schema.names
+            except UnicodeDecodeError:
+                self._check_header_text()
+                raise
+        for column, field in enumerate(schema):
+            if pa.types.is_binary(field.type):
+                # pyarrow reads a column with text that is not UTF-8 as bytes
+                raise self._not_utf8(column)
         return schema
 
     # ---- reading
@@ -143,6 +155,7 @@ class CsvFile:
                 typ = pa.string()
             types[f"c{i}"] = typ
         reader = None
+        self._header_lines()
         try:
             while True:
                 try:
@@ -154,9 +167,9 @@ class CsvFile:
                                 # a column typed later is typed by a block as large as the first
                                 block_size=BLOCK_BYTES if deferred else READ_BLOCK_BYTES,
                                 column_names=list(types),
-                                skip_rows=1 if self.header else 0,
+                                skip_rows=self._header_lines(),
                             ),
-                            parse_options=self._parse_options(),
+                            parse_options=pacsv.ParseOptions(),
                             convert_options=self._convert_options(types),
                         )
                     batch = reader.read_next_batch()
@@ -197,7 +210,7 @@ class CsvFile:
                 read_options=pacsv.ReadOptions(
                     block_size=READ_BLOCK_BYTES,
                     column_names=list(types),
-                    skip_rows=1 if self.header else 0,
+                    skip_rows=self._header_lines(),
                     skip_rows_after_names=self.rows_read,
                 ),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
@@ -259,7 +272,10 @@ class CsvFile:
 
     # ---- errors
     def column_name(self, column):
-        return self.names[column] if self.names is not None else column
+        names = self.names
+        if names is None and self.header:
+            names = self._records(lambda record: True, header=True)
+        return names[column] if names is not None and column < len(names) else column
 
     def where(self, row):
         """'<file>, row <n>' for the n-th data row (1-based) of the file."""
@@ -276,19 +292,112 @@ class CsvFile:
             f"from the file's first rows; type_inference=False reads fields as text)"
         )
 
+    def _check_header_text(self):
+        """UnicodeDecodeError naming the file when its header line is not UTF-8 text."""
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            head = f.read(_SAMPLE_BYTES)
+        head = head.removeprefix(b"\xef\xbb\xbf")
+        head = head[_EMPTY_LINES.match(head).end() :]
+        line = re.split(rb"\r|\n", head, maxsplit=1)[0]
+        self._check_text(line, "header line", cut=len(line) == len(head) and len(head) >= _SAMPLE_BYTES - 4)
+
+    def _check_text(self, data, where, cut=False):
+        """UnicodeDecodeError naming the file when `data` (the start of it, `cut` short when its
+        last character may be incomplete) is not UTF-8 text."""
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            if cut and ex.reason == "unexpected end of data" and ex.end == len(data):
+                return
+            reason = f"{ex.reason} ({self.step}: {self.path}, {where})"
+            raise UnicodeDecodeError(ex.encoding, ex.object, ex.start, ex.end, reason) from None
+
+    def _header_lines(self):
+        """The lines the header takes, with the empty lines before it (pyarrow skips empty lines,
+        but counts them among the rows it is told to skip)."""
+        if not self.header:
+            return 0
+        if self._header_line_count is None:
+            fs, inner = get_filesystem(self.path, self.storage_options)
+            with fs.open(inner, "rb", compression="infer") as f:
+                head = f.read(_SAMPLE_BYTES)
+            empty = _EMPTY_LINES.match(head.removeprefix(b"\xef\xbb\xbf")).group(0)
+            self._header_line_count = 1 + empty.count(b"\n") + empty.replace(b"\r\n", b"\n").count(b"\r")
+        return self._header_line_count
+
+    def _check_first_block_text(self):
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            block = f.read(BLOCK_BYTES)
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            cut = len(block) == BLOCK_BYTES
+            if not (cut and ex.reason == "unexpected end of data" and ex.end == len(block)):
+                raise self._not_utf8() from None
+
+    def _check_no_row(self):
+        """For a file in which pyarrow finds no row: nothing when it holds no text or one line
+        without a line end (no row, as for the reference), else an error naming the file."""
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            head = f.read(_SAMPLE_BYTES)
+        text = head.removeprefix(b"\xef\xbb\xbf").strip(b" \t\r\n")
+        if not text:
+            return
+        self._check_text(text, "header line" if self.header else "row 1", cut=len(head) == _SAMPLE_BYTES)
+        if b"\x00" in text:
+            raise CsvError(f"{self.step}: {self.path} holds a NUL byte in its first line: it is not CSV text")
+        if b"\n" in text or b"\r" in text:
+            raise CsvError(
+                f"{self.step}: {self.path}: no row can be read, its first line never ends "
+                "(a quote that is never closed?)"
+            )
+
+    def _not_utf8(self, column=None, first_row=1):
+        """The UnicodeDecodeError for the first field of `column` (of any column when None), from
+        data row `first_row` on, that is not UTF-8 text."""
+
+        def bad_field(record):
+            columns = range(len(record)) if column is None else [column] if len(record) > column else []
+            return next((c for c in columns if _SURROGATE.search(record[c])), None)
+
+        row, line = self._find_row(lambda record: bad_field(record) is not None, first_row)
+        if row is None:
+            field = "" if column is None else f", field {self.column_name(column)!r}"
+            return CsvError(f"{self.step}: {self.path}{field}: not UTF-8 text")
+        record = self._record_at(row)
+        column = bad_field(record)
+        raw = record[column].encode("utf-8", "surrogateescape")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            where = f"{self.step}: {self.path}, row {row} (line {line}), field {self.column_name(column)!r}"
+            error = UnicodeDecodeError(ex.encoding, raw, ex.start, ex.end, f"{ex.reason} ({where})")
+            error.row = row
+            return error
+        return CsvError(f"{self.step}: {self.path}, row {row}: not UTF-8 text", row)
+
+    def _record_at(self, row):
+        found = []
+        self._find_row(lambda record: found.append(record) or len(found) == row)
+        return found[-1]
+
     def _located(self, ex):
         """An error naming the file and row for a pyarrow CSV error."""
         message = str(ex)
-        if "CSV parse error" in message and self._bad_row is not None:
-            bad = self._bad_row
-            row, line = self._find_row(lambda record: len(record) != bad.expected_columns)
+        utf8 = _UTF8_ERROR.search(message)
+        if utf8:
+            return self._not_utf8(int(utf8.group(1)), first_row=self.rows_read + 1)
+        bad = _PARSE_ERROR.search(message)
+        if bad:
+            expected, actual, text = int(bad.group(1)), int(bad.group(2)), bad.group(3)
+            row, line = self._find_row(lambda record: len(record) != expected)
             position = f"row {row} (line {line})" if row is not None else "a row"
             what = "the header" if self.header else "the first row"
-            return CsvError(
-                f"{self.step}: {self.path}, {position} has {bad.actual_columns} fields where {what} has "
-                f"{bad.expected_columns}: {bad.text!r}",
-                row,
-            )
+            fields = f"has {actual} fields where {what} has {expected}"
+            return CsvError(f"{self.step}: {self.path}, {position} {fields}: {text!r}", row)
         match = _CONVERSION_ERROR.search(message)
         if match:
             column, typ, value = int(match.group(1)), match.group(2), match.group(3)
@@ -306,24 +415,32 @@ class CsvFile:
     def _find_row(self, is_bad, first_row=1):
         """(data row number, line number) of the first data row from `first_row` on where
         `is_bad(fields)`, by reading the file again with the csv module; (None, None) if none."""
+        found = self._records(is_bad, first_row=first_row)
+        return (None, None) if found is None else found
+
+    def _records(self, is_bad, first_row=1, header=False):
+        """What `_find_row` finds, or with `header` the header's fields."""
         try:
             with (
                 fsspec.open(self.path, "rb", compression="infer", **(self.storage_options or {})) as raw,
-                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as text,
             ):
                 reader = csv.reader(text)
                 if self.header:
-                    next(reader, None)
+                    # pyarrow skips empty lines: they are not rows
+                    names = next((r for r in reader if r), None)
+                    if header:
+                        return names
                 row = 0
                 for record in reader:
                     if not record:
-                        continue  # pyarrow skips empty lines: they are not rows
+                        continue
                     row += 1
                     if row >= first_row and is_bad(record):
                         return row, reader.line_num
         except (OSError, UnicodeDecodeError, csv.Error):
             pass
-        return None, None
+        return None
 
 
 def _infer_type(strings):

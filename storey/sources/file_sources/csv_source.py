@@ -9,7 +9,7 @@ from ...core.value_kinds import PLAIN, IntOrNaNKind, object_array
 from .arrow_input import ArrowColumnData, ColumnPlan, column_plan
 from .csv_reading import CsvError, CsvFile
 from .dataframe_source import BATCH_ROWS
-from .event_fields import EventFields
+from .event_fields import EventFields, check_time_unit
 from .replay import ReplaySource
 from .source_checks import check_field, check_paths
 from .time_text import TimeParseError, parse_times
@@ -42,6 +42,8 @@ class CSVSource(ReplaySource):
         fields in as strings (when False). Defaults to True.
     :param parse_dates: list of columns (names or integers) that will be attempted to parse as
         date column
+    :param time_unit: read an integer time field as epoch time in this unit: 's', 'ms', 'us' or
+        'ns' (not in storey 1.0.6, whose time field is ISO-8601 text or `timestamp_format`).
 
     for additional params, see documentation of Flow
     """
@@ -58,6 +60,7 @@ class CSVSource(ReplaySource):
         type_inference=True,
         parse_dates=None,
         storage_options=None,
+        time_unit=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,6 +72,11 @@ class CSVSource(ReplaySource):
             self._describe(timestamp_format=timestamp_format)
         self._describe(type_inference=type_inference)
         name = self.name
+        self._time_unit = check_time_unit(name, time_unit)
+        if time_unit is not None and timestamp_format is not None:
+            raise ValueError(
+                f"{name}: time_unit (integer times) and timestamp_format (text times) exclude each other"
+            )
         self._paths = check_paths(name, paths)
         self._header = bool(header)
         self._build_dict = bool(build_dict)
@@ -140,7 +148,7 @@ class _Layout:
             _index(source._parse_dates, names, width, "parse_dates", file.path, source.name) or []
         )
         self.text_columns = set(self.dates)
-        if self.time is not None:
+        if self.time is not None and source._time_unit is None:
             self.text_columns.add(self.time)
         self.dict_bodies = source._build_dict and names is not None
         if self.dict_bodies:
@@ -156,6 +164,10 @@ class _Layout:
             id=None if self.id is None else _col(self.id),
             list_key_skips_nan=False,
             now_style=NAIVE,
+            time_unit=source._time_unit,
+            step=source.name,
+            labels={_col(i): file.column_name(i) for i in range(width)},
+            on_skipped=source._count_skipped,
         )
         # columns with no value so far: the reference gives their empty fields None, not NaN
         self.leading = set(range(width))
@@ -169,7 +181,9 @@ class _Layout:
         keyed = self._columns(arrays, plans, cached, parsed, [(_col(i), i) for i in range(self.width)])
         body_parsed = parsed if self.source._type_inference else {}
         body = self._columns(arrays, plans, cached, body_parsed, self.body_fields)
-        return self.fields.batch(keyed, ids, self.file.path, body=body, list_bodies=not self.dict_bodies)
+        return self.fields.batch(
+            keyed, ids, self.file.path, body=body, list_bodies=not self.dict_bodies, first_row=first_row
+        )
 
     def _leading_nones(self, arrays, plans):
         """Row values (object arrays) of number columns whose first fields in the file are empty."""
@@ -227,7 +241,7 @@ class _Layout:
                 if i in cached:
                     cache[name] = cached[i]
         record_batch = pa.RecordBatch.from_arrays(out_arrays, names=names)
-        data = ArrowColumnData(record_batch, out_plans, cache)
+        data = ArrowColumnData(record_batch, out_plans, cache, where=self.file.path)
         converters = {name: plan.kind for name, plan in out_plans.items() if plan.kind is not PLAIN}
         if objects:
             # times of mixed zones are Python objects, which the record batch cannot hold

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from .event_fields import EventFields
+from ...core.times import TimeOutOfRange
+from .event_fields import EventFields, check_time_unit
 from .frame_columns import FrameFields
 from .replay import ReplaySource
 from .source_checks import check_field
@@ -22,15 +23,23 @@ class DataframeSource(ReplaySource):
     :param key_field: column to be used as key for events. can be list of columns
     :param time_field: column to be used as time for events.
     :param id_field: column to be used as ID for events.
+    :param time_unit: the unit of an integer time column: 's' (epoch seconds, the default),
+        'ms', 'us' or 'ns'. Not in storey 1.0.6, which reads integers as epoch seconds.
 
     for additional params, see documentation of Flow
     """
 
-    def __init__(self, dfs, key_field=None, time_field=None, id_field=None, **kwargs):
+    def __init__(self, dfs, key_field=None, time_field=None, id_field=None, time_unit=None, **kwargs):
         super().__init__(**kwargs)
-        for param, value in (("key_field", key_field), ("time_field", time_field), ("id_field", id_field)):
+        for param, value in (
+            ("key_field", key_field),
+            ("time_field", time_field),
+            ("id_field", id_field),
+            ("time_unit", time_unit),
+        ):
             if value is not None:
                 self._describe(**{param: value})
+        self._time_unit = check_time_unit(self.name, time_unit)
         if isinstance(dfs, pd.DataFrame):
             dfs = [dfs]
         elif isinstance(dfs, dict | str | bytes) or not hasattr(dfs, "__iter__"):
@@ -48,11 +57,15 @@ class DataframeSource(ReplaySource):
                 raise TypeError(
                     f"{self.name}: dfs must hold DataFrames, item {number} is a {type(df).__name__}"
                 )
-            frame = FrameFields(df)
             where = f"DataFrame {number}"
+            try:
+                frame = FrameFields(df)
+            except TimeOutOfRange as ex:
+                raise TimeOutOfRange(f"{self.name}: {where}, {ex}", ex.index, ex.detail) from None
             fields = self._event_fields(frame, where)
             for start in range(0, frame.n, BATCH_ROWS):
-                yield fields.batch(frame.columns(start, start + BATCH_ROWS), ids, where)
+                columns = frame.columns(start, start + BATCH_ROWS)
+                yield fields.batch(columns, ids, where, first_row=start + 1)
 
     def _event_fields(self, frame, where):
         def field(param, name):
@@ -70,4 +83,13 @@ class DataframeSource(ReplaySource):
             key = field("key_field", key)
         time = None if self._time_field is None else field("time_field", self._time_field)
         id_ = None if self._id_field is None else field("id_field", self._id_field)
-        return EventFields(key=key, time=time, id=id_)
+        labels = {} if time is None else {time: self._time_field}
+        return EventFields(
+            key=key,
+            time=time,
+            id=id_,
+            time_unit=self._time_unit,
+            step=self.name,
+            labels=labels,
+            on_skipped=self._count_skipped,
+        )

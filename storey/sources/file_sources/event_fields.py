@@ -4,8 +4,10 @@ A replay source names body fields for the key (one field, or a list of them), th
 id. Rows whose key is missing are skipped, as the reference skips them: a single key is missing
 when its value is None; a list key when any part is None (CSV) or also NaN/NaT/NA (DataFrames
 and Parquet). Event times come from the time field's column without building row values when the
-column holds instants (timestamps, parsed CSV times, epoch seconds); otherwise each value is
-read as the reference reads it (ISO-8601 strings, datetimes, epoch seconds, None for "now").
+column holds instants (timestamps, parsed CSV times, epoch integers); otherwise each value is
+read as the reference reads it (ISO-8601 strings, datetimes, epoch seconds). A row whose time is
+missing (None, NaN, NaT, NA) or outside what int64 nanoseconds hold is an error naming the
+source, the data, the row and the field: it could be placed in no window.
 """
 
 from collections.abc import Sequence
@@ -16,7 +18,16 @@ import pyarrow as pa
 
 from ...core.batch import EventBatch
 from ...core.columns import Columns
-from ...core.times import NAIVE, UTC_DATETIME, to_ns
+from ...core.times import (
+    NAIVE,
+    TIME_UNITS,
+    UTC_DATETIME,
+    TimeOutOfRange,
+    datetime64_ns,
+    epoch_ns,
+    to_ns,
+    to_ns_array,
+)
 from ...core.value_kinds import PLAIN, DatetimeKind, TimestampKind
 from .arrow_input import ArrowColumnData, filter_columns
 from .frame_columns import FrameData
@@ -31,31 +42,58 @@ class EventFields:
         `now_style`: aware UTC datetimes, or naive ones as CSVSource gives).
     :param id: a field name or None (ids are generated).
     :param list_key_skips_nan: whether a list key with a NaN/NaT/NA part is skipped too.
-    :param where: names the data in error messages (a file name).
+    :param time_unit: the unit of integer times ('s', 'ms', 'us' or 'ns' since 1970).
+    :param step: the source's name, and `labels` the names the user gave fields by, for errors.
+    :param on_skipped: called with the number of rows of each batch skipped for a missing key.
     """
 
-    def __init__(self, key=None, time=None, id=None, list_key_skips_nan=True, now_style=UTC_DATETIME):
+    def __init__(
+        self,
+        key=None,
+        time=None,
+        id=None,
+        list_key_skips_nan=True,
+        now_style=UTC_DATETIME,
+        time_unit=None,
+        step="source",
+        labels=None,
+        on_skipped=None,
+    ):
         self.key = key
         self.time = time
         self.id = id
         self.list_key_skips_nan = list_key_skips_nan
         self.now_style = now_style
+        self.time_unit = time_unit or "s"
+        self.step = step
+        self.labels = labels or {}
+        self.on_skipped = on_skipped
 
-    def batch(self, columns, ids, where, body=None, list_bodies=False):
+    def batch(self, columns, ids, where, body=None, list_bodies=False, first_row=1):
         """The events of the rows of `columns`, leaving out rows whose key is missing.
 
         `ids` is the flow's IdSequence. The bodies are `body` (`Columns` of the same rows), or
         `columns` themselves; with `list_bodies` each body is the list of the body columns' values
-        (`Columns.list_rows`).
+        (`Columns.list_rows`). `where` (a file name) and `first_row` (the number of the first
+        row in it) place errors.
         """
         keep = self._kept_rows(columns)
         if keep is not None:
+            if self.on_skipped is not None:
+                self.on_skipped(int(columns.n - keep.sum()))
             columns = filter_columns(columns, keep)
             if body is not None:
                 body = filter_columns(body, keep)
         n = columns.n
         keys = self._keys(columns)
-        times, time_values, style = self._times(columns, where)
+        try:
+            times, time_values, style = self._times(columns, where)
+        except (TimeOutOfRange, MissingTime) as ex:
+            index = ex.index if keep is None else int(np.flatnonzero(keep)[ex.index])
+            row = first_row + index
+            label = self.labels.get(self.time, self.time)
+            detail = getattr(ex, "detail", ex)
+            raise type(ex)(f"{self.step}: {where}, row {row}, time_field {label!r}: {detail}", row) from None
         if self.id is None:
             event_ids = ids.reserve(n)
         else:
@@ -117,7 +155,23 @@ class EventFields:
         if self.time is None:
             now = datetime.now(UTC)
             return np.full(n, to_ns(now), dtype=np.int64), None, self.now_style
-        return column_times(columns, self.time, where)
+        return column_times(columns, self.time, where, self.time_unit)
+
+
+class MissingTime(ValueError):
+    """A row whose time field holds no time (None, NaN, NaT, NA); `index` is its position."""
+
+    def __init__(self, message, index):
+        super().__init__(message)
+        self.index = index
+
+
+def check_time_unit(step, time_unit):
+    """The time_unit parameter of a source: None or one of TIME_UNITS."""
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        units = ", ".join(map(repr, TIME_UNITS))
+        raise ValueError(f"{step}: time_unit must be one of {units}, got {time_unit!r}")
+    return time_unit
 
 
 def _text_column(columns, name):
@@ -142,30 +196,36 @@ def _none_mask(columns, name):
     return columns.converters.get(name, PLAIN).none_mask(columns[name])
 
 
-def column_times(columns, name, where):
+def column_times(columns, name, where, unit="s"):
     """(int64 ns or None, time objects or None, TimeStyle or None) for the events' times taken
-    from body field `name`."""
+    from body field `name`, integers being epoch times in `unit`. MissingTime or TimeOutOfRange
+    (with the row's index) for a row without a time the windows can hold."""
     values = columns[name]
     kind = columns.converters.get(name, PLAIN)
+    missing = kind.missing_mask(values)
+    if missing.any():
+        message = "has no value: an event needs a time to be placed in its windows"
+        raise MissingTime(message, int(np.argmax(missing)))
     if isinstance(kind, TimestampKind):
         return values.view(np.int64), None, kind.style
     if isinstance(kind, DatetimeKind):
-        nat = np.isnat(values)
-        ns = values.astype("datetime64[ns]").view(np.int64)
-        if not nat.any():
-            return ns, None, kind.style
-        now = datetime.now(UTC)
-        times = kind.style.values(ns)
-        return None, [now if missing else t for t, missing in zip(times, nat.tolist(), strict=True)], None
+        return datetime64_ns(values), None, kind.style
     if kind is PLAIN and values.dtype.kind in "iu":
-        return values.astype(np.int64) * 1_000_000_000, None, NAIVE
+        try:
+            return epoch_ns(values, unit), None, NAIVE
+        except TimeOutOfRange as ex:
+            if unit != "s":
+                raise
+            hint = f"{ex}; if the field holds epoch ms, us or ns, give its unit (time_unit)"
+            raise TimeOutOfRange(hint, ex.index) from None
     if kind is PLAIN and values.dtype.kind == "O":
         parsed = _iso_column(values)
         if parsed is not None:
             return column_times(
                 Columns({name: parsed[0]}, len(values), converters={name: parsed[1]}), name, where
             )
-    return None, [_event_time(v, name, where) for v in kind(values)], None
+    time_values = [_event_time(v, name, where) for v in kind(values)]
+    return to_ns_array(time_values), time_values, None
 
 
 def _iso_column(values):
@@ -186,8 +246,6 @@ def _iso_column(values):
 
 
 def _event_time(value, name, where):
-    if value is None:
-        return datetime.now(UTC)
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):

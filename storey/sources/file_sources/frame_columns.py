@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...core.columns import Columns
+from ...core.times import TimeOutOfRange, datetime64_ns
 from ...core.value_kinds import PLAIN, NullableKind, ObjectKind, TimedeltaKind, TimestampKind, object_array
 
 _NULLABLE_SCALARS = {
@@ -65,7 +66,11 @@ class FrameFields:
             kind = NullableKind(None) if dtype.na_value is pd.NA else PLAIN
         else:
             self._arrow_backed.pop(name, None)
-            self.data[name], kind = column_values(values)
+            try:
+                self.data[name], kind = column_values(values)
+            except TimeOutOfRange as ex:
+                row = ex.index + 1
+                raise TimeOutOfRange(f"row {row}, field {name!r}: {ex.detail}", ex.index, ex.detail) from None
         if kind is PLAIN:
             self.kinds.pop(name, None)
         else:
@@ -162,11 +167,12 @@ def column_values(values):
     """(NumPy array, kind) for a pandas Series or Index."""
     dtype = values.dtype
     if isinstance(dtype, pd.DatetimeTZDtype):
-        ns = values.array.as_unit("ns").asi8 if hasattr(values, "array") else values.as_unit("ns").asi8
-        return np.asarray(ns).view("datetime64[ns]"), TimestampKind(dtype.tz)
+        instants = values.array if hasattr(values, "array") else values
+        ns = datetime64_ns(np.asarray(instants.asi8).view(f"datetime64[{dtype.unit}]"))
+        return ns.view("datetime64[ns]"), TimestampKind(dtype.tz)
     if isinstance(dtype, np.dtype):
         if dtype.kind == "M":
-            return np.asarray(values).astype("datetime64[ns]"), TimestampKind(None)
+            return datetime64_ns(np.asarray(values)).view("datetime64[ns]"), TimestampKind(None)
         if dtype.kind == "m":
             return np.asarray(values).astype("timedelta64[ns]"), TimedeltaKind()
         if dtype.kind == "O":

@@ -39,6 +39,8 @@ class ParquetSource(DataframeSource):
     :param key_field: column to be used as key for events. can be list of columns
     :param time_field: column to be used as time for events.
     :param id_field: column to be used as ID for events.
+    :param time_unit: the unit of an integer time column: 's' (epoch seconds, the default),
+        'ms', 'us' or 'ns'. Not in storey 1.0.6, which reads integers as epoch seconds.
     """
 
     def __init__(
@@ -84,6 +86,12 @@ class ParquetSource(DataframeSource):
     def _read(self, path, ids):
         dataset = self._open(path)
         schema = dataset.schema
+        try:
+            schema.names  # noqa: B018 - decoded here, so that a name that is not text names the file
+        except UnicodeDecodeError as ex:
+            raise ValueError(
+                f"{self.name}: cannot read {path}: a column name is not UTF-8 text ({ex})"
+            ) from None
         names = self._projection(schema, path)
         if not names:
             return
@@ -102,9 +110,12 @@ class ParquetSource(DataframeSource):
             batch_readahead=4,
             fragment_readahead=2,
         )
+        rows_read = 0
         for record_batch in _reading(batches, self.name, path):
             if record_batch.num_rows:
-                yield fields.batch(columns_from_arrow(record_batch, plans), ids, path)
+                columns = columns_from_arrow(record_batch, plans, where=path)
+                yield fields.batch(columns, ids, path, first_row=rows_read + 1)
+                rows_read += record_batch.num_rows
 
     def _open(self, path):
         fs, inner = arrow_filesystem(path, self._storage_options)
@@ -143,7 +154,14 @@ class ParquetSource(DataframeSource):
                     raise KeyError(
                         f"{self.name}: {param} {name!r} is not a column of {path} (columns: {names})"
                     )
-        return EventFields(key=self._key_field, time=self._time_field, id=self._id_field)
+        return EventFields(
+            key=self._key_field,
+            time=self._time_field,
+            id=self._id_field,
+            time_unit=self._time_unit,
+            step=self.name,
+            on_skipped=self._count_skipped,
+        )
 
     def _row_filter(self, dataset, path):
         """The dataset filter for start_filter < filter_column <= end_filter, with partition

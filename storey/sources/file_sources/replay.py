@@ -36,13 +36,17 @@ class ReplaySource(Flow):
 
     Subclasses implement `_batches(ids)`, a generator of `EventBatch`es in event order, run in a
     worker thread; `ids` is the flow's id sequence for events without an id field.
+
+    `skipped_rows` counts the rows the last run left out because their key is missing.
     """
 
     _legal_first_step = True
+    skipped_rows = 0
 
     def run(self):
         """Starts the flow; returns a `FlowAwaiter` whose await_termination() waits for the end of
         the data and returns the flow's termination result (or raises the flow's error)."""
+        self.skipped_rows = 0
         runtime = FlowRuntime(self)
         runtime.start_thread(main=lambda: _replay(runtime, self._batches(runtime.ids)))
         return FlowAwaiter(runtime.await_termination)
@@ -57,6 +61,9 @@ class ReplaySource(Flow):
 
     def _batches(self, ids):
         raise NotImplementedError
+
+    def _count_skipped(self, rows):
+        self.skipped_rows += rows
 
 
 async def _replay(runtime, batches):

@@ -121,14 +121,18 @@ def column_array(cols, name):
     if kind in "iub":
         return pa.array(arr, mask=absent)
     if kind == "M":
-        ns = arr.astype("datetime64[ns]").view(np.int64)
+        # in the column's own unit: a time nanoseconds cannot hold stays what it is
+        unit, _ = np.datetime_data(arr.dtype)
+        if unit not in ("s", "ms", "us", "ns"):
+            arr = arr.astype("datetime64[us]")
+            unit = "us"
         mask = np.isnat(arr)
         if absent is not None:
             mask |= absent
         sample = column_sample(cols, name)
         tzinfo = getattr(sample, "tzinfo", None)
-        typ = pa.timestamp("ns", tz=None if tzinfo is None else arrow_tz(tzinfo))
-        return pa.array(ns, typ, mask=mask if mask.any() else None)
+        typ = pa.timestamp(unit, tz=None if tzinfo is None else arrow_tz(tzinfo))
+        return pa.array(arr.view(np.int64), typ, mask=mask if mask.any() else None)
     if kind in "OU":
         return pa.array(arr, mask=absent, from_pandas=True)
     return _from_values(cols.row_values(name))
@@ -164,6 +168,41 @@ def cast_to(arr, spec):
         raise TypeError(
             f"column {spec.name!r}: cannot convert {arr.type} values to {spec.type_name}: {ex}"
         ) from ex
+
+
+def same_time_types(tables):
+    """Tables of the same columns, each timestamp column typed as `same_time_chunks` types it."""
+    out = list(tables)
+    for i in range(tables[0].num_columns):
+        columns = [table.column(i) for table in out]
+        chunks = same_time_chunks(columns)
+        if chunks is not columns:
+            out = [t.set_column(i, t.field(i).name, chunk) for t, chunk in zip(out, chunks, strict=True)]
+    return out
+
+
+def same_time_chunks(chunks):
+    """Chunks of one column (arrays) whose timestamps are typed alike: with the zone of the first
+    timestamp chunk and the finest unit of them all. Arrow holds instants in UTC, and naive times
+    are UTC, so only the type changes, never an instant: the same events give the same column
+    whichever batches brought them."""
+    times = [chunk.type for chunk in chunks if pa.types.is_timestamp(chunk.type)]
+    if len(set(times)) < 2:
+        return chunks
+    tz = times[0].tz
+    unit = min((t.unit for t in times), key=_UNITS.index)
+    wanted = pa.timestamp(unit, tz=tz)
+    out = []
+    for chunk in chunks:
+        typ = chunk.type
+        if pa.types.is_timestamp(typ) and typ != wanted:
+            chunk = pc.cast(chunk, pa.int64()).cast(pa.timestamp(typ.unit, tz=tz)).cast(wanted)
+        out.append(chunk)
+    return out
+
+
+# timestamp units, finest first
+_UNITS = ["ns", "us", "ms", "s"]
 
 
 def finalize(arr):

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.times import TimeOutOfRange, datetime64_ns
 from .values import column_sample, is_plain_value, source_arrow_column, time_info, time_ns
 
 NAT = np.iinfo(np.int64).min
@@ -213,8 +214,12 @@ def column_texts(cols, name):
         text = pc.if_else(pa.array(arr), "True", "False")
     elif kind == "M":
         pandas_style = sample is None or type(sample).__name__ == "Timestamp"
-        ns = arr.astype("datetime64[ns]").view(np.int64)
-        text = format_times(ns, getattr(sample, "tzinfo", None), pandas_style, _missing_time_text(cols, name))
+        tz = getattr(sample, "tzinfo", None)
+        try:
+            text = format_times(datetime64_ns(arr), tz, pandas_style, _missing_time_text(cols, name))
+        except TimeOutOfRange:
+            # beyond what nanoseconds hold: written from the row values
+            text = python_texts(cols.column_list(name))
     elif kind == "U":
         text = pa.array(arr, pa.string())
     else:

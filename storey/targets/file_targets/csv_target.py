@@ -3,7 +3,7 @@
 import pyarrow as pa
 
 from ...core.checks import check_storage_options
-from ...core.storage import AtomicFile, get_filesystem
+from ...core.storage import AtomicFile, get_filesystem, remove_stale_temporaries, split
 from ..buffering import BufferedFileTarget
 from .column_spec import check_positive, merge_inferred, parse_columns
 from .csv_cells import column_texts, time_texts, value_texts
@@ -16,7 +16,8 @@ class CSVTarget(BufferedFileTarget):
     """Writes events to a CSV file.
 
     :param path: path where CSV file will be written (a local path or an fsspec URL). The file
-        appears under this name when the flow terminates (or fails), complete.
+        appears under this name, complete, when the flow terminates without an error; a flow that
+        fails leaves none.
     :param columns: Fields to be written to CSV. Will be written as the file header if header is
         True. Will be extracted from events when an event is a dictionary (lists will be written as
         is). Use = notation for renaming fields (e.g. write_this=event_field). Use $ notation to
@@ -254,6 +255,8 @@ class CSVTarget(BufferedFileTarget):
     # ---- writing
     def _write(self, group, chunks):
         if self._file is None:
+            folder, name = split(self._fs, self._fs_path)
+            remove_stale_temporaries(self._fs, folder, name)
             self._file = AtomicFile(self._fs, self._fs_path)
             out = self._file.open_binary() if isinstance(self._file.target, str) else self._file.target
             if self._header:
@@ -267,6 +270,12 @@ class CSVTarget(BufferedFileTarget):
         if self._file is not None:
             file, self._file = self._file, None
             file.commit()
+
+    def _abandon(self):
+        self._drop_buffers()
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.discard()
 
 
 def _first_body(batch):

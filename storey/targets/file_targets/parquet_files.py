@@ -12,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow.parquet as pq
 
-from ...core.storage import AtomicFile, is_local
+from ...core.storage import AtomicFile, is_local, join, remove_stale_temporaries, split
+
+# The empty file that marks an output directory complete, written last (as Spark and Hadoop do).
+SUCCESS_MARKER = "_SUCCESS"
 
 # A column's dictionary encoding is given up, for the rest of a row group, once its dictionary
 # passes this size (pyarrow's default is 1 MB): a column of mostly distinct values (times,
@@ -30,6 +33,68 @@ def write_file(fs, path, table):
         out.discard()
         raise
     out.commit()
+
+
+class DirectoryOutput:
+    """The files one run writes into an output directory. The directory is marked complete by an
+    empty `_SUCCESS` file written last (`complete()`); when the run fails, `remove()` removes the
+    files written (and the folders made for them only), leaving the directory as it was. A
+    marker of an earlier run is removed before the first file is written, and put back by
+    `remove()`. Temporaries that killed writers left are removed first."""
+
+    def __init__(self, fs, root):
+        self._fs = fs
+        self._root = root
+        self._parts = []
+        self._created = not fs.exists(root)
+        self._marker = join(fs, root, SUCCESS_MARKER)
+        remove_stale_temporaries(fs, root, recursive=True)
+        self._had_marker = not self._created and fs.exists(self._marker)
+        if self._had_marker:
+            fs.rm(self._marker)
+
+    def write(self, path, table):
+        """Writes `table` as the file `path` in the directory (from the writer thread)."""
+        write_file(self._fs, path, table)
+        self._parts.append(path)
+
+    def complete(self):
+        with self._fs.open(self._marker, "wb"):
+            pass
+
+    def remove(self):
+        fs = self._fs
+        folders = set()
+        for path in self._parts:
+            try:
+                fs.rm(path)
+            except FileNotFoundError:
+                pass
+            folders.add(_parent(fs, path))
+        self._parts = []
+        # the partition folders made for them, deepest first, when nothing else is in them
+        for folder in sorted(folders, key=len, reverse=True):
+            while folder.startswith(self._root) and folder != self._root:
+                if not _remove_if_empty(fs, folder):
+                    break
+                folder = _parent(fs, folder)
+        if self._created:
+            _remove_if_empty(fs, self._root)
+        elif self._had_marker:
+            self.complete()
+
+
+def _parent(fs, path):
+    return split(fs, path)[0]
+
+
+def _remove_if_empty(fs, folder):
+    try:
+        if fs.exists(folder) and not fs.ls(folder):
+            fs.rmdir(folder)
+        return not fs.exists(folder)
+    except OSError:
+        return False
 
 
 class BackgroundWrites:
@@ -73,6 +138,8 @@ class StreamedFile:
         self._merge = merge
         self._out = None
         self._writer = None
+        folder, name = split(fs, path)
+        remove_stale_temporaries(fs, folder, name)
 
     @staticmethod
     def supported(fs):

@@ -10,7 +10,15 @@ import pyarrow as pa
 from ...core.checks import check_storage_options
 from ...core.storage import get_filesystem, join
 from ..buffering import BufferedFileTarget
-from .arrow_output import finalize, list_positions, row_values, spec_array, values_array
+from .arrow_output import (
+    finalize,
+    list_positions,
+    row_values,
+    same_time_chunks,
+    same_time_types,
+    spec_array,
+    values_array,
+)
 from .column_spec import (
     DEFAULT_PARTITIONS,
     check_positive,
@@ -20,7 +28,7 @@ from .column_spec import (
     parse_partition_cols,
 )
 from .pandas_metadata import with_pandas_metadata
-from .parquet_files import BackgroundWrites, StreamedFile, write_file
+from .parquet_files import BackgroundWrites, DirectoryOutput, StreamedFile, write_file
 from .partitions import partition_groups
 from .values import body_rows, first_body_fields
 
@@ -34,8 +42,10 @@ class ParquetTarget(BufferedFileTarget):
     """Writes incoming events to parquet files.
 
     :param path: Output path. Can be either a file or directory. A path ending in .parquet or .pq
-        is written as a single file at termination; any other path is a directory of files, one per
-        partition and write.
+        is written as a single file, which appears under its name when the flow terminates without
+        an error; any other path is a directory of files, one per partition and write, marked
+        complete by an empty `_SUCCESS` file written last. When the flow fails, the files it wrote
+        are removed.
     :param index_cols: Index columns for writing the data. Use = notation for renaming fields (e.g.
         write_this=event_field). Use $ notation to refer to metadata ($key, event_time=$time). If
         None (default), no index is set.
@@ -136,6 +146,7 @@ class ParquetTarget(BufferedFileTarget):
         self._single_chunks = []
         self._streamed = None
         self._writes = BackgroundWrites()
+        self._output = None
 
     def _init(self):
         super()._init()
@@ -146,6 +157,7 @@ class ParquetTarget(BufferedFileTarget):
         self._single_chunks = []
         self._streamed = None
         self._writes = BackgroundWrites()
+        self._output = None
 
     # ---- columns
     def _resolve_columns(self, batch):
@@ -187,16 +199,6 @@ class ParquetTarget(BufferedFileTarget):
         if self._last_written is None or batch.times[i] > self._last_written[0]:
             self._last_written = (batch.times[i], batch.time_value(i))
 
-    async def _on_terminate(self):
-        await super()._on_terminate()
-        if self._update_last_written is not None:
-            # as the reference: the path as given (a directory without its last '/'), and the
-            # latest event time written; datetime.min tells that nothing was written
-            path = self._path if self._single_file else self._path.rstrip("/")
-            latest = datetime.min if self._last_written is None else self._last_written[1]
-            self._update_last_written(path, latest)
-        return None
-
     def _groups(self, batch):
         if not self._partitions:
             return None
@@ -215,7 +217,10 @@ class ParquetTarget(BufferedFileTarget):
     def _table(self, chunks):
         specs = self._data_specs + self._index_specs
         tables = _merge_row_chunks(chunks, specs)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        if len(tables) == 1:
+            table = tables[0]
+        else:
+            table = pa.concat_tables(same_time_types(tables), promote_options="permissive")
         columns = [
             finalize(column) if spec.type_name is None else column
             for spec, column in zip(specs, table.columns, strict=True)
@@ -232,22 +237,50 @@ class ParquetTarget(BufferedFileTarget):
                 self._streamed = StreamedFile(self._fs, self._fs_path, self._table)
             self._writes.submit(self._streamed.append, self._table(chunks))
             return
+        if self._output is None:
+            self._output = DirectoryOutput(self._fs, self._fs_path)
         table = self._table(chunks)
         path = join(self._fs, self._fs_path, group, f"{uuid.uuid4()}.parquet")
-        self._writes.submit(write_file, self._fs, path, table)
+        self._writes.submit(self._output.write, path, table)
+
+    def _drain(self):
+        self._writes.drain()
 
     def _finish(self):
         try:
             self._writes.drain()
-        except BaseException:
             if self._streamed is not None:
-                self._streamed.discard()
+                streamed, self._streamed = self._streamed, None
+                streamed.close()
+            if self._single_chunks:
+                chunks, self._single_chunks = self._single_chunks, []
+                write_file(self._fs, self._fs_path, self._table(chunks))
+        except BaseException:
+            self._abandon()
             raise
-        if self._streamed is not None:
-            self._streamed.close()
-        if self._single_chunks:
-            chunks, self._single_chunks = self._single_chunks, []
-            write_file(self._fs, self._fs_path, self._table(chunks))
+        if self._output is not None:
+            self._output.complete()
+        if self._update_last_written is not None:
+            # once the output is complete, as the reference once it terminated: the path as given
+            # (a directory without its last '/'), and the latest event time written;
+            # datetime.min tells that nothing was written
+            path = self._path if self._single_file else self._path.rstrip("/")
+            latest = datetime.min if self._last_written is None else self._last_written[1]
+            self._update_last_written(path, latest)
+
+    def _abandon(self):
+        self._drop_buffers()
+        self._single_chunks = []
+        try:
+            self._writes.drain()
+        except BaseException:  # noqa: BLE001 - the flow's own error is the one reported
+            pass
+        finally:
+            if self._streamed is not None:
+                streamed, self._streamed = self._streamed, None
+                streamed.discard()
+            if self._output is not None:
+                self._output.remove()
 
 
 def _description(given, path, index_cols, columns, partition_cols, infer_columns_from_data):
@@ -314,7 +347,7 @@ def _merge_row_chunks(chunks, specs):
 
 def _concat(parts):
     if isinstance(parts[0], pa.Array):
-        return parts[0] if len(parts) == 1 else pa.chunked_array(parts).combine_chunks()
+        return parts[0] if len(parts) == 1 else pa.chunked_array(same_time_chunks(parts)).combine_chunks()
     return list(chain.from_iterable(parts))
 
 
