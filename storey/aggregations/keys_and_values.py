@@ -9,6 +9,8 @@ import numbers
 
 import numpy as np
 
+from ..core.lazy import loaded
+
 __all__ = ["KeySource", "fill_values"]
 
 
@@ -79,17 +81,12 @@ def _as_float(step_name, what, value):
         return float(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    if value is _NA:
+    pandas = loaded("pandas")
+    if pandas is not None and value is pandas.NA:
         return None
     raise TypeError(
         f"{step_name}: cannot aggregate {what}: {value!r} ({type(value).__name__}) is not a number"
     )
-
-
-try:  # pandas' missing value marker, if pandas is loaded
-    from pandas import NA as _NA
-except ImportError:  # pragma: no cover
-    _NA = object()
 
 
 # value types a list of values is copied as is for (float() of each is what numpy makes of them)

@@ -6,7 +6,11 @@ Naive datetimes are taken as UTC, whatever the machine's time zone.
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pandas as pd
+
+from .lazy import LazyModule, loaded
+
+# pandas: imported by the paths that need it only
+pd = LazyModule("pandas")
 
 _EPOCH_AWARE = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
@@ -41,7 +45,8 @@ def out_of_range(value, index=None, what="event time"):
 
 def to_ns(value):
     """Epoch nanoseconds (UTC) of one event time; TimeOutOfRange outside TIME_RANGE."""
-    if isinstance(value, pd.Timestamp):
+    pandas = loaded("pandas")
+    if pandas is not None and isinstance(value, pandas.Timestamp):
         if value.unit != "ns":
             # a Timestamp of coarser unit may lie beyond what nanoseconds hold: read it exactly
             return to_ns(value.to_pydatetime())

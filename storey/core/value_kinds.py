@@ -11,9 +11,12 @@ column back as it was read.
 """
 
 import numpy as np
-import pandas as pd
 
+from .lazy import LazyModule
 from .times import TimeStyle
+
+# pandas: imported by the paths that need it only
+pd = LazyModule("pandas")
 
 _is_none = np.frompyfunc(lambda v: v is None, 1, 1)
 

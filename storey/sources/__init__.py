@@ -1,9 +1,22 @@
-"""Sources: the entry points of a flow."""
+"""Sources: the entry points of a flow (each module loaded when one of its sources is first used:
+an emitting flow never imports the file readers)."""
 
-from .emit_sources import *  # noqa: F403
-from .emit_sources import __all__ as _emit_all
-from .file_sources import *  # noqa: F403
-from .file_sources import __all__ as _file_all
-from .iterable_source import WithUUID, _IterableSource  # noqa: F401 (storey.sources._IterableSource)
+from ..core.lazy import lazy_package
 
-__all__ = _emit_all + _file_all
+__getattr__, __all__ = lazy_package(
+    __name__,
+    {
+        "emit_sources": [
+            "AsyncAwaitableResult",
+            "AsyncEmitSource",
+            "AsyncFlowController",
+            "AwaitableResult",
+            "FlowAwaiter",
+            "FlowController",
+            "FlowControllerBase",
+            "SyncEmitSource",
+        ],
+        "file_sources": ["CSVSource", "DataframeSource", "ParquetSource"],
+    },
+    others={"iterable_source": ["WithUUID", "_IterableSource"]},
+)

@@ -1,10 +1,13 @@
-"""Targets: the steps that write events out."""
+"""Targets: the steps that write events out (each module loaded when one of its targets is first
+used)."""
 
-from .file_targets import *  # noqa: F403
-from .file_targets import __all__ as _file_all
-from .nosql_target import *  # noqa: F403
-from .nosql_target import __all__ as _table_all
-from .v3io_targets import *  # noqa: F403
-from .v3io_targets import __all__ as _v3io_all
+from ..core.lazy import lazy_package
 
-__all__ = _file_all + _table_all + _v3io_all
+__getattr__, __all__ = lazy_package(
+    __name__,
+    {
+        "file_targets": ["CSVTarget", "ParquetTarget"],
+        "nosql_target": ["NoSqlTarget"],
+        "v3io_targets": ["StreamTarget", "TSDBTarget"],
+    },
+)

@@ -1,11 +1,29 @@
-"""The public `storey.transformations` namespace: every step that transforms events."""
+"""The public `storey.transformations` namespace: every step that transforms events, loaded on
+first use."""
 
-from ..aggregations import *  # noqa: F403
-from ..aggregations import __all__ as _aggregations_all
-from ..steps import *  # noqa: F403
-from ..steps import __all__ as _steps_all
-from ..steps.batching import _Batching  # noqa: F401 (the base classes storey 1.0.6 gives here)
-from ..steps.functions import _UnaryFunctionFlow  # noqa: F401
-from ..steps.http import _ConcurrentJobExecution  # noqa: F401
+from ..core.lazy import lazy_package
 
-__all__ = _steps_all + _aggregations_all
+__getattr__, __all__ = lazy_package(
+    __name__,
+    {
+        "steps.assertion": ["Assert"],
+        "steps.batching": ["Batch"],
+        "steps.dataframes": ["ReduceToDataFrame", "ToDataFrame"],
+        "steps.functions": ["Extend", "Filter", "FlatMap", "Flatten", "ForEach", "Map", "MapClass"],
+        "steps.http": ["HttpRequest", "HttpResponse", "SendToHttp"],
+        "steps.join": ["JoinWithTable", "JoinWithV3IOTable"],
+        "steps.metadata": ["ReifyMetadata", "Rename"],
+        "steps.recover": ["Recover"],
+        "steps.routing": ["Choice", "Partition", "Partitioned"],
+        "steps.sample": ["EmitPeriod", "SampleWindow"],
+        "steps.state": ["MapWithState"],
+        "aggregations.by_key": ["AggregateByKey", "QueryByKey"],
+    },
+    # the base classes storey 1.0.6 gives here
+    others={
+        "steps.batching": ["_Batching"],
+        "steps.functions": ["_UnaryFunctionFlow"],
+        "steps.http": ["_ConcurrentJobExecution"],
+    },
+    base="storey",
+)
