@@ -24,7 +24,7 @@ from ..dtypes.emit_policy import (
 )
 from ..dtypes.windows import FixedWindows, FixedWindowType
 from ..engine.graph import Flow, walk_graph
-from ..kernels import kernels
+from ..kernels import kernels, load_in_background
 from ..kernels.layout import MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY, R_NA, R_OUT, R_WIN
 from ..kernels.registry import AGGREGATIONS
 from ..table.aggregation_state import (
@@ -262,13 +262,23 @@ class AggregateByKey(Flow):
     def _state_objects(self):
         return (self._table,)
 
+    def _loaded_kernels(self):
+        if self._kernels is None:
+            self._kernels = kernels()
+        return self._kernels
+
     def _init(self):
         self._counts = {}
         self._pending = {}
         self._touched = {}
         self._timer = None
         self._table._bind(self._runtime)
-        self._kernels = kernels()
+        # loaded in a thread of its own while the flow starts; the first batch takes it
+        groups = aggregation_state(self._table).groups
+        load_in_background(
+            sliding=any(not group.fixed for group in groups), fixed=any(group.fixed for group in groups)
+        )
+        self._kernels = None
         self._parallel = _CORES > 2 or (_CORES == 2 and not _writes_in_background(self))
 
     async def _on_terminate(self):
@@ -326,7 +336,8 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             outputs.append((out, flags))
-            update = self._kernels.fixed_update if group.fixed else self._kernels.sliding_update
+            found = self._loaded_kernels()
+            update = found.fixed_update if group.fixed else found.sliding_update
             args = (
                 call.cfg,
                 group.max_values,
@@ -525,7 +536,8 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             outputs.append((out, flags))
-            read = self._kernels.fixed_read if group.fixed else self._kernels.sliding_read
+            found = self._loaded_kernels()
+            read = found.fixed_read if group.fixed else found.sliding_read
             read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
         return self._features(n, outputs)
 
@@ -729,9 +741,9 @@ class QueryByKey(AggregateByKey):
             out = np.empty((call.n_features, n), dtype=np.float64)
             flags = np.zeros((call.n_features, n), dtype=np.uint8)
             if group.fixed:
-                read, mode = self._kernels.fixed_read, fixed_mode
+                read, mode = self._loaded_kernels().fixed_read, fixed_mode
             else:
-                read, mode = self._kernels.sliding_read, MODE_QUERY
+                read, mode = self._loaded_kernels().sliding_read, MODE_QUERY
             read(call.cfg, call.max_values, times, slots, mode, group.state, group.istate, out, flags)
             features.add_block(call.names, out, flags, call.rows)
         feature_dicts = features.dicts()

@@ -7,13 +7,17 @@ only the kind it uses. Every function is compiled by `storey.kernels.jit.jit`: o
 argument signature the steps use (the same for every flow), and cached on disk.
 """
 
+import threading
 import types
 
 import numpy as np
 
-__all__ = ["kernels"]
+__all__ = ["kernels", "load_in_background"]
 
 _LOADED = {}
+_LOCK = threading.Lock()
+# the kinds of kernel load_in_background loads (once per process)
+_BACKGROUND = []
 # `values`/`valid` of a read, which has none
 _NO_VALUES = np.zeros((1, 0))
 _NO_VALID = np.zeros((1, 0), dtype=np.uint8)
@@ -50,23 +54,29 @@ def kernels(compiled=True):
     """
     found = _LOADED.get(compiled)
     if found is None:
-        if compiled:
-            from . import cache
+        with _LOCK:
+            found = _LOADED.get(compiled) or _load(compiled)
+    return found
 
-            cache.refresh()
-            from .fixed import fixed_kernel as fixed
-            from .sliding import sliding_kernel as sliding
-        else:
-            sliding, fixed = _python_twins()
-        found = types.SimpleNamespace(
-            sliding=sliding,
-            fixed=fixed,
-            sliding_update=_updating(sliding),
-            fixed_update=_updating(fixed),
-            sliding_read=_reading(sliding),
-            fixed_read=_reading(fixed),
-        )
-        _LOADED[compiled] = found
+
+def _load(compiled):
+    if compiled:
+        from . import cache
+
+        cache.refresh()
+        from .fixed import fixed_kernel as fixed
+        from .sliding import sliding_kernel as sliding
+    else:
+        sliding, fixed = _python_twins()
+    found = types.SimpleNamespace(
+        sliding=sliding,
+        fixed=fixed,
+        sliding_update=_updating(sliding),
+        fixed_update=_updating(fixed),
+        sliding_read=_reading(sliding),
+        fixed_read=_reading(fixed),
+    )
+    _LOADED[compiled] = found
     return found
 
 
@@ -114,3 +124,39 @@ def _reading(kernel):
         )
 
     return read
+
+
+def load_in_background(sliding=True, fixed=True):
+    """Loads the compiled kernels a flow uses (from Numba's disk cache, compiling them if it holds
+    none) in a thread of their own, so that the flow's first batch waits less for them: a file
+    source reads meanwhile, a service prepares. A kernel called meanwhile waits for it (Numba's
+    lock), so nothing is loaded twice."""
+    wanted = [
+        kind for kind, used in (("sliding", sliding), ("fixed", fixed)) if used and kind not in _BACKGROUND
+    ]
+    if wanted:
+        _BACKGROUND.extend(wanted)
+        threading.Thread(target=_load_kinds, args=(wanted,), name="storey-kernels", daemon=True).start()
+
+
+def _load_kinds(kinds):
+    found = kernels()
+    none_u = np.zeros((1, 0), dtype=np.uint8)
+    no_events = np.zeros(0, dtype=np.int64)
+    for kind in kinds:
+        # no events: the kernel returns at once, once loaded for the one signature it has
+        getattr(found, f"{kind}_update")(
+            np.zeros(1, dtype=np.int64),
+            np.zeros(0),
+            no_events,
+            no_events,
+            np.zeros((1, 0)),
+            none_u,
+            _NO_EMITTED,
+            np.zeros((0, 1)),
+            np.zeros((0, 1), dtype=np.int64),
+            np.zeros((1, 0)),
+            none_u,
+            0,
+            1,
+        )
