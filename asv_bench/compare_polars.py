@@ -1,19 +1,28 @@
-"""The backfill against polars, measured in one run (issue 4's target: at least twice polars'
-rows/s). Not an asv benchmark: polars is not a dependency of storey.
+"""The backfill against polars, cold and warm, measured in one run (issue 4's target: at least
+twice polars' rows/s). Not an asv benchmark: polars is not a dependency of storey.
 
     python asv_bench/compare_polars.py [--polars-python PATH] [--rounds 7]
 
 PATH is the python of an environment with polars and pyarrow (default /tmp/polars-venv/bin/python;
 make one with `python3 -m venv /tmp/polars-venv && /tmp/polars-venv/bin/pip install polars
 pyarrow`). The events are those of asv_bench/benchmarks/bench_aggregation.py (1M events over 10k
-keys in one day), written to a Parquet file. Each round runs, one after the other, our
-ParquetSource -> AggregateByKey -> ParquetTarget and DataframeSource -> AggregateByKey ->
-ParquetTarget (sum, count, avg, min and max of one field over sliding 1h/6h/24h windows with a
-10m period) and polars' per-key rolling sum, count, mean, min and max over the same windows
-(scan_parquet -> sink_parquet) written two ways: as a per-key `rolling` (a rolling group by per
-window, joined back to the events: the issue's formulation) and as `rolling_*_by(...).over(key)`
-expressions (the fastest we know). Each runs in a warm process of its own, so that all see the
-same machine load. The best and median round are reported.
+keys in one day), written to a Parquet file. The features: sum, count, avg, min and max of one
+field over sliding 1h/6h/24h windows with a 10m period, for every event, written to Parquet.
+Ours: `storey backfill` (the command), the same flow as a script (ParquetSource ->
+AggregateByKey -> ParquetTarget), and, warm only, DataframeSource -> AggregateByKey ->
+ParquetTarget. Polars' (scan_parquet -> sink_parquet), written two ways: as a per-key `rolling`
+(a rolling group by per window, joined back to the events: the issue's formulation) and as
+`rolling_*_by(...).over(key)` expressions (the fastest we know).
+
+- cold: every run a fresh process, as users run a backfill, timed here from its start to its
+  exit: interpreter start-up, imports, loading the kernels (from Numba's disk cache, filled by a
+  first run), reading, computing and writing;
+- warm: each contestant in a process of its own that has run it before (ours in this one,
+  polars' in a worker of its own), timed inside that process.
+
+Each round runs every contestant once, one after the other (A B C D ..., A B C D ...), so that
+all see the same machine load. The best and median round are reported, and the ratios of
+polars' time to ours (above 1: ours is faster).
 """
 
 import argparse
@@ -28,8 +37,17 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.bench_aggregation import N, _aggregate, _frame  # noqa: E402
+from benchmarks.bench_aggregation import (  # noqa: E402
+    AGGREGATIONS,
+    PERIOD,
+    WINDOWS,
+    N,
+    _aggregate,
+    _frame,
+    backfill_script,
+)
 
+import storey
 from storey import DataframeSource, ParquetSource, ParquetTarget, build_flow
 
 POLARS_WORKER = textwrap.dedent(
@@ -85,9 +103,27 @@ POLARS_WORKER = textwrap.dedent(
 )
 
 POLARS_RUNS = {
-    "polars rolling_*_by().over() expressions": "expressions",
     "polars per-key rolling (issue's formulation)": "rolling",
+    "polars rolling_*_by().over() expressions": "expressions",
 }
+COMMAND = "storey backfill (the command)"
+SCRIPT = "storey ParquetSource -> ParquetTarget"
+DATAFRAME = "storey DataframeSource -> ParquetTarget"
+FEATURES = f"amount:{','.join(AGGREGATIONS)}@{','.join(WINDOWS)}/{PERIOD}"
+
+
+def _storey_environment():
+    """This environment, with the storey this script imports first on the path of its children."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(storey.__file__)))
+    path = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def _process(argv, env=None, stdin=None):
+    """Seconds from the start of a new process running argv to its exit."""
+    start = time.perf_counter()
+    subprocess.run(argv, input=stdin, text=True, env=env, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
 
 
 def _ours(flow_source, target):
@@ -96,11 +132,58 @@ def _ours(flow_source, target):
     return time.perf_counter() - start
 
 
+def _cold_runs(events, folder, polars_python):
+    env = _storey_environment()
+    out = os.path.join(folder, "cold.parquet")
+    command = [sys.executable, "-m", "storey", "backfill", events, "--key", "user", "--time", "time"]
+    command += ["--features", FEATURES, "--out", out, "--overwrite", "--quiet"]
+    runs = {
+        COMMAND: lambda: _process(command, env),
+        SCRIPT: lambda: _process([sys.executable, "-c", backfill_script(events, out)], env),
+    }
+    for name, kind in POLARS_RUNS.items():
+        argv = [polars_python, "-c", POLARS_WORKER, events, os.path.join(folder, f"cold-{kind}"), kind]
+        runs[name] = lambda argv=argv: _process(argv, stdin="run\n")
+    return runs
+
+
+def _warm_runs(events, folder, workers):
+    frame = pd.read_parquet(events)
+    out = os.path.join(folder, "warm.parquet")
+
+    def polars(worker):
+        worker.stdin.write("run\n")
+        worker.stdin.flush()
+        return float(worker.stdout.readline())
+
+    runs = {
+        SCRIPT: lambda: _ours(ParquetSource(events, key_field="user", time_field="time"), out),
+        DATAFRAME: lambda: _ours(DataframeSource(frame, key_field="user", time_field="time"), out),
+    }
+    for name, worker in workers.items():
+        runs[name] = lambda worker=worker: polars(worker)
+    return runs
+
+
 def _summary(name, times):
     times = sorted(times)
     best, median = times[0], times[len(times) // 2]
-    print(f"{name:46s} best {best:6.3f} s ({N / best / 1e3:6.0f}k rows/s)   median {median:6.3f} s")
+    print(f"  {name:46s} best {best:6.3f} s ({N / best / 1e3:5.0f}k rows/s)   median {median:6.3f} s")
     return best, median
+
+
+def _ratios(title, results):
+    print(f"{title}: polars' time / ours (above 1: ours is faster), best (median)")
+    for polars_name in POLARS_RUNS:
+        polars_best, polars_median = results[polars_name]
+        print(f"  against {polars_name}:")
+        for name, (best, median) in results.items():
+            if name.startswith("storey"):
+                print(f"    {name:42s} {polars_best / best:5.2f}x ({polars_median / median:5.2f}x)")
+
+
+def _load():
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main():
@@ -108,10 +191,10 @@ def main():
     parser.add_argument("--polars-python", default="/tmp/polars-venv/bin/python")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    load_before = _load()
     with tempfile.TemporaryDirectory() as folder:
         events = os.path.join(folder, "events.parquet")
         _frame().to_parquet(events)
-        frame = pd.read_parquet(events)
         workers = {
             name: subprocess.Popen(
                 [args.polars_python, "-c", POLARS_WORKER, events, os.path.join(folder, kind), kind],
@@ -121,41 +204,30 @@ def main():
             )
             for name, kind in POLARS_RUNS.items()
         }
-
-        def polars(worker):
-            worker.stdin.write("run\n")
-            worker.stdin.flush()
-            return float(worker.stdout.readline())
-
-        ours_parquet = os.path.join(folder, "ours.parquet")
-        runs = {
-            "storey ParquetSource -> ParquetTarget": lambda: _ours(
-                ParquetSource(events, key_field="user", time_field="time"), ours_parquet
-            ),
-            "storey DataframeSource -> ParquetTarget": lambda: _ours(
-                DataframeSource(frame, key_field="user", time_field="time"), ours_parquet
-            ),
-        }
-        for name, worker in workers.items():
-            runs[name] = lambda worker=worker: polars(worker)
-        for run in runs.values():  # warm-up: kernels loaded, caches and pages in
-            run()
-        times = {name: [] for name in runs}
-        for _ in range(args.rounds):
-            for name, run in runs.items():
-                times[name].append(run())
-        for worker in workers.values():
-            worker.stdin.close()
-            worker.wait()
+        try:
+            cold = _cold_runs(events, folder, args.polars_python)
+            warm = _warm_runs(events, folder, workers)
+            for run in [*cold.values(), *warm.values()]:  # kernels compiled and cached, pages in
+                run()
+            cold_times = {name: [] for name in cold}
+            warm_times = {name: [] for name in warm}
+            for _ in range(args.rounds):
+                for name, run in cold.items():
+                    cold_times[name].append(run())
+                for name, run in warm.items():
+                    warm_times[name].append(run())
+        finally:
+            for worker in workers.values():
+                worker.stdin.close()
+                worker.wait()
     print(f"{N:,} events over 10k keys, {args.rounds} rounds, {os.cpu_count()} cores")
-    results = {name: _summary(name, t) for name, t in times.items()}
-    for polars_name in POLARS_RUNS:
-        polars_best, polars_median = results[polars_name]
-        print(f"against {polars_name}:")
-        for name, (best, median) in results.items():
-            if name.startswith("storey"):
-                ratio_best, ratio_median = polars_best / best, polars_median / median
-                print(f"  {name:40s} {ratio_best:4.2f}x polars (best), {ratio_median:4.2f}x (median)")
+    print(f"load average (1, 5, 15 min) {load_before} before, {_load()} after")
+    print("cold: a fresh process per run, timed from its start to its exit")
+    cold_results = {name: _summary(name, t) for name, t in cold_times.items()}
+    print("warm: in a process that has run it before, timed inside it")
+    warm_results = {name: _summary(name, t) for name, t in warm_times.items()}
+    _ratios("cold", cold_results)
+    _ratios("warm", warm_results)
 
 
 if __name__ == "__main__":

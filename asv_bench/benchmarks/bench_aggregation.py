@@ -6,7 +6,15 @@ one field over sliding 1h/6h/24h windows with a 10m period, on 1M events over 10
   (no file writing in the timing); asv_bench/compare_polars.py compares the first two with polars;
 - live, awaited: `emit(...).await_result()` through SyncEmitSource -> AggregateByKey -> Complete,
   one event at a time (events/s, and the 50th and 99th percentile latency as tracked values);
-- live, fire-and-forget: emits through SyncEmitSource -> AggregateByKey, then terminate.
+- live, fire-and-forget: emits through SyncEmitSource -> AggregateByKey, then terminate;
+- the first awaited feature: SyncEmitSource -> AggregateByKey -> Complete built, one event
+  emitted and its features awaited, the flow terminated.
+
+Warm and cold, in pairs: a `time_*` benchmark runs in a process that has already run the same
+flow (modules imported, kernels loaded); the `timeraw_*` of the same name runs it as a user's
+process does, in a fresh interpreter (asv times the code it returns in a new process: imports
+and kernel loading included, interpreter start-up not). Kernels compiled once before, as on any
+machine after its first run: Numba's disk cache is warm, the process is not.
 
 Run with `cd asv_bench && asv run --python=same` (the installed project is measured).
 """
@@ -14,6 +22,8 @@ Run with `cd asv_bench && asv run --python=same` (the installed project is measu
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -37,6 +47,56 @@ from storey.dtypes import FieldAggregator, SlidingWindows
 N = 1_000_000
 KEYS = 10_000
 LIVE = 20_000
+WINDOWS = ["1h", "6h", "24h"]
+PERIOD = "10m"
+AGGREGATIONS = ["sum", "count", "avg", "min", "max"]
+
+# timeit, which runs a timeraw benchmark's code, turns the garbage collector off; a user's
+# process has it on
+GC_ON = "import gc; gc.enable()"
+
+
+def backfill_script(source, target):
+    """The backfill of `Backfill` as a user's script: Parquet -> AggregateByKey -> Parquet."""
+    return f"""
+from storey import AggregateByKey, NoopDriver, ParquetSource, ParquetTarget, Table, build_flow
+from storey.dtypes import FieldAggregator, SlidingWindows
+
+windows = SlidingWindows({WINDOWS!r}, {PERIOD!r})
+aggregator = FieldAggregator("amount", "amount", {AGGREGATIONS!r}, windows)
+build_flow(
+    [
+        ParquetSource({source!r}, key_field="user", time_field="time"),
+        AggregateByKey([aggregator], Table("features", NoopDriver())),
+        ParquetTarget({target!r}),
+    ]
+).run().await_termination()
+"""
+
+
+# a live service's first event: the flow built, one event emitted, its features awaited
+FIRST_FEATURE_SCRIPT = f"""
+import datetime
+
+from storey import AggregateByKey, Complete, NoopDriver, SyncEmitSource, Table, build_flow
+from storey.dtypes import FieldAggregator, SlidingWindows
+
+windows = SlidingWindows({WINDOWS!r}, {PERIOD!r})
+aggregator = FieldAggregator("amount", "amount", {AGGREGATIONS!r}, windows)
+controller = build_flow(
+    [SyncEmitSource(), AggregateByKey([aggregator], Table("features", NoopDriver())), Complete()]
+).run()
+when = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+features = controller.emit({{"amount": 1.0}}, "user0", when).await_result()
+controller.terminate()
+controller.await_termination()
+assert features["amount_count_1h"] == 1, features
+"""
+
+
+def run_fresh(code):
+    """Runs code in a fresh interpreter of this environment, as a user's script."""
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _frame(n=N, keys=KEYS, days=1, seed=0):
@@ -50,8 +110,8 @@ def _frame(n=N, keys=KEYS, days=1, seed=0):
 
 
 def _aggregate():
-    windows = SlidingWindows(["1h", "6h", "24h"], "10m")
-    aggregator = FieldAggregator("amount", "amount", ["sum", "count", "avg", "min", "max"], windows)
+    windows = SlidingWindows(WINDOWS, PERIOD)
+    aggregator = FieldAggregator("amount", "amount", AGGREGATIONS, windows)
     return AggregateByKey([aggregator], Table("features", NoopDriver()))
 
 
@@ -79,6 +139,8 @@ class Backfill:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "events.parquet")
         _frame().to_parquet(path)
+        # the kernels of a fresh process's backfill compiled into Numba's disk cache, once
+        run_fresh(backfill_script(path, os.path.join(folder, "features.parquet")))
         return path
 
     def setup(self, path):
@@ -101,6 +163,11 @@ class Backfill:
         return N / (time.perf_counter() - start)
 
     track_parquet_to_parquet_rows_per_second.unit = "rows/s"
+
+    def timeraw_parquet_to_parquet(self, path):
+        return backfill_script(path, os.path.join(self.out, "features.parquet")), GC_ON
+
+    timeraw_parquet_to_parquet.warmup_time = 0  # a warm-up run would not be cold
 
     def time_dataframe_to_parquet(self, path):
         target = ParquetTarget(os.path.join(self.out, "features.parquet"))
@@ -192,3 +259,23 @@ class LiveFireAndForget:
         return LIVE / (time.perf_counter() - start)
 
     track_events_per_second.unit = "events/s"
+
+
+class FirstAwaitedFeature:
+    """A live service's first event: the flow built, one event emitted and its features awaited,
+    the flow terminated; in a process that has run it before (`time_`) and in a fresh one
+    (`timeraw_`: the imports and loading the kernels are the difference)."""
+
+    timeout = 600
+
+    def setup(self):
+        self.code = compile(FIRST_FEATURE_SCRIPT, "first_feature", "exec")
+        exec(self.code, {})  # kernels loaded (compiled into Numba's disk cache the first time)
+
+    def time_first_awaited_feature(self):
+        exec(self.code, {})
+
+    def timeraw_first_awaited_feature(self):
+        return FIRST_FEATURE_SCRIPT, GC_ON
+
+    timeraw_first_awaited_feature.warmup_time = 0
