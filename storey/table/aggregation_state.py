@@ -55,7 +55,8 @@ class Layout:
         self.windows = _windows_of(aggregator)
         if self.fixed:
             period = windows.bucket_ns()
-            ring = 2 * (windows.max_window_ns // period) + 1
+            # a cycle of the windows, and the largest window before it (see storey.kernels.fixed)
+            ring = (windows.cycle_ns() + windows.max_window_ns) // period
             mode = 1 if self.stats & _NON_INVERTIBLE else 0
         else:
             period = windows.period_ns
