@@ -237,14 +237,14 @@ def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
 def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
     """Features of an event without a value for an aggregator with max_value, as the reference
     reports them: each window's length of buckets ending at the event's own bucket (not aligned),
-    over the largest window's worth of buckets up to the key's latest; none before those."""
+    over the buckets the key keeps (its latest bucket's cycle) up to its latest; none before those."""
     ag = aggregator(cfg, rec)
     latest = istate[k, ag.io + H_B]
     if latest == NO_STATE:
         write_empty(state, istate, cfg, rec, mv, out, flags, i)
         return
     b = t // ag.period
-    kept = latest - cfg[rec + R_WMAX] // ag.period + 1
+    kept = fixed_kept_from(windows_lcm(cfg, rec, NO_LIMIT), latest)
     if b < kept:
         write_absent(out, flags, cfg, rec, i)
         return
