@@ -96,10 +96,15 @@ except ImportError:  # pragma: no cover
 _PLAIN = frozenset((float, int, bool))
 
 
-def _fill_from_list(step_name, what, raw, values, valid):
+def _fill_from_list(step_name, what, raw, values, valid, any_value=False):
     if _PLAIN.issuperset(map(type, raw)):
         values[:] = raw
         valid[:] = 1
+        return
+    if any_value:
+        # counted whatever they are: the values themselves are never read
+        values[:] = 0.0
+        valid[:] = [value is not None and value is not _NA for value in raw]
         return
     for i, value in enumerate(raw):
         x = _as_float(step_name, what, value)
@@ -108,7 +113,7 @@ def _fill_from_list(step_name, what, raw, values, valid):
             valid[i] = 1
 
 
-def _fill_from_column(step_name, what, columns, name, values, valid):
+def _fill_from_column(step_name, what, columns, name, values, valid, any_value):
     col = columns[name]
     absent = columns.absent.get(name)
     converter = columns.converters.get(name)
@@ -119,7 +124,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
             ok &= ~converter.no_value_mask(col)
         valid[:] = ok
         return
-    if col.dtype.kind != "O":
+    if col.dtype.kind != "O" and not any_value:
         raise TypeError(
             f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
         )
@@ -127,7 +132,13 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
     if absent is not None and absent.any():
         for i in np.flatnonzero(absent).tolist():
             raw[i] = None
-    _fill_from_list(step_name, what, raw, values, valid)
+    _fill_from_list(step_name, what, raw, values, valid, any_value)
+
+
+def _counts_only(aggregator):
+    """Whether the aggregator only counts its values: then a value of any type counts (text too,
+    as in storey's own README example), where other aggregations need numbers."""
+    return all(name == "count" for name in aggregator.aggregations)
 
 
 def fill_values(step_name, aggregators, batch, values, valid):
@@ -144,9 +155,10 @@ def fill_values(step_name, aggregators, batch, values, valid):
         row_values = values[a]
         row_valid = valid[a]
         row_valid[:] = 0
+        any_value = _counts_only(aggregator)
         if isinstance(field, str) and columns is not None:
             if field in columns:
-                _fill_from_column(step_name, what, columns, field, row_values, row_valid)
+                _fill_from_column(step_name, what, columns, field, row_values, row_valid, any_value)
         else:
             if bodies is None:
                 bodies = batch.bodies_to_read()
@@ -157,7 +169,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
                 ]
             else:
                 raw = [field(body) for body in bodies]
-            _fill_from_list(step_name, what, raw, row_values, row_valid)
+            _fill_from_list(step_name, what, raw, row_values, row_valid, any_value)
         if aggregator.aggr_filter is not None:
             if bodies is None:
                 bodies = batch.bodies_to_read()
