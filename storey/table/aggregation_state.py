@@ -277,12 +277,16 @@ class AggregationState:
         self.groups = []
         # aggregator name -> (group, index in group)
         self.by_name = {}
+        # the aggregators that aggregating steps registered, in the order they did: as in the
+        # reference, each such step aggregates every event into all of them
+        self.aggregated = []
         # bumped whenever aggregators are registered, so that readers refresh their plans
         self.version = 0
 
-    def register(self, aggregators):
+    def register(self, aggregators, aggregating=True):
         """Registers the aggregators the table does not hold yet (in one new group per kind of
-        window); those it holds must be defined the same (another step, or an earlier flow)."""
+        window); those it holds must be defined the same (another step, or an earlier flow).
+        `aggregating`: whether a step aggregates into them (not only reads them)."""
         new = []
         for aggregator in aggregators:
             held = self.by_name.get(aggregator.name)
@@ -303,7 +307,16 @@ class AggregationState:
                 self.groups.append(group)
                 for i, aggregator in enumerate(kind):
                     self.by_name[aggregator.name] = (group, i)
-        if new:
+        changed = bool(new)
+        if aggregating:
+            names = {a.name for a in self.aggregated}
+            for aggregator in aggregators:
+                if aggregator.name not in names:
+                    names.add(aggregator.name)
+                    group, index = self.by_name[aggregator.name]
+                    self.aggregated.append(group.layouts[index].aggregator)
+                    changed = True
+        if changed:
             self.version += 1
 
     def slots_of(self, keys):
