@@ -1,9 +1,11 @@
 """The features the aggregation steps add to a batch: as dicts merged into row bodies, or as
 columns added to column bodies (a columnar batch stays columnar).
 
-As in the reference, a body field of the same name as a feature wins over the feature.
+As in the reference, a body field of the same name as a feature wins over the feature, and a NaN
+feature is the `math.nan` object itself (see `storey.core.columns.float_values`).
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -54,6 +56,8 @@ class Features:
                 per_event = [values[:, 0].tolist()]
             else:
                 per_event = values.T.tolist()
+            for f, i in _nans(values):
+                per_event[i][f] = math.nan
             for row, event_values in zip(rows, per_event):
                 row.update(zip(names, event_values))
             if marks.any():
@@ -74,7 +78,11 @@ class Features:
             if merge is not None:
                 values = []
                 for _, out, _, rows in blocks:
-                    values += (out if rows is None else out[rows]).tolist()
+                    block = out if rows is None else out[rows]
+                    first = len(values)
+                    values += block.tolist()
+                    for f, i in _nans(block):
+                        values[first + f][i] = math.nan
                 return merge(values, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
@@ -108,6 +116,15 @@ class Features:
         # columns a file source read stay unconverted Arrow arrays (a target writes them as read)
         kept_absent = {**columns.absent, **absent}
         return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
+
+
+def _nans(values):
+    """The (feature, event) positions of the NaNs of `values` (a float64 [feature, event] array)."""
+    nan = np.isnan(values)
+    if not nan.any():
+        return ()
+    features, events = np.nonzero(nan)
+    return zip(features.tolist(), events.tolist())
 
 
 _MERGERS = {}
