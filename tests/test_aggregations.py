@@ -1050,6 +1050,27 @@ def test_a_later_flow_over_part_of_the_aggregators_still_aggregates_all_of_them(
     assert result == [{"x_sum_1h": 9.0, "y_max_1h": 5.0, "y_count_1h": 3.0, "v": 3}, {"v": 9}]
 
 
+def test_an_aggregator_registered_again_is_aggregated_once_per_step():
+    # storey aggregates it once per registration for the keys it meets after the second one
+    t = table()
+    for minutes in (0, 1):
+        result = run(
+            "sync",
+            [
+                AggregateByKey([fa("c", "v", ["count"], ["1h"], "10m")], t),
+                Reduce([], lambda acc, b: acc + [b]),
+            ],
+            [({"v": 1}, f"key{minutes}", T0 + dt.timedelta(minutes=minutes))],
+        )
+        assert result == [{"c_count_1h": 1.0, "v": 1}]
+
+
+def test_a_dict_emit_policy_is_left_as_given():
+    policy = {"mode": "maxEvents", "maxEvents": 2}
+    AggregateByKey([fa("c", "v", ["count"], ["1h"])], table(), emit_policy=policy)
+    assert policy == {"mode": "maxEvents", "maxEvents": 2}
+
+
 def test_wall_clock_policy_emits_each_touched_key_with_its_features():
     from storey.dtypes import EmitAfterDelay
 
