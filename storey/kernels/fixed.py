@@ -60,7 +60,7 @@ from .layout import (
     W_SIZE,
 )
 from .outputs import features, running_features, write_absent, write_empty
-from .reference_reads import fixed_note_move, fixed_note_unread, fixed_read_time
+from .reference_reads import fixed_note_unread, fixed_read_time
 
 
 @jit
@@ -290,7 +290,6 @@ def fixed_add(state, istate, k, cfg, ag, mv, common, follow, t, v, emitted, i, o
     b = t // ag.period
     latest = istate[k, ag.io + H_B]
     if follow:
-        fixed_note_move(istate, k, ag, b, latest, emitted[i] != 0)
         fixed_note_unread(istate, k, ag, common, b, latest, emitted[i] != 0)
     late = False
     if latest == NO_STATE:
