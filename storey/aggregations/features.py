@@ -56,8 +56,7 @@ class Features:
                 per_event = [values[:, 0].tolist()]
             else:
                 per_event = values.T.tolist()
-            for f, i in _nans(values):
-                per_event[i][f] = math.nan
+            _nan_objects(per_event)
             for row, event_values in zip(rows, per_event):
                 row.update(zip(names, event_values))
             if marks.any():
@@ -78,11 +77,8 @@ class Features:
             if merge is not None:
                 values = []
                 for _, out, _, rows in blocks:
-                    block = out if rows is None else out[rows]
-                    first = len(values)
-                    values += block.tolist()
-                    for f, i in _nans(block):
-                        values[first + f][i] = math.nan
+                    values += (out if rows is None else out[rows]).tolist()
+                _nan_objects(values)
                 return merge(values, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
@@ -118,13 +114,16 @@ class Features:
         return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
 
 
-def _nans(values):
-    """The (feature, event) positions of the NaNs of `values` (a float64 [feature, event] array)."""
-    nan = np.isnan(values)
-    if not nan.any():
-        return ()
-    features, events = np.nonzero(nan)
-    return zip(features.tolist(), events.tolist())
+def _nan_objects(lists):
+    """Makes every NaN of `lists` (lists of floats) the `math.nan` object, in place; one sum of
+    them when there is none (a NaN, or an infinity and its opposite, make the sum NaN)."""
+    total = sum(map(sum, lists))
+    if total == total:
+        return
+    for values in lists:
+        for i, v in enumerate(values):
+            if v != v:
+                values[i] = math.nan
 
 
 _MERGERS = {}

@@ -96,12 +96,12 @@ except ImportError:  # pragma: no cover
 _PLAIN = frozenset((float, int, bool))
 
 
-def _fill_from_list(step_name, what, raw, values, valid, any_value=False):
+def _fill_from_list(step_name, what, raw, values, valid):
     if _PLAIN.issuperset(map(type, raw)):
         values[:] = raw
         valid[:] = 1
         return
-    if any_value:
+    if _counts_only(what.aggregator):
         # counted whatever they are: the values themselves are never read
         values[:] = 0.0
         valid[:] = [value is not None and value is not _NA for value in raw]
@@ -113,7 +113,7 @@ def _fill_from_list(step_name, what, raw, values, valid, any_value=False):
             valid[i] = 1
 
 
-def _fill_from_column(step_name, what, columns, name, values, valid, any_value):
+def _fill_from_column(step_name, what, columns, name, values, valid):
     col = columns[name]
     absent = columns.absent.get(name)
     converter = columns.converters.get(name)
@@ -124,7 +124,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid, any_value):
             ok &= ~converter.no_value_mask(col)
         valid[:] = ok
         return
-    if col.dtype.kind != "O" and not any_value:
+    if col.dtype.kind != "O" and not _counts_only(what.aggregator):
         raise TypeError(
             f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
         )
@@ -132,7 +132,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid, any_value):
     if absent is not None and absent.any():
         for i in np.flatnonzero(absent).tolist():
             raw[i] = None
-    _fill_from_list(step_name, what, raw, values, valid, any_value)
+    _fill_from_list(step_name, what, raw, values, valid)
 
 
 def _counts_only(aggregator):
@@ -155,10 +155,9 @@ def fill_values(step_name, aggregators, batch, values, valid):
         row_values = values[a]
         row_valid = valid[a]
         row_valid[:] = 0
-        any_value = _counts_only(aggregator)
         if isinstance(field, str) and columns is not None:
             if field in columns:
-                _fill_from_column(step_name, what, columns, field, row_values, row_valid, any_value)
+                _fill_from_column(step_name, what, columns, field, row_values, row_valid)
         else:
             if bodies is None:
                 bodies = batch.bodies_to_read()
@@ -169,7 +168,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
                 ]
             else:
                 raw = [field(body) for body in bodies]
-            _fill_from_list(step_name, what, raw, row_values, row_valid, any_value)
+            _fill_from_list(step_name, what, raw, row_values, row_valid)
         if aggregator.aggr_filter is not None:
             if bodies is None:
                 bodies = batch.bodies_to_read()
