@@ -164,6 +164,10 @@ class AggregateByKey(Flow):
     features as the key's windows stand at the latest aggregated time. An event too old for every
     bucket the key keeps changes nothing and gets none of that aggregator's features.
 
+    As in storey, a step aggregates into every aggregator its table holds: two AggregateByKey
+    steps on one table each aggregate every event into the aggregators of both, and add the
+    features of both.
+
     :param aggregates: List of aggregates to apply for each event. accepts either list of
         FieldAggregators or a dictionary describing FieldAggregators.
     :param table: A Table object or name for persistence of aggregations. If a table name is
@@ -226,17 +230,29 @@ class AggregateByKey(Flow):
             state.register(aggregators)
         except ValueError as ex:
             raise ValueError(f"{name}: {ex}") from None
-        self._aggregators = aggregators
+        self._own = aggregators
+        self._planned = None
         self._blocks = []
-        self._calls = self._plan(state)
+        self._calls = []
+        self._plan_for_table()
         self._kernels = None
         self._counts = {}
         self._pending = {}
         self._touched = {}
         self._timer = None
 
+    def _plan_for_table(self):
+        """Plans the step's kernel calls for every aggregator its table holds (as in the reference,
+        a step aggregates each event into all of them, other steps' too, and adds all their
+        features), again when steps built since registered more."""
+        state = aggregation_state(self._table)
+        if self._planned != state.version:
+            self._aggregators = list(state.aggregated)
+            self._calls = self._plan(state)
+            self._planned = state.version
+
     def _plan(self, state):
-        """The kernel calls for this step's aggregators (one per group of the table holding them)
+        """The kernel calls for the step's aggregators (one per group of the table holding them)
         and where each aggregator's features are in their outputs, in the step's order (as the
         reference adds them, whatever the kinds of window)."""
         mine = {a.name: row for row, a in enumerate(self._aggregators)}
@@ -273,6 +289,7 @@ class AggregateByKey(Flow):
         self._touched = {}
         self._timer = None
         self._table._bind(self._runtime)
+        self._plan_for_table()
         # loaded in a thread of its own while the flow starts; the first batch takes it
         groups = aggregation_state(self._table).groups
         load_in_background(
@@ -493,7 +510,7 @@ class AggregateByKey(Flow):
 
     def _emission_period(self, policy):
         lengths = []
-        for aggregator in self._aggregators:
+        for aggregator in self._own:
             windows = aggregator.windows
             if isinstance(policy, EmitAfterWindow):
                 lengths.append(windows.smallest_window_ns)
@@ -685,6 +702,9 @@ class QueryByKey(AggregateByKey):
         if self._table._persists:
             self._register_stored()
 
+    def _plan_for_table(self):
+        """Nothing: the features to read are resolved per batch (`_resolve`)."""
+
     def _register_stored(self):
         """Registers the aggregators whose state the table's storage holds, so that their features
         can be read in a process that does not aggregate them (and load with the first keys)."""
@@ -702,7 +722,7 @@ class QueryByKey(AggregateByKey):
             else:
                 new.append(aggregator_from_description(name, description))
         if new:
-            state.register(new)
+            state.register(new, aggregating=False)
 
     async def _do(self, batch):
         n = batch.n

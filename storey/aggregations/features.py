@@ -1,9 +1,11 @@
 """The features the aggregation steps add to a batch: as dicts merged into row bodies, or as
 columns added to column bodies (a columnar batch stays columnar).
 
-As in the reference, a body field of the same name as a feature wins over the feature.
+As in the reference, a body field of the same name as a feature wins over the feature, and a NaN
+feature is the `math.nan` object itself (see `storey.core.columns.float_values`).
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -54,6 +56,7 @@ class Features:
                 per_event = [values[:, 0].tolist()]
             else:
                 per_event = values.T.tolist()
+            _nan_objects(per_event)
             for row, event_values in zip(rows, per_event):
                 row.update(zip(names, event_values))
             if marks.any():
@@ -75,6 +78,7 @@ class Features:
                 values = []
                 for _, out, _, rows in blocks:
                     values += (out if rows is None else out[rows]).tolist()
+                _nan_objects(values)
                 return merge(values, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
@@ -108,6 +112,18 @@ class Features:
         # columns a file source read stay unconverted Arrow arrays (a target writes them as read)
         kept_absent = {**columns.absent, **absent}
         return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
+
+
+def _nan_objects(lists):
+    """Makes every NaN of `lists` (lists of floats) the `math.nan` object, in place; one sum of
+    them when there is none (a NaN, or an infinity and its opposite, make the sum NaN)."""
+    total = sum(map(sum, lists))
+    if total == total:
+        return
+    for values in lists:
+        for i, v in enumerate(values):
+            if v != v:
+                values[i] = math.nan
 
 
 _MERGERS = {}

@@ -98,6 +98,13 @@ def _fill_from_list(step_name, what, raw, values, valid):
         values[:] = raw
         valid[:] = 1
         return
+    if _counts_only(what.aggregator):
+        # counted whatever they are: the values themselves are never read
+        values[:] = 0.0
+        pandas = loaded("pandas")
+        missing = None if pandas is None else pandas.NA
+        valid[:] = [value is not None and value is not missing for value in raw]
+        return
     for i, value in enumerate(raw):
         x = _as_float(step_name, what, value)
         if x is not None:
@@ -116,7 +123,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
             ok &= ~converter.no_value_mask(col)
         valid[:] = ok
         return
-    if col.dtype.kind != "O":
+    if col.dtype.kind != "O" and not _counts_only(what.aggregator):
         raise TypeError(
             f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
         )
@@ -125,6 +132,12 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
         for i in np.flatnonzero(absent).tolist():
             raw[i] = None
     _fill_from_list(step_name, what, raw, values, valid)
+
+
+def _counts_only(aggregator):
+    """Whether the aggregator only counts its values: then a value of any type counts (text too,
+    as in storey's own README example), where other aggregations need numbers."""
+    return all(name == "count" for name in aggregator.aggregations)
 
 
 def fill_values(step_name, aggregators, batch, values, valid):

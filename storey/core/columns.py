@@ -5,7 +5,24 @@ Sources that read tables (Parquet, CSV, DataFrames) and steps that add computed 
 once, on demand.
 """
 
+import math
+
 import numpy as np
+
+__all__ = ["Columns", "float_values"]
+
+
+def float_values(values):
+    """The row values of a float column (Python floats), NaN as the `math.nan` object itself, as
+    the reference's features hold it: rows that hold NaN then compare equal, as the reference's
+    do (`math.nan == math.nan` is False, but a dict or list compares its items by identity
+    first)."""
+    out = values.tolist()
+    nan = np.flatnonzero(np.isnan(values))
+    if len(nan):
+        for i in nan.tolist():
+            out[i] = math.nan
+    return out
 
 
 class Columns:
@@ -47,9 +64,12 @@ class Columns:
     def column_list(self, name):
         """The column as a list of row values (Python scalars)."""
         convert = self.converters.get(name)
+        values = self.data[name]
         if convert is not None:
-            return convert(self.data[name])
-        return self.data[name].tolist()
+            return convert(values)
+        if values.dtype.kind == "f":
+            return float_values(values)
+        return values.tolist()
 
     def row_values(self, name, missing=None):
         """The field's row values (as `column_list`), with `missing` where an event lacks the field

@@ -82,12 +82,13 @@ class FieldAggregator:
         return [f"{self.name}_{aggr}_{window}" for aggr in self.output_aggregations for window in windows]
 
 
-_DICT_KEYS = {"name", "column", "operations", "windows", "period", "aggr_filter", "max_value"}
+_DICT_KEYS = ("name", "column", "operations", "windows", "period", "aggregation_filter", "max_value")
 
 
 def aggregator_from(step_name, aggregate):
-    """A FieldAggregator given as one or in dict form: {'name', 'column', 'operations', 'windows',
-    'period' (sliding windows when given, fixed otherwise), 'aggr_filter', 'max_value'}."""
+    """A FieldAggregator given as one or in dict form, with the reference's keys: {'name', 'column',
+    'operations', 'windows', 'period' (sliding windows when the key is given, its default period
+    when None; fixed windows without it), 'aggregation_filter', 'max_value'}."""
     if isinstance(aggregate, FieldAggregator):
         return aggregate
     if not isinstance(aggregate, dict):
@@ -95,15 +96,17 @@ def aggregator_from(step_name, aggregate):
             f"{step_name}: each aggregate must be a FieldAggregator or a dict, "
             f"got {type(aggregate).__name__}: {aggregate!r}"
         )
-    unknown = set(aggregate) - _DICT_KEYS
+    unknown = set(aggregate) - set(_DICT_KEYS)
     if unknown:
-        raise ValueError(f"{step_name}: unexpected keys {sorted(unknown)!r} in aggregate {aggregate!r}")
+        raise ValueError(
+            f"{step_name}: unexpected keys {sorted(unknown)!r} in aggregate {aggregate!r}; "
+            f"the keys of a dict aggregate are {list(_DICT_KEYS)!r}"
+        )
     missing = [k for k in ("name", "column", "operations", "windows") if k not in aggregate]
     if missing:
         raise ValueError(f"{step_name}: aggregate {aggregate!r} lacks {missing!r}")
-    period = aggregate.get("period")
-    if period is not None:
-        windows = SlidingWindows(aggregate["windows"], period)
+    if "period" in aggregate:
+        windows = SlidingWindows(aggregate["windows"], aggregate["period"])
     else:
         windows = FixedWindows(aggregate["windows"])
     return FieldAggregator(
@@ -111,6 +114,6 @@ def aggregator_from(step_name, aggregate):
         aggregate["column"],
         aggregate["operations"],
         windows,
-        aggregate.get("aggr_filter"),
+        aggregate.get("aggregation_filter"),
         aggregate.get("max_value"),
     )

@@ -194,3 +194,8 @@ class FixedWindows(WindowsBase):
         for ns, _ in self.windows_ns:
             g = math.gcd(g, ns)
         return g // 2
+
+    def cycle_ns(self):
+        """The windows' least common multiple: every window starts again at its multiples since the
+        epoch (['2h', '3h']: 6 hours). The reference keeps one cycle of buckets per key."""
+        return math.lcm(*(ns for ns, _ in self.windows_ns))

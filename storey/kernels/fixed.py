@@ -1,13 +1,18 @@
-"""Fixed windows: a ring of buckets per key (two of the largest windows; a bucket is half the
-windows' greatest common divisor, as the reference's), and a running aggregate per window over the
-buckets from its start `lo` to the latest one.
+"""Fixed windows: a ring of buckets per key, and a running aggregate per window over the buckets
+from its start `lo` to the latest one.
+
+Every window starts again at the multiples of the windows' least common multiple since the epoch:
+a *cycle* (`common` buckets; a bucket is half the windows' greatest common divisor, as the
+reference's). As the reference does, a key keeps the buckets of its latest bucket's cycle: an event
+before that cycle is too late for every kept bucket, and gets no features. The ring holds one cycle
+and the largest window before it, which QueryByKey's reads of a last closed window reach.
 
 Aggregators without min/max/first/last (mode 0) keep the reference's running sums: windows are
 aligned to multiples of their length since the epoch, and when one moves on, the buckets before its
-new start are subtracted from its running aggregate, oldest first (their rounding stays behind).
-The running aggregates start again from zero, forgetting the buckets, only when a new bucket is two
-of the largest windows past the first bucket since they last did (or past the latest bucket less one
-largest window). Aggregators with min/max/first/last (mode 1) follow the reference's precalculated
+new start are subtracted from its running aggregate, oldest first (their rounding stays behind),
+while the ring still holds them. The running aggregates start again from zero, forgetting the
+buckets, only when a new bucket is two cycles or more past the latest one's cycle (the next cycle's
+buckets are subtracted). Aggregators with min/max/first/last (mode 1) follow the reference's precalculated
 windows instead: whenever any window starts a new one, every window restarts from the first
 bucket at or after max(event time rounded up to the next unit of the smallest window - window
 length, start of the windows' least common multiple), and accumulates from there until any window
@@ -55,7 +60,7 @@ from .layout import (
     W_SIZE,
 )
 from .outputs import features, running_features, write_absent, write_empty
-from .reference_reads import fixed_note_move, fixed_note_unread, fixed_read_time
+from .reference_reads import fixed_note_unread, fixed_read_time
 
 
 @jit
@@ -110,33 +115,32 @@ def fixed_start_key(state, istate, k, cfg, rec, t, b):
 
 
 @jit
-def fixed_restart(state, istate, k, cfg, rec, t, b):
-    """The reference's running aggregates start again from zero at bucket b, once b is two of the
-    largest windows past the first bucket since they last did (or past the latest bucket less one
-    largest window): the buckets before b are forgotten."""
+def fixed_restart(state, istate, k, cfg, rec, b):
+    """The reference's running aggregates start again from zero at bucket b, two cycles or more past
+    the latest one's: the buckets before b are forgotten, and every window takes its aligned range
+    holding b."""
     ag = aggregator(cfg, rec)
     clear_slots(istate, k, ag.words, ag.n, 0, ag.n)
-    istate[k, ag.io + H_FIRST] = b
     for w in range(ag.nw):
         wo = ag.woff + w * W_SIZE
+        size = cfg[ag.wins + w]
         reset_window(state, k, wo)
-        state[k, wo + W_LO] = b
-        state[k, wo + W_END] = b
+        state[k, wo + W_LO] = (b // size) * size
+        state[k, wo + W_END] = (b // size) * size + size
 
 
 @jit
-def fixed_move_range(state, istate, k, cfg, rec, t, b, w):
-    """Window w moves to the aligned window of an event at time t (in bucket b): the buckets
-    before its start are subtracted from its running aggregate, oldest first, as the reference
-    does."""
+def fixed_move_range(state, istate, k, cfg, rec, b, latest, w):
+    """Window w moves on to its aligned range holding bucket b, before the key's latest bucket moves
+    there: the buckets from its start on, up to the latest one, are subtracted from its running
+    aggregate, oldest first, as the reference does (the ring still holds them all, late events'
+    buckets included)."""
     ag = aggregator(cfg, rec)
     wo = ag.woff + w * W_SIZE
     size = cfg[ag.wins + w]
     lo = np.int64(state[k, wo + W_LO])
     new_lo = (b // size) * size
-    if lo < b - ag.n + 1:
-        lo = b - ag.n + 1
-    window_subtract_slots(state, istate, k, ag, wo, lo % ag.n, new_lo - lo)
+    window_subtract_slots(state, istate, k, ag, wo, lo % ag.n, min(new_lo, latest + 1) - lo)
     state[k, wo + W_LO] = new_lo
     state[k, wo + W_END] = new_lo + size
 
@@ -155,14 +159,18 @@ def fixed_same_range(cfg, rec, t, latest_t, w):
     return True
 
 
+@jit(inline=True)
+def fixed_kept_from(common, latest):
+    """The oldest bucket the key keeps: the start of its latest bucket's cycle."""
+    return (latest // common) * common
+
+
 @jit
-def fixed_kept_from(cfg, rec, latest, latest_t):
-    """The oldest bucket the key keeps: the start of the largest window before the latest one."""
+def fixed_readable_from(cfg, rec, latest, latest_t):
+    """The oldest bucket a query reads: the start of the largest window before the latest one."""
     ag = aggregator(cfg, rec)
     largest = cfg[rec + R_WMAX]
-    kept = ((latest_t // largest) - 1) * largest // ag.period
-    ring_start = latest - ag.n + 1
-    return kept if kept > ring_start else ring_start
+    return ((latest_t // largest) - 1) * largest // ag.period
 
 
 @jit
@@ -170,7 +178,7 @@ def fixed_late(state, istate, k, cfg, rec, mv, t, b, out, flags, i):
     """Features of a late event (before the key's latest time): the windows holding its time."""
     ag = aggregator(cfg, rec)
     latest = istate[k, ag.io + H_B]
-    kept = fixed_kept_from(cfg, rec, latest, latest * ag.period + istate[k, ag.io + H_OFF])
+    kept = fixed_kept_from(windows_lcm(cfg, rec, NO_LIMIT), latest)
     for w in range(ag.nw):
         lo = fixed_start(cfg, rec, t, w)
         if ag.mode == 0:
@@ -196,7 +204,10 @@ def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
     latest_t = latest * ag.period + istate[k, ag.io + H_OFF]
     if mode == MODE_AGG and t > latest_t:
         t = latest_t
-    kept = fixed_kept_from(cfg, rec, latest, latest_t)
+    if mode == MODE_AGG:
+        kept = fixed_kept_from(windows_lcm(cfg, rec, NO_LIMIT), latest)
+    else:
+        kept = fixed_readable_from(cfg, rec, latest, latest_t)
     if t // ag.period < kept:
         write_absent(out, flags, cfg, rec, i)
         return
@@ -226,14 +237,14 @@ def fixed_read(state, istate, k, cfg, rec, mv, t, mode, out, flags, i):
 def fixed_capped_missing(state, istate, k, cfg, rec, mv, t, out, flags, i):
     """Features of an event without a value for an aggregator with max_value, as the reference
     reports them: each window's length of buckets ending at the event's own bucket (not aligned),
-    over the largest window's worth of buckets up to the key's latest; none before those."""
+    over the buckets the key keeps (its latest bucket's cycle) up to its latest; none before those."""
     ag = aggregator(cfg, rec)
     latest = istate[k, ag.io + H_B]
     if latest == NO_STATE:
         write_empty(state, istate, cfg, rec, mv, out, flags, i)
         return
     b = t // ag.period
-    kept = latest - cfg[rec + R_WMAX] // ag.period + 1
+    kept = fixed_kept_from(windows_lcm(cfg, rec, NO_LIMIT), latest)
     if b < kept:
         write_absent(out, flags, cfg, rec, i)
         return
@@ -250,36 +261,35 @@ def running(ag):
 
 
 @jit(inline=True)
-def fixed_step(state, istate, k, cfg, ag, largest, t, b, latest):
+def fixed_step(state, istate, k, cfg, ag, common, t, b, latest):
     """A step forward: an event at time t (bucket b) at or after the key's latest time. The
-    latest bucket moves to b, the running sums start again where the reference's do (2 `largest`
-    windows on), and the windows whose range b leaves take their next one."""
-    restart = False
+    windows whose range b leaves take their next one (the running sums subtract what leaves them,
+    or start again where the reference's do: two cycles on), and the latest bucket moves to b."""
     if b > latest:
-        if running(ag):
-            restart = b - max(istate[k, ag.io + H_FIRST], latest - largest + 1) >= 2 * largest
+        restart = running(ag) and b // common - latest // common >= 2
+        if running(ag) and not restart:
+            for w in range(ag.nw):
+                if b >= state[k, ag.woff + w * W_SIZE + W_END]:
+                    fixed_move_range(state, istate, k, cfg, ag.rec, b, latest, w)
         move_latest(istate, k, ag.io, ag.n, b)
+        if restart:
+            fixed_restart(state, istate, k, cfg, ag.rec, b)
+        if not running(ag):
+            for w in range(ag.nw):
+                if b >= state[k, ag.woff + w * W_SIZE + W_END]:
+                    fixed_new_range(state, istate, k, cfg, ag.rec, t, b, w)
         latest = b
     istate[k, ag.io + H_OFF] = t - latest * ag.period
-    if restart:
-        fixed_restart(state, istate, k, cfg, ag.rec, t, b)
-    for w in range(ag.nw):
-        if b >= state[k, ag.woff + w * W_SIZE + W_END]:
-            if running(ag):
-                fixed_move_range(state, istate, k, cfg, ag.rec, t, b, w)
-            else:
-                fixed_new_range(state, istate, k, cfg, ag.rec, t, b, w)
 
 
 @jit(inline=True)
-def fixed_add(state, istate, k, cfg, ag, mv, largest, common, follow, t, v, emitted, i, out, flags):
+def fixed_add(state, istate, k, cfg, ag, mv, common, follow, t, v, emitted, i, out, flags):
     """An event with value v at time t: into its bucket and the windows whose range holds it,
     then its features. A new key starts; an in-order event steps forward; a late one reads the
     windows holding its time, or gets no features before the buckets the key keeps."""
     b = t // ag.period
     latest = istate[k, ag.io + H_B]
     if follow:
-        fixed_note_move(istate, k, ag, b, latest, emitted[i] != 0)
         fixed_note_unread(istate, k, ag, common, b, latest, emitted[i] != 0)
     late = False
     if latest == NO_STATE:
@@ -288,9 +298,9 @@ def fixed_add(state, istate, k, cfg, ag, mv, largest, common, follow, t, v, emit
     else:
         latest_t = latest * ag.period + istate[k, ag.io + H_OFF]
         if t >= latest_t:
-            fixed_step(state, istate, k, cfg, ag, largest, t, b, latest)
+            fixed_step(state, istate, k, cfg, ag, common, t, b, latest)
             latest = max(latest, b)
-        elif b < fixed_kept_from(cfg, ag.rec, latest, latest_t):
+        elif b < fixed_kept_from(common, latest):
             write_absent(out, flags, cfg, ag.rec, i)
             return
         else:
@@ -338,7 +348,6 @@ def fixed_kernel(
     for a in range(cfg[0]):
         ag = aggregator(cfg, cfg[1 + a])
         mv = max_values[a]
-        largest = cfg[ag.rec + R_WMAX] // ag.period
         common = windows_lcm(cfg, ag.rec, NO_LIMIT)
         # where the reference reads the windows of an emitted event without a value (see
         # storey.kernels.reference_reads): followed for the running sums only
@@ -354,9 +363,7 @@ def fixed_kernel(
             t = times[i]
             if update != 0 and valid[ag.value_row, i] != 0:
                 v = values[ag.value_row, i]
-                fixed_add(
-                    state, istate, k, cfg, ag, mv, largest, common, follow, t, v, emitted, i, out, flags
-                )
+                fixed_add(state, istate, k, cfg, ag, mv, common, follow, t, v, emitted, i, out, flags)
             elif ag.capped and update == 1:
                 fixed_capped_missing(state, istate, k, cfg, ag.rec, mv, t, out, flags, i)
             elif follow and istate[k, ag.io + H_B] != NO_STATE:

@@ -59,11 +59,10 @@ H_J = 3  # ring slot of the latest bucket (H_B modulo the ring size)
 # bucket), DIRTY at the event's own bucket (the windows moved on while no event was emitted),
 # else at this bucket (where such a read moved them)
 H_READ = 4
-# the bucket the reference's windows count from: sliding, the key's first event (with or without
-# a value; max_value windows start there too); fixed, its first value
+# sliding windows: the bucket the reference's windows count from, the key's first event (with or
+# without a value; max_value windows start there too)
 H_BORN = 5
-# sliding windows with min/max/first/last: where the reference last moved them; fixed windows:
-# where an emitted event last read them
+# sliding windows with min/max/first/last: where the reference last moved them
 H_MOVED = 6
 NO_STATE = -(2**63)
 DIRTY = NO_STATE + 1

@@ -4,9 +4,9 @@ The reference aggregates events as they come but reads the windows only for the 
 emits; with EmitAfterMaxEvent (some events not emitted at once, `emitted` given to the kernels)
 its windows move on while nobody reads them, and an emitted event without a value then sees them
 where they were last moved, not at its own time. The kernels follow that with three words of the
-key's istate header (see `storey.kernels.layout`): H_BORN (where the windows count from), H_MOVED
-(where the reference last moved them) and H_READ (where the next such read sees them: NO_STATE as
-they stand, DIRTY at the event's own time, else at that bucket). Each rule below is one of the
+key's istate header (see `storey.kernels.layout`): H_BORN (where sliding windows count from),
+H_MOVED (where the reference last moved them) and H_READ (where the next such read sees them:
+NO_STATE as they stand, DIRTY at the event's own time, else at that bucket). Each rule below is one of the
 reference's behaviours; the kernels call them and read where they say.
 """
 
@@ -74,32 +74,20 @@ def sliding_read_bucket(istate, k, ag, r, latest, every, emitted, i):
 
 
 @jit(inline=True)
-def fixed_note_move(istate, k, ag, b, latest, emitted_now):
-    """H_BORN and H_MOVED, fixed windows: the reference's windows count from the key's first value
-    and move to where an emitted event with a value reads them (its own bucket or the latest)."""
-    if latest == NO_STATE:
-        istate[k, ag.io + H_BORN] = b
-        istate[k, ag.io + H_MOVED] = b
-    if emitted_now:
-        istate[k, ag.io + H_MOVED] = max(b, latest)
-
-
-@jit(inline=True)
 def fixed_note_unread(istate, k, ag, common, b, latest, emitted_now):
     """H_READ after a value in bucket b, fixed windows with running sums: an emitted event reads the
     windows as they stand; else they move on unread (DIRTY) past where a read last moved them, or
-    2 `common` buckets (the windows' least common multiple) past the key's first value or where an
-    emitted event last read them."""
+    when the reference's running sums start again (b two cycles of `common` buckets, the windows'
+    least common multiple, past the latest bucket's)."""
     if emitted_now:
         istate[k, ag.io + H_READ] = NO_STATE
         return
-    anchor = max(istate[k, ag.io + H_BORN], istate[k, ag.io + H_MOVED])
     seen = istate[k, ag.io + H_READ]
     old = b if latest == NO_STATE else latest
     if seen != DIRTY and seen > old:
         moves = b > seen
     else:
-        moves = b > old and b - max(anchor, old - common + 1) >= 2 * common
+        moves = b // common - old // common >= 2
     if moves:
         istate[k, ag.io + H_READ] = DIRTY
 

@@ -59,7 +59,8 @@ class Layout:
         self.windows = _windows_of(aggregator)
         if self.fixed:
             period = windows.bucket_ns()
-            ring = 2 * (windows.max_window_ns // period) + 1
+            # a cycle of the windows, and the largest window before it (see storey.kernels.fixed)
+            ring = (windows.cycle_ns() + windows.max_window_ns) // period
             mode = 1 if self.stats & _NON_INVERTIBLE else 0
         else:
             period = windows.period_ns
@@ -309,12 +310,16 @@ class AggregationState:
         self.groups = []
         # aggregator name -> (group, index in group)
         self.by_name = {}
+        # the aggregators that aggregating steps registered, in the order they did: as in the
+        # reference, each such step aggregates every event into all of them
+        self.aggregated = []
         # bumped whenever aggregators are registered, so that readers refresh their plans
         self.version = 0
 
-    def register(self, aggregators):
+    def register(self, aggregators, aggregating=True):
         """Registers the aggregators the table does not hold yet (in one new group per kind of
-        window); those it holds must be defined the same (another step, or an earlier flow)."""
+        window); those it holds must be defined the same (another step, or an earlier flow).
+        `aggregating`: whether a step aggregates into them (not only reads them)."""
         new = []
         for aggregator in aggregators:
             held = self.by_name.get(aggregator.name)
@@ -335,7 +340,16 @@ class AggregationState:
                 self.groups.append(group)
                 for i, aggregator in enumerate(kind):
                     self.by_name[aggregator.name] = (group, i)
-        if new:
+        changed = bool(new)
+        if aggregating:
+            names = {a.name for a in self.aggregated}
+            for aggregator in aggregators:
+                if aggregator.name not in names:
+                    names.add(aggregator.name)
+                    group, index = self.by_name[aggregator.name]
+                    self.aggregated.append(group.layouts[index].aggregator)
+                    changed = True
+        if changed:
             self.version += 1
 
     def slots_of(self, keys):
