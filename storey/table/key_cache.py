@@ -242,9 +242,11 @@ class Table:
         getting new rows; over a storage, the state it holds for keys the groups have not loaded
         yet is put in them first (one driver call)."""
         state = self._aggregation_state
-        await self._let_go()
+        if self._max_keys is not None or self._since_idle_check >= _IDLE_CHECK_EVERY:
+            await self._let_go()
         slots = state.slots_of(keys)
-        state.touch(slots)
+        if self._max_keys is not None:
+            state.touch(slots)
         if self._persists or self._packed:
             await self._settle(wait=False)
             missing = np.zeros(len(slots), dtype=bool)
