@@ -26,6 +26,7 @@ LAYER_OF = {
     "sources": "io",
     "targets": "io",
     "cli": "app",
+    "distributed": "app",
     # the public facades: `storey`, `storey.flow`, `storey.transformations`, `storey.utils`,
     # `storey.redis_driver`, `python -m storey`
     "__init__": "app",
