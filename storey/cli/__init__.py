@@ -147,6 +147,24 @@ def _parser():
         help="also keep every key's final window state in this table, for a live flow to continue: "
         "sqlite:///FILE, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB, optionally #TABLE_NAME",
     )
+    cluster = backfill.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="split the work by key across N local worker processes (Dask; OUT is then a directory)",
+    )
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="split the work by key across the workers of the Dask scheduler at ADDRESS (tcp://HOST:8786)",
+    )
+    backfill.add_argument(
+        "--partitions",
+        type=_positive_int,
+        metavar="N",
+        help="with --workers/--scheduler: key partitions (default: twice the workers' threads)",
+    )
     backfill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     backfill.add_argument(
         "--print-flow",
@@ -242,6 +260,11 @@ def _backfill_plan(args):
     )
     if args.rows_per_file is not None and plan.single_file:
         raise CliError("--rows-per-file applies to a directory OUT only (OUT ends in .parquet)")
+    from .workers import worker_options_problem
+
+    problem = worker_options_problem(args, plan)
+    if problem is not None:
+        raise CliError(problem)
     return plan
 
 
@@ -271,8 +294,14 @@ def _backfill(args):
     if args.print_flow:
         sys.stdout.write(backfill_python(plan))
         return 0
-    _prepare_out(args.out, args.overwrite, bool(args.partition_by))
-    result = run_backfill(plan, show_progress=not args.quiet and on_terminal())
+    from .workers import on_workers, run_on_workers
+
+    _prepare_out(args.out, args.overwrite, bool(args.partition_by) or on_workers(args))
+    show_progress = not args.quiet and on_terminal()
+    if on_workers(args):
+        result = run_on_workers(plan, args, show_progress)
+    else:
+        result = run_backfill(plan, show_progress=show_progress)
     if not args.quiet:
         features = sum(len(s.feature_names()) for s in plan.specs)
         if result.rows == 0:
