@@ -39,12 +39,11 @@ def _files_read_alone_alike(fs, directory):
     """The files of the dataset `directory` (found as ParquetSource finds them, in its reading
     order), when each read alone gives what the dataset gives for it; else None."""
     dataset = ds.dataset(directory, filesystem=fs, format="parquet", partitioning="hive")
-    partitioning = getattr(dataset, "partitioning", None)
-    if partitioning is not None and len(partitioning.schema):
-        return None
     fragments = list(dataset.get_fragments())
+    if not fragments or any(not f.partition_expression.equals(ds.scalar(True)) for f in fragments):
+        return None
     schema = dataset.schema
-    if not fragments or any(not f.physical_schema.equals(schema, check_metadata=True) for f in fragments):
+    if any(not f.physical_schema.equals(schema, check_metadata=True) for f in fragments):
         return None
     ints = [field.name for field in schema if pa.types.is_integer(field.type)]
     with_nulls = [_int_columns_with_nulls(f, ints) for f in fragments]
