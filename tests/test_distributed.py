@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storey.cli import main
 from storey.cli.feature_spec import parse_specs
@@ -25,7 +27,7 @@ from storey.cli.inputs import resolve_input
 from storey.cli.sample_data import generate_events
 from storey.distributed import backfill, partition_of
 from storey.distributed.event_frames import decode, encode
-from storey.distributed.key_partitions import partition_numbers
+from storey.distributed.key_partitions import partition_numbers, text_hashes
 from storey.distributed.read_units import read_units
 from tests.support.faults import aggregate_then_die_once
 
@@ -360,6 +362,27 @@ def test_keys_a_table_holds_as_one_are_in_one_partition():
     assert spread == set(range(8))
 
 
+def horner_hash(text):
+    """The documented hash of one text, byte by byte."""
+    mask = 2**64 - 1
+    h = 0
+    for byte in text.encode():
+        h = (h * 0x100000001B3 + byte) & mask
+    h ^= len(text.encode())
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & mask
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & mask
+    return h ^ (h >> 31)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=30), st.integers(0, 5))
+def test_text_hashes_are_the_hash_of_each_text(texts, skip):
+    array = pa.array(["x"] * skip + texts, pa.string()).slice(skip)
+    assert text_hashes(array).tolist() == [horner_hash(t) for t in texts]
+
+
 def test_partitions_of_text_keys_are_the_same_from_arrow_and_from_objects():
     from storey.sources.file_sources.event_fields import LazyKeys
 
@@ -442,12 +465,15 @@ def test_a_hive_partitioned_directory_equals_the_single_process_backfill(client,
         group.to_parquet(hive / f"day={day}" / "e.parquet", index=False)
     single = single_process(hive, tmp_path / "single.parquet")
     assert "day" in single.column_names
+    # the cluster named by its scheduler's address, as `storey backfill --scheduler ADDRESS` names it
+    address = client.scheduler.address
+    assert address.startswith("tcp://")
     backfill(
         str(hive),
         key="user_id",
         time="timestamp",
         aggregates=AGGREGATES,
         out=str(tmp_path / "out"),
-        client=client,
+        client=address,
     )
     assert_same_output(single, tmp_path / "out")
