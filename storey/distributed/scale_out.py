@@ -18,7 +18,7 @@ import os
 import time as clock
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from storey.cli.backfill import BackfillPlan, BackfillResult
@@ -147,48 +147,53 @@ def run_distributed_backfill(
         check_table_is_new(table, key)
     units = [_absolute(path) for path in read_units(input, storage_options)]
     plan = BackfillPlan(input, list(key), time, [], out, time_format=time_format)
-    run = uuid.uuid4().hex[:12]
-    with dask_client(client) as dask:
-        threads = worker_threads(dask)
-        job = BackfillJob(
-            format=input.format,
-            units=tuple(units),
-            source_kwargs=plan.source_kwargs(),
-            key=tuple(key),
-            partitions=partitions or max(2 * threads, 1),
-            out=_absolute(out),
-            run=run,
-            steps=steps,
-            table=table,
-            storage_options=storage_options,
-            topic=f"storey-backfill-{run}",
-        )
-        bars = RowBars(dask, job.topic, progress)
-        try:
-            started = clock.perf_counter()
-            bars.start("shuffle", input.total_rows)
-            counts = _run_tasks(dask, bars, job, "shuffle", shuffle_unit, [(u,) for u in range(len(units))])
-            shuffled = clock.perf_counter()
-            sent = [[u for u in range(len(units)) if counts[u][p]] for p in range(job.partitions)]
-            total = sum(sum(rows) for rows in counts)
-            bars.start("backfill", total)
-            args = [(p, sent[p]) for p in range(job.partitions) if sent[p]]
-            outputs = _run_tasks(dask, bars, job, "backfill", backfill_partition, args)
-            bars.finish()
-            files = [o.path for o in outputs if o.path is not None]
-            _retype(dask, job, files)
-        finally:
-            bars.close()
-            _remove_leftovers(job)
-    end = clock.perf_counter()
+    job = BackfillJob(
+        format=input.format,
+        units=tuple(units),
+        source_kwargs=plan.source_kwargs(),
+        key=tuple(key),
+        partitions=partitions or 1,
+        out=_absolute(out),
+        run=uuid.uuid4().hex[:12],
+        steps=steps,
+        table=table,
+        storage_options=storage_options,
+    )
+    try:
+        # a local cluster's workers are stopped before the leftovers go: none still writes
+        with dask_client(client) as dask:
+            threads = worker_threads(dask)
+            job = replace(
+                job, partitions=partitions or max(2 * threads, 1), topic=f"storey-backfill-{job.run}"
+            )
+            bars = RowBars(dask, job.topic, progress)
+            try:
+                started = clock.perf_counter()
+                bars.start("shuffle", input.total_rows)
+                counts = _run_tasks(
+                    dask, bars, job, "shuffle", shuffle_unit, [(u,) for u in range(len(units))]
+                )
+                shuffled = clock.perf_counter()
+                sent = [[u for u in range(len(units)) if counts[u][p]] for p in range(job.partitions)]
+                bars.start("backfill", sum(sum(rows) for rows in counts))
+                args = [(p, sent[p]) for p in range(job.partitions) if sent[p]]
+                outputs = _run_tasks(dask, bars, job, "backfill", backfill_partition, args)
+                bars.finish()
+                files = [o.path for o in outputs if o.path is not None]
+                _retype(dask, job, files)
+                finished = clock.perf_counter()
+            finally:
+                bars.close()
+    finally:
+        _remove_leftovers(job)
     return DistributedBackfillResult(
         rows=sum(o.rows for o in outputs),
-        seconds=end - start,
+        seconds=clock.perf_counter() - start,
         partitions=job.partitions,
         threads=threads,
         files=files,
         shuffle_seconds=shuffled - started,
-        backfill_seconds=end - shuffled,
+        backfill_seconds=finished - shuffled,
     )
 
 
@@ -225,11 +230,12 @@ def _run_tasks(dask, bars, job, phase, function, args_list):
             try:
                 results[i] = future.result()
             except Exception as ex:
+                task = args_list[i][0]
+                what = job.units[task] if phase == "shuffle" else f"partition {task}"
                 if not getattr(ex, "__notes__", None):
-                    what = (
-                        job.units[args_list[i][0]] if phase == "shuffle" else f"partition {args_list[i][0]}"
-                    )
                     ex.add_note(f"in the {phase} task of {what}")
+                if type(ex).__name__ == "KilledWorker":
+                    ex.add_note("its workers died: out of memory? more partitions make each one's keys fewer")
                 raise
             rows = results[i] if phase == "shuffle" else results[i].rows
             bars.done(i, sum(rows) if phase == "shuffle" else rows)
