@@ -1,6 +1,6 @@
 """The `storey` command line (also `python -m storey`).
 
-    storey backfill SOURCE --key COL --time COL --features SPEC --out PATH
+    storey backfill SOURCE --key COL --time COL --features SPEC --out PATH [--workers N | --scheduler ADDR]
     storey demo
     storey sample OUT
 
@@ -74,6 +74,8 @@ examples:
   storey backfill 's3://bucket/events/*.parquet' --key user_id --time timestamp \\
       --features 'amount:max@7d' --features 'today=amount:count@fixed:1d' \\
       --out features/ --partition-by '$date'
+  storey backfill 'events/*.parquet' --key user_id --time timestamp \\
+      --features 'amount:sum,max@1h,24h' --out features/ --workers 4   # split by key (storey[dask])
 """
 
 
