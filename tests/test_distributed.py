@@ -312,6 +312,15 @@ def test_workers_and_scheduler_exclude_each_other(parquet_files, capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_no_rows_no_files(client, tmp_path):
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "e.csv").write_text("user_id,timestamp,amount\n")
+    events, out = str(tmp_path / "events"), str(tmp_path / "out")
+    result = backfill(events, key="user_id", time="timestamp", aggregates=AGGREGATES, out=out, client=client)
+    assert (result.rows, result.files) == (0, [])
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

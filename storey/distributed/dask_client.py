@@ -3,6 +3,7 @@ local cluster of worker processes started (and stopped) for the run."""
 
 import logging
 import numbers
+import sys
 from contextlib import contextmanager
 
 _DASK_MISSING = "a distributed backfill needs Dask: pip install 'storey[dask]'"
@@ -25,7 +26,8 @@ def check_client(client):
         if client < 1:
             raise ValueError(f"client: a number of local workers must be positive, got {client}")
         return
-    if type(client).__name__ == "Client" and type(client).__module__.startswith("distributed"):
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and isinstance(client, distributed.Client):
         return
     raise TypeError(
         "client must be a dask.distributed.Client, a scheduler address ('tcp://host:8786') or a number "
@@ -34,10 +36,10 @@ def check_client(client):
 
 
 @contextmanager
-def dask_client(client=None, workers=None):
+def dask_client(client=None):
     """A connected `distributed.Client`: `client` itself (left open), a new one connected to the
     scheduler address `client`, or one of a new local cluster of `client` worker processes (None:
-    `workers`, else one per core) of one thread each; what this opens is closed on exit."""
+    one per core) of one thread each; what this opens is closed on exit."""
     distributed = import_distributed()
     if isinstance(client, distributed.Client):
         yield client
@@ -51,7 +53,7 @@ def dask_client(client=None, workers=None):
             yield connected
         return
     cluster = distributed.LocalCluster(
-        n_workers=client or workers,
+        n_workers=client,
         threads_per_worker=1,
         processes=True,
         # the dashboard on a free port, if bokeh is installed (8787 may be taken)

@@ -57,17 +57,18 @@ class ReportRows(Flow):
 
 
 class RowBars:
-    """The client's progress bars, one per phase, fed by the tasks' reports on `topic`."""
+    """The client's progress bars, one per phase, fed by the tasks' reports on `topic` (None: no
+    bars)."""
 
-    def __init__(self, client, topic, enabled):
+    def __init__(self, client, topic):
         self._client = client
         self._topic = topic
-        self._enabled = enabled
+        self._enabled = topic is not None
         self._lock = threading.Lock()
         self._phase = None
         self._bar = None
         self._counts = {}
-        if enabled:
+        if self._enabled:
             client.subscribe_topic(topic, self._on_report)
 
     def start(self, phase, total):

@@ -163,10 +163,10 @@ def run_distributed_backfill(
         # a local cluster's workers are stopped before the leftovers go: none still writes
         with dask_client(client) as dask:
             threads = worker_threads(dask)
-            job = replace(
-                job, partitions=partitions or max(2 * threads, 1), topic=f"storey-backfill-{job.run}"
-            )
-            bars = RowBars(dask, job.topic, progress)
+            # the tasks report their rows only to a client that shows them
+            topic = f"storey-backfill-{job.run}" if progress else None
+            job = replace(job, partitions=partitions or max(2 * threads, 1), topic=topic)
+            bars = RowBars(dask, topic)
             try:
                 started = clock.perf_counter()
                 bars.start("shuffle", input.total_rows)
