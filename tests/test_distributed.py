@@ -114,10 +114,11 @@ def parquet_files(tmp_path_factory):
     return folder
 
 
-def test_parquet_files_equal_the_single_process_backfill(client, parquet_files, tmp_path):
-    single = single_process(parquet_files / "*.parquet", tmp_path / "single.parquet")
+def test_a_parquet_directory_equals_the_single_process_backfill(client, parquet_files, tmp_path):
+    # read by the single-process backfill as one dataset, split by the distributed one into its files
+    single = single_process(parquet_files, tmp_path / "single.parquet")
     result = backfill(
-        str(parquet_files / "*.parquet"),
+        str(parquet_files),
         key="user_id",
         time="timestamp",
         aggregates=AGGREGATES,

@@ -84,7 +84,9 @@ def backfill(
         not exist, be empty, or `overwrite` must be true.
     :param aggregates: the `FieldAggregator`s to compute (AggregateByKey), or
     :param steps: a function `steps(table)` returning the steps each partition runs between its
-        source and its Parquet target (aggregating into `table`); it is sent to the workers.
+        source and its Parquet target (aggregating into `table`); it is sent to the workers. The
+        result equals the single-process one when what the steps give for an event depends only
+        on its key's events (not on other keys' events, nor on the clock).
     :param client: a `dask.distributed.Client`, a scheduler address ('tcp://host:8786'), or a
         number of local worker processes to start for the run (None: one per core).
     :param table: a table URL (sqlite:///FILE, postgresql://..., redis://..., optionally
