@@ -306,6 +306,21 @@ def test_cli_options_that_do_not_combine(parquet_files, extra, message, capsys, 
     assert not (tmp_path / "f").exists()
 
 
+def test_storey_and_its_plain_backfill_never_import_dask(parquet_files, tmp_path):
+    program = (
+        "import sys, storey, storey.distributed\n"
+        "from storey.cli import main\n"
+        f"assert main(['backfill', {str(parquet_files)!r}, '--key', 'user_id', '--time', 'timestamp',"
+        f" '--features', 'amount:sum@1h', '--out', {str(tmp_path / 'o.parquet')!r}, '--quiet']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_workers_and_scheduler_exclude_each_other(parquet_files, capsys):
     with pytest.raises(SystemExit):
         main(["backfill", str(parquet_files), "--key", "k", "--time", "t", "--features", "a:sum@1h"]
