@@ -5,7 +5,9 @@ processes, alternating, medians (the README's "Scaling out" figures):
 
 Each round runs, each in a fresh Python process: the single-process backfill (what `storey
 backfill` runs), the distributed backfill on a new LocalCluster of N worker processes (what
-`storey backfill --workers N` runs), and the shuffle phase alone on such a cluster. For each it
+`storey backfill --workers N` runs), the shuffle phase alone on such a cluster, and a
+single-process passthrough (the files read and written to one Parquet file, no features: what
+reading and writing cost without a shuffle). For each it
 prints the wall time (cluster start included), the rows/s, the CPU seconds of the process and
 all its children (workers included), the cores used (CPU / wall) and the rows per CPU second
 (rows/s per core). The events are the sample card payments (`storey sample`) in FILES Parquet
@@ -56,6 +58,16 @@ def run_workers(source, out, workers):
     }
 
 
+def run_passthrough(source, out):
+    from storey import ParquetSource, ParquetTarget, build_flow
+    from storey.cli.inputs import resolve_input
+
+    start = time.perf_counter()
+    source_step = ParquetSource(resolve_input(source).paths, key_field="user_id", time_field="timestamp")
+    build_flow([source_step, ParquetTarget(os.path.join(out, "copy.parquet"))]).run().await_termination()
+    return {"seconds": time.perf_counter() - start}
+
+
 def run_shuffle(source, out, workers):
     from functools import partial
 
@@ -89,6 +101,8 @@ def _child(args):
         found = run_single(args.source, out)
     elif args.run == "workers":
         found = run_workers(args.source, out, args.workers)
+    elif args.run == "passthrough":
+        found = run_passthrough(args.source, out)
     else:
         found = run_shuffle(args.source, out, args.workers)
     subprocess.run(["rm", "-rf", out], check=True)
@@ -122,7 +136,9 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--run", choices=["single", "workers", "shuffle"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--run", choices=["single", "workers", "shuffle", "passthrough"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -130,7 +146,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="compare-workers-")
     args.source = write_sample(folder, args.events, args.files)
     print(f"{args.events:,} events in {args.files} files; features {FEATURES}; {os.cpu_count()} cores")
-    runs = {"single": [], "workers": [], "shuffle": []}
+    runs = {"single": [], "workers": [], "shuffle": [], "passthrough": []}
     for round_ in range(args.rounds):
         for kind, found in runs.items():
             found.append(_measure(kind, args))
