@@ -227,6 +227,19 @@ def test_a_table_that_holds_state_is_refused(client, parquet_files, tmp_path):
         )
 
 
+def test_cli_refuses_a_table_that_holds_state_in_one_line(parquet_files, tmp_path, capsys):
+    database = f"sqlite:///{tmp_path}/state.db"
+    single_process(parquet_files / "events-02.parquet", tmp_path / "s.parquet", "--table", database)
+    args = ["backfill", str(parquet_files), "--key", "user_id", "--time", "timestamp", "--features", FEATURES]
+    assert main([*args, "--out", str(tmp_path / "out"), "--workers", "2", "--table", database]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert (
+        err.startswith("storey backfill: error: --table: table 'features' in sqlite:///")
+        and "new table" in err
+    )
+
+
 def test_a_file_unreadable_on_a_worker_fails_the_run_naming_the_file(client, parquet_files, tmp_path):
     # a valid footer (the client reads it when it plans) over data that cannot be decompressed
     events = tmp_path / "events"

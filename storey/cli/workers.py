@@ -35,18 +35,23 @@ def worker_options_problem(args, plan):
 def run_on_workers(plan, args, show_progress):
     """Runs the backfill `plan` on the Dask cluster the arguments name; returns its result."""
     from storey.distributed.partition_task import aggregate_steps
-    from storey.distributed.scale_out import run_distributed_backfill
+    from storey.distributed.scale_out import TableHoldsState, run_distributed_backfill
+
+    from . import CliError
 
     aggregates = [spec.to_aggregator() for spec in plan.specs]
-    return run_distributed_backfill(
-        plan.input,
-        plan.key,
-        plan.time,
-        partial(aggregate_steps, aggregates),
-        plan.out,
-        client=args.scheduler or args.workers,
-        table=plan.table,
-        partitions=args.partitions,
-        time_format=plan.time_format,
-        progress=show_progress,
-    )
+    try:
+        return run_distributed_backfill(
+            plan.input,
+            plan.key,
+            plan.time,
+            partial(aggregate_steps, aggregates),
+            plan.out,
+            client=args.scheduler or args.workers,
+            table=plan.table,
+            partitions=args.partitions,
+            time_format=plan.time_format,
+            progress=show_progress,
+        )
+    except TableHoldsState as ex:
+        raise CliError(f"--table: {ex}") from ex

@@ -37,6 +37,10 @@ from .row_progress import RowBars
 from .shuffle_task import shuffle_unit
 
 
+class TableHoldsState(ValueError):
+    """The --table of a distributed backfill holds aggregation state already."""
+
+
 @dataclass
 class DistributedBackfillResult(BackfillResult):
     """What a distributed backfill did: `rows` events in `seconds` (starting a local cluster
@@ -200,8 +204,8 @@ def run_distributed_backfill(
 
 
 def check_table_is_new(table, key):
-    """Raises ValueError when the table of `table` (a TableUrl) holds aggregation state already:
-    a distributed backfill computes every key's state from its events alone."""
+    """Raises TableHoldsState when the table of `table` (a TableUrl) holds aggregation state
+    already: a distributed backfill computes every key's state from its events alone."""
     driver = table.driver(list(key))
     try:
         held = driver._load_aggregation_schema(Table(table.name, driver))
@@ -209,7 +213,7 @@ def check_table_is_new(table, key):
         with ThreadPoolExecutor(1) as closing:
             closing.submit(asyncio.run, driver.close()).result()
     if held:
-        raise ValueError(
+        raise TableHoldsState(
             f"table {table.name!r} in {table.database} already holds the state of aggregators "
             f"{sorted(held)}: a distributed backfill fills a new table (drop it, or name another "
             "with URL#NAME)"
