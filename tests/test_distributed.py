@@ -26,7 +26,7 @@ from storey.cli.feature_spec import parse_specs
 from storey.cli.inputs import resolve_input
 from storey.cli.sample_data import generate_events
 from storey.distributed import backfill, partition_of
-from storey.distributed.event_frames import decode, encode
+from storey.distributed.event_frames import decode, encode, merge, select
 from storey.distributed.key_partitions import partition_numbers, text_hashes
 from storey.distributed.read_units import read_units
 from tests.support.faults import aggregate_then_die_once
@@ -461,7 +461,7 @@ def test_a_frame_decodes_to_the_events_the_source_read(kind, tmp_path):
     (batch,) = batches
     mask = np.arange(batch.n) % 3 == 1
     seq = np.flatnonzero(mask).astype(np.int64)
-    decoded, decoded_seq = decode(encode(batch, mask, seq), IdSequence())
+    decoded, decoded_seq = decode(encode(select(batch, mask, seq)), IdSequence())
     assert decoded_seq.tolist() == seq.tolist()
     rows = batch.bodies_to_read()
     # repr: the same values of the same types, NaN included
@@ -471,6 +471,39 @@ def test_a_frame_decodes_to_the_events_the_source_read(kind, tmp_path):
     for name in batch.columns.names:
         column = decoded.columns.data.arrow_column(name)
         assert column.equals(batch.columns.data.arrow_column(name).filter(pa.array(mask))), name
+
+
+def test_selections_of_a_parquet_file_merge_into_one_frame_of_its_events(tmp_path):
+    from storey import ParquetSource, build_flow
+    from storey.core.batch import IdSequence
+    from storey.flow import Flow
+
+    df = history(150_000, 500, seed=3)
+    df.to_parquet(tmp_path / "e.parquet")
+    batches = []
+
+    class Keep(Flow):
+        _takes_batches = True
+
+        async def _do(self, batch):
+            batches.append(batch)
+
+    source = ParquetSource(str(tmp_path / "e.parquet"), key_field="user_id", time_field="timestamp")
+    build_flow([source, Keep()]).run().await_termination()
+    assert len(batches) == 3
+    selections, expected, start = [], [], 0
+    for batch in batches:
+        mask = np.arange(batch.n) % 2 == 0
+        selections.append(select(batch, mask, start + np.flatnonzero(mask)))
+        rows = batch.bodies_to_read()
+        expected += [rows[i] for i in np.flatnonzero(mask)]
+        start += batch.n
+    (merged,) = merge(selections)
+    decoded, seq = decode(encode(merged), IdSequence())
+    assert seq.tolist() == list(range(0, 150_000, 2))
+    assert repr(decoded.bodies_to_read()) == repr(expected)
+    assert list(decoded.keys) == [row["user_id"] for row in expected]
+    assert decoded.columns.data.arrow_column("amount").to_pylist() == [row["amount"] for row in expected]
 
 
 def test_a_parquet_directory_is_split_into_its_files_only_when_each_reads_the_same(tmp_path):

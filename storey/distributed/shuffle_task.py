@@ -1,23 +1,27 @@
 """The first phase: a task per file of SOURCE sends each of its events to its key's partition.
 
 The task runs the single-process backfill's own source step on its file, in a flow whose next
-step (`SplitByKey`) encodes, for each batch, the events of each partition as a frame (see
-`event_frames`) appended to the piece of that partition. Each event gets a sequence number,
-`unit << 40 | position`: its file's place in SOURCE, then its place among the file's events,
-which is its arrival order in the single-process backfill.
+step (`SplitByKey`) selects, in each batch, the events of each partition (see `event_frames`),
+and appends a partition's selections to its piece as frames of about a source batch's size. Each
+event gets a sequence number, `unit << 40 | position`: its file's place in SOURCE, then its place
+among the file's events, which is its arrival order in the single-process backfill. A task holds
+at most about a source batch of events per partition (`FRAME_ROWS`) until they are written.
 """
 
 import numpy as np
 
 from storey.flow import Flow, build_flow
+from storey.sources.file_sources.dataframe_source import BATCH_ROWS
 
-from .event_frames import encode
+from .event_frames import encode, merge, select
 from .key_partitions import partition_numbers
 from .piece_files import PieceWriter
 from .row_progress import RowReporter
 
 # bits of a sequence number that number the events of one file (2**40: a trillion events)
 POSITION_BITS = 40
+# events of a partition gathered before they are written as frames: as many as a source's batch
+FRAME_ROWS = BATCH_ROWS
 
 
 class SplitByKey(Flow):
@@ -31,6 +35,7 @@ class SplitByKey(Flow):
         self._unit = unit
         self._reporter = reporter
         self._writers = {}
+        self._pending = {}
         self._next = 0
         self.rows = [0] * job.partitions
 
@@ -41,9 +46,18 @@ class SplitByKey(Flow):
         self._next += n
         for partition in np.unique(parts).tolist():
             mask = parts == partition
-            self._writer(partition).write(encode(batch, mask, seq[mask]))
-            self.rows[partition] += int(np.count_nonzero(mask))
+            pending = self._pending.setdefault(partition, [])
+            pending.append(select(batch, mask, seq[mask]))
+            self.rows[partition] += pending[-1].n
+            if sum(s.n for s in pending) >= FRAME_ROWS:
+                self._write(partition)
         self._reporter.add(n)
+
+    def _write(self, partition):
+        selections = self._pending.pop(partition, [])
+        writer = self._writer(partition) if selections else None
+        for selection in merge(selections):
+            writer.write(encode(selection))
 
     def _writer(self, partition):
         writer = self._writers.get(partition)
@@ -53,6 +67,9 @@ class SplitByKey(Flow):
         return writer
 
     def commit(self):
+        """Writes what is pending, then makes every piece appear."""
+        for partition in list(self._pending):
+            self._write(partition)
         for writer in self._writers.values():
             writer.commit()
 
