@@ -5,7 +5,8 @@ step (`SplitByKey`) selects, in each batch, the events of each partition (see `e
 and appends a partition's selections to its piece as frames of about a source batch's size. Each
 event gets a sequence number, `unit << 40 | position`: its file's place in SOURCE, then its place
 among the file's events, which is its arrival order in the single-process backfill. A task holds
-at most about a source batch of events per partition (`FRAME_ROWS`) until they are written.
+at most about a source batch of events per partition until they are written, and fewer when
+there are so many partitions that these would pass `PENDING_ROWS` in all.
 """
 
 import numpy as np
@@ -20,8 +21,15 @@ from .row_progress import RowReporter
 
 # bits of a sequence number that number the events of one file (2**40: a trillion events)
 POSITION_BITS = 40
-# events of a partition gathered before they are written as frames: as many as a source's batch
-FRAME_ROWS = BATCH_ROWS
+# events a task gathers, in all partitions, before they are written as frames (some 250 MB of
+# the sample payments' events)
+PENDING_ROWS = 1 << 22
+
+
+def frame_rows(partitions):
+    """Events of a partition gathered before they are written: a source's batch, or fewer when
+    there are many partitions (but not so few that a flow's fixed work per batch shows)."""
+    return max(4096, min(BATCH_ROWS, PENDING_ROWS // partitions))
 
 
 class SplitByKey(Flow):
@@ -36,6 +44,7 @@ class SplitByKey(Flow):
         self._reporter = reporter
         self._writers = {}
         self._pending = {}
+        self._frame_rows = frame_rows(job.partitions)
         self._next = 0
         self.rows = [0] * job.partitions
 
@@ -49,7 +58,7 @@ class SplitByKey(Flow):
             pending = self._pending.setdefault(partition, [])
             pending.append(select(batch, mask, seq[mask]))
             self.rows[partition] += pending[-1].n
-            if sum(s.n for s in pending) >= FRAME_ROWS:
+            if sum(s.n for s in pending) >= self._frame_rows:
                 self._write(partition)
         self._reporter.add(n)
 
