@@ -28,6 +28,7 @@ LAYER_OF = {
     "cli": "app",
     # tools for testing flows (the V3IO emulator): they may import anything, nothing imports them
     "testing": "app",
+    "distributed": "app",
     # the public facades: `storey`, `storey.flow`, `storey.transformations`, `storey.utils`,
     # `storey.redis_driver`, `python -m storey`
     "__init__": "app",

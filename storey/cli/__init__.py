@@ -1,6 +1,6 @@
 """The `storey` command line (also `python -m storey`).
 
-    storey backfill SOURCE --key COL --time COL --features SPEC --out PATH
+    storey backfill SOURCE --key COL --time COL --features SPEC --out PATH [--workers N | --scheduler ADDR]
     storey demo
     storey sample OUT
 
@@ -72,6 +72,8 @@ examples:
   storey backfill 's3://bucket/events/*.parquet' --key user_id --time timestamp \\
       --features 'amount:max@7d' --features 'today=amount:count@fixed:1d' \\
       --out features/ --partition-by '$date'
+  storey backfill 'events/*.parquet' --key user_id --time timestamp \\
+      --features 'amount:sum,max@1h,24h' --out features/ --workers 4   # split by key (storey[dask])
 """
 
 
@@ -150,6 +152,24 @@ def _parser():
         help="also keep every key's final window state in this table, for a live flow to continue: "
         "sqlite:///FILE, postgresql://USER@HOST:PORT/DB or redis://HOST:PORT/DB, optionally #TABLE_NAME, "
         "or v3io:///CONTAINER/PATH (with V3IO_API and V3IO_ACCESS_KEY)",
+    )
+    cluster = backfill.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="split the work by key across N local worker processes (Dask; OUT is then a directory)",
+    )
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="split the work by key across the workers of the Dask scheduler at ADDRESS (tcp://HOST:8786)",
+    )
+    backfill.add_argument(
+        "--partitions",
+        type=_positive_int,
+        metavar="N",
+        help="with --workers/--scheduler: key partitions (default: twice the workers' threads)",
     )
     backfill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     backfill.add_argument(
@@ -250,6 +270,11 @@ def _backfill_plan(args):
     )
     if args.rows_per_file is not None and plan.single_file:
         raise CliError("--rows-per-file applies to a directory OUT only (OUT ends in .parquet)")
+    from .workers import worker_options_problem
+
+    problem = worker_options_problem(args, plan)
+    if problem is not None:
+        raise CliError(problem)
     return plan
 
 
@@ -287,9 +312,16 @@ def _backfill(args):
     if args.print_flow:
         sys.stdout.write(backfill_python(plan))
         return 0
+    from .workers import on_workers, run_on_workers
+
+    show_progress = not args.quiet and on_terminal()
     staged = _prepare_out(args.out, args.overwrite)
     try:
-        result = run_backfill(replace(plan, out=staged.url), show_progress=not args.quiet and on_terminal())
+        staged_plan = replace(plan, out=staged.url)
+        if on_workers(args):
+            result = run_on_workers(staged_plan, args, show_progress)
+        else:
+            result = run_backfill(staged_plan, show_progress=show_progress)
         staged.publish()
     except Exception as ex:
         if isinstance(ex, TimeOutOfRange) and args.time_unit is None:

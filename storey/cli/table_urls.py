@@ -44,12 +44,18 @@ class TableUrl:
             return [], {}
         return [key[0] if len(key) == 1 else list(key), self.database], {}
 
+    def driver(self, key):
+        """The driver of the database this URL names, for the key column(s) `key`."""
+        import storey
+
+        args, kwargs = self.driver_args(key)
+        return getattr(storey, self.driver_class)(*args, **kwargs)
+
     def table(self, key):
         """The Table this URL names, for the key column(s) `key`."""
         import storey
 
-        args, kwargs = self.driver_args(key)
-        return storey.Table(self.name, getattr(storey, self.driver_class)(*args, **kwargs))
+        return storey.Table(self.name, self.driver(key))
 
 
 def _scheme(database):
