@@ -328,17 +328,13 @@ class SQLDriver(Driver):
             return
         insert = _INSERTS[self._backend]
         rows = []
+        encode = tables.encode
         for aggregator in changes.aggregations:
+            name = aggregator.name
             for key, floats, ints in zip(aggregator.keys, aggregator.floats, aggregator.ints, strict=True):
-                rows.append(
-                    {**tables.key_row(key), "aggregator": aggregator.name, "floats": floats, "ints": ints}
-                )
-        statement = insert(tables.aggregations)
-        statement = statement.on_conflict_do_update(
-            index_elements=[*self._key_columns, "aggregator"],
-            set_={"floats": statement.excluded.floats, "ints": statement.excluded.ints},
-        )
-        connection.execute(statement, rows)
+                rows.append((*encode(key), name, floats, ints))
+        # the driver's executemany with the driver's own text: the rows are many and all alike
+        connection.exec_driver_sql(tables.states_upsert(connection.dialect), rows)
         if changes.schema:
             statement = insert(tables.aggregators)
             statement = statement.on_conflict_do_update(
@@ -390,6 +386,7 @@ class _SQLTables:
         self.aggregators = aggregators
         self._casts = [_cast_of(static.c[column].type) for column in key_columns]
         self._queries = {}
+        self._upsert = None
 
     def with_static(self, static):
         return _SQLTables(self.key_columns, static, self.aggregations, self.aggregators)
@@ -429,6 +426,21 @@ class _SQLTables:
             )
             self._queries[(keys, names)] = cached
         return cached
+
+    def states_upsert(self, dialect):
+        """SQL inserting or replacing rows (key columns..., aggregator, floats, ints) of states."""
+        if self._upsert is None:
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            keys = [quote(column) for column in self.key_columns]
+            columns = [*keys, "aggregator", "floats", "ints"]
+            self._upsert = (
+                f"INSERT INTO {dialect.identifier_preparer.format_table(self.aggregations)} "
+                f"({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+                f"ON CONFLICT ({', '.join(keys)}, aggregator) "
+                "DO UPDATE SET floats = excluded.floats, ints = excluded.ints"
+            )
+        return self._upsert
 
     def key_in(self, table, rows):
         columns = [table.c[column] for column in self.key_columns]
