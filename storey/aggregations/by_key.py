@@ -24,7 +24,7 @@ from ..dtypes.emit_policy import (
 )
 from ..dtypes.windows import FixedWindows, FixedWindowType
 from ..engine.graph import Flow, walk_graph
-from ..kernels import kernels, load_in_background
+from ..kernels import kernels, load_in_background, loading
 from ..kernels.layout import MODE_AGG, MODE_LAST_CLOSED, MODE_QUERY, R_NA, R_OUT, R_WIN
 from ..kernels.registry import AGGREGATIONS
 from ..table.aggregation_state import (
@@ -44,6 +44,9 @@ _EVERY_EVENT = EmitEveryEvent()
 # batches at least this big are aggregated by two threads, each taking half of the keys (the
 # kernels release the GIL)
 _PARALLEL_MIN = 8192
+# while the compiled kernels load (load_in_background), batches of at most this many events are
+# computed by the interpreted kernels (about 100 µs an event), a live service's first events among them
+_INTERPRETED_MAX = 64
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _helper = None
 
@@ -236,6 +239,7 @@ class AggregateByKey(Flow):
         self._calls = []
         self._plan_for_table()
         self._kernels = None
+        self._kinds = set()
         self._counts = {}
         self._pending = {}
         self._touched = {}
@@ -278,8 +282,12 @@ class AggregateByKey(Flow):
     def _state_objects(self):
         return (self._table,)
 
-    def _loaded_kernels(self):
+    def _loaded_kernels(self, n):
+        """The kernels for a batch of n events: the compiled ones, or the interpreted ones while
+        the compiled ones are still loading and the batch is small."""
         if self._kernels is None:
+            if n <= _INTERPRETED_MAX and any(loading(kind) for kind in self._kinds):
+                return kernels(compiled=False)
             self._kernels = kernels()
         return self._kernels
 
@@ -292,9 +300,8 @@ class AggregateByKey(Flow):
         self._plan_for_table()
         # loaded in a thread of its own while the flow starts; the first batch takes it
         groups = aggregation_state(self._table).groups
-        load_in_background(
-            sliding=any(not group.fixed for group in groups), fixed=any(group.fixed for group in groups)
-        )
+        self._kinds = {"fixed" if group.fixed else "sliding" for group in groups}
+        load_in_background(sliding="sliding" in self._kinds, fixed="fixed" in self._kinds)
         self._kernels = None
         self._parallel = _CORES > 2 or (_CORES == 2 and not _writes_in_background(self))
 
@@ -353,7 +360,7 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             outputs.append((out, flags))
-            found = self._loaded_kernels()
+            found = self._loaded_kernels(n)
             update = found.fixed_update if group.fixed else found.sliding_update
             args = (
                 call.cfg,
@@ -553,7 +560,7 @@ class AggregateByKey(Flow):
             out = np.empty((group.n_features, n), dtype=np.float64)
             flags = np.zeros((group.n_features, n), dtype=np.uint8)
             outputs.append((out, flags))
-            found = self._loaded_kernels()
+            found = self._loaded_kernels(n)
             read = found.fixed_read if group.fixed else found.sliding_read
             read(call.cfg, group.max_values, times, slots, mode, group.state, group.istate, out, flags)
         return self._features(n, outputs)
@@ -638,6 +645,7 @@ class QueryByKey(AggregateByKey):
         self._attributes = []
         self._version = None
         self._kernels = None
+        self._kinds = set()
         self._counts = {}
         self._pending = {}
         self._touched = {}
@@ -761,9 +769,9 @@ class QueryByKey(AggregateByKey):
             out = np.empty((call.n_features, n), dtype=np.float64)
             flags = np.zeros((call.n_features, n), dtype=np.uint8)
             if group.fixed:
-                read, mode = self._loaded_kernels().fixed_read, fixed_mode
+                read, mode = self._loaded_kernels(n).fixed_read, fixed_mode
             else:
-                read, mode = self._loaded_kernels().sliding_read, MODE_QUERY
+                read, mode = self._loaded_kernels(n).sliding_read, MODE_QUERY
             read(call.cfg, call.max_values, times, slots, mode, group.state, group.istate, out, flags)
             features.add_block(call.names, out, flags, call.rows)
         feature_dicts = features.dicts()

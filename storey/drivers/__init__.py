@@ -53,7 +53,6 @@ is refused when it is built.
 from ..core.lazy import lazy_exports
 from .driver import Driver
 from .noop_driver import NoopDriver
-from .v3io_driver import NeedsV3ioAccess, V3ioDriver
 
 __all__ = ["Driver", "NeedsV3ioAccess", "NoopDriver", "SQLDriver", "V3ioDriver"]
 
@@ -61,5 +60,10 @@ __all__ = ["Driver", "NeedsV3ioAccess", "NoopDriver", "SQLDriver", "V3ioDriver"]
 # storey[redis] extra: it is left out of `import *`)
 __getattr__ = lazy_exports(
     __name__,
-    {"SQLDriver": "storey.drivers.sql_driver", "RedisDriver": "storey.drivers.redis_driver"},
+    {
+        "NeedsV3ioAccess": "storey.drivers.v3io_driver",
+        "RedisDriver": "storey.drivers.redis_driver",
+        "SQLDriver": "storey.drivers.sql_driver",
+        "V3ioDriver": "storey.drivers.v3io_driver",
+    },
 )

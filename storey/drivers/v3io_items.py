@@ -35,6 +35,7 @@ import zlib
 
 import numpy as np
 
+from ..kernels import interpreted
 from ..kernels import layout as B
 
 __all__ = ["ItemFormat", "RAW_AGGREGATES", "raw_aggregates", "reference_schema_entry"]
@@ -328,15 +329,13 @@ class ItemFormat:
 
     def _windows(self, state, istate, buckets, latest):
         """The windows' running aggregates at the latest bucket, as the kernels keep them."""
-        from ..kernels import kernels
-
-        twins = kernels(compiled=False).sliding.__globals__
+        sliding, fixed = interpreted.load()
         layout = self.layout
         cfg = self.group.cfg
         rec = int(cfg[1 + self.index])
         woff = layout.window_offset
         if not layout.fixed:
-            twins["windows_newest_first"](state, istate, 0, cfg, rec, latest, latest % layout.ring)
+            sliding.windows_newest_first(state, istate, 0, cfg, rec, latest, latest % layout.ring)
             for w in range(len(layout.windows)):
                 state[0, woff + w * B.W_SIZE + B.W_LO] = math.nan  # the reference's first: none yet
                 state[0, woff + w * B.W_SIZE + B.W_END] = 0.0
@@ -348,7 +347,7 @@ class ItemFormat:
         opened = min((b for b in buckets if since <= b <= latest), default=latest)
         for w in range(len(layout.windows)):
             t = (opened if cfg[rec + B.R_MODE] == 1 else latest) * self.period
-            twins["fixed_new_range"](state, istate, 0, cfg, rec, t, latest, w)
+            fixed.fixed_new_range(state, istate, 0, cfg, rec, t, latest, w)
 
 
 def _holds_values(stats):

@@ -4,7 +4,8 @@ Nothing here knows about events, keys or flows. `registry` (pure Python) lists t
 `sliding` and `fixed` hold the kernel of each kind of window (`sliding_kernel`, `fixed_kernel`),
 loaded on first use by `kernels()` so that importing storey never imports Numba; a flow compiles
 only the kind it uses. Every function is compiled by `storey.kernels.jit.jit`: once for the one
-argument signature the steps use (the same for every flow), and cached on disk.
+argument signature the steps use (the same for every flow), and cached on disk. `interpreted` runs
+the same sources without Numba.
 """
 
 import threading
@@ -12,38 +13,22 @@ import types
 
 import numpy as np
 
-__all__ = ["kernels", "load_in_background"]
+__all__ = ["kernels", "load_in_background", "loading"]
 
 _LOADED = {}
-_LOCK = threading.Lock()
-# the kinds of kernel load_in_background loads (once per process)
-_BACKGROUND = []
+# one lock for each of kernels(True) and kernels(False): the interpreted kernels load while the
+# compiled ones do
+_LOCKS = {True: threading.Lock(), False: threading.Lock()}
+# the thread load_in_background started for each kind of kernel (once per process)
+_BACKGROUND = {}
 # `values`/`valid` of a read, which has none
 _NO_VALUES = np.zeros((1, 0))
 _NO_VALID = np.zeros((1, 0), dtype=np.uint8)
 _NO_EMITTED = np.zeros(0, dtype=np.uint8)
 
 
-def _python_twins():
-    """The jitted functions as plain Python functions calling each other, not the compiled
-    versions: the pure-Python twin the tests compare the compiled kernels with."""
-    from . import buckets, fixed, outputs, reference_reads, sliding
-
-    namespace = {}
-    for module in (buckets, outputs, reference_reads, sliding, fixed):
-        namespace.update(vars(module))
-    namespace.update(buckets.PYTHON_TWINS)
-    for name, value in list(namespace.items()):
-        py_func = getattr(value, "py_func", None)
-        if py_func is not None:
-            namespace[name] = types.FunctionType(
-                py_func.__code__, namespace, name, py_func.__defaults__, py_func.__closure__
-            )
-    return namespace["sliding_kernel"], namespace["fixed_kernel"]
-
-
 def kernels(compiled=True):
-    """The kernels, compiled (Numba) or as their pure-Python twins: a namespace with
+    """The kernels, compiled (Numba) or interpreted (`storey.kernels.interpreted`): a namespace with
 
     - `sliding_update` / `fixed_update(cfg, max_values, times, slots, values, valid, emitted,
       state, istate, out, flags, part, parts)`: aggregate a batch and write every event's
@@ -54,7 +39,7 @@ def kernels(compiled=True):
     """
     found = _LOADED.get(compiled)
     if found is None:
-        with _LOCK:
+        with _LOCKS[compiled]:
             found = _LOADED.get(compiled) or _load(compiled)
     return found
 
@@ -67,7 +52,10 @@ def _load(compiled):
         from .fixed import fixed_kernel as fixed
         from .sliding import sliding_kernel as sliding
     else:
-        sliding, fixed = _python_twins()
+        from . import interpreted
+
+        sliding_module, fixed_module = interpreted.load()
+        sliding, fixed = sliding_module.sliding_kernel, fixed_module.fixed_kernel
     found = types.SimpleNamespace(
         sliding=sliding,
         fixed=fixed,
@@ -135,8 +123,16 @@ def load_in_background(sliding=True, fixed=True):
         kind for kind, used in (("sliding", sliding), ("fixed", fixed)) if used and kind not in _BACKGROUND
     ]
     if wanted:
-        _BACKGROUND.extend(wanted)
-        threading.Thread(target=_load_kinds, args=(wanted,), name="storey-kernels", daemon=True).start()
+        thread = threading.Thread(target=_load_kinds, args=(wanted,), name="storey-kernels", daemon=True)
+        _BACKGROUND.update(dict.fromkeys(wanted, thread))
+        thread.start()
+
+
+def loading(kind):
+    """Whether load_in_background is loading the compiled kernel of `kind` ("sliding" or "fixed")
+    right now: a batch calling it would wait."""
+    thread = _BACKGROUND.get(kind)
+    return thread is not None and thread.is_alive()
 
 
 def _load_kinds(kinds):

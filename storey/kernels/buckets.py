@@ -29,12 +29,8 @@ functions, which keeps compilation short.
 from collections import namedtuple
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from .jit import jit
+from .jit import jit, prefetch
 from .layout import (
     H_B,
     H_J,
@@ -130,39 +126,6 @@ def aggregator(cfg, rec):
         o_min >= 0 or o_max >= 0 or o_first_at >= 0 or o_last_at >= 0,
         cfg[rec + R_MODE],
     )
-
-
-@intrinsic
-def prefetch(typingctx, array, i, j):
-    """Asks the CPU to fetch array[i, j] into the cache (a hint; nothing else happens)."""
-    sig = types.void(array, i, j)
-
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        index = [
-            context.cast(builder, args[1], signature.args[1], types.intp),
-            context.cast(builder, args[2], signature.args[2], types.intp),
-        ]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, index, wraparound=False)
-        i32 = ir.IntType(32)
-        byte_pointer = ir.IntType(8).as_pointer()
-        pointer = builder.bitcast(pointer, byte_pointer)
-        fnty = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # write access, keep in all cache levels, data
-        builder.call(fn, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-def _no_prefetch(array, i, j):
-    """`prefetch` in the pure-Python twin: nothing to do."""
-
-
-# what the pure-Python twin of the kernels uses instead of the intrinsics
-PYTHON_TWINS = {"prefetch": _no_prefetch}
 
 
 @jit(inline=True)

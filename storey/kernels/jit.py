@@ -15,9 +15,12 @@ and the kernels would run up to twice as slow.
 - `@jit(entry=True)`: a kernel called from Python.
 """
 
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["jit"]
+__all__ = ["jit", "prefetch"]
 
 
 def jit(function=None, *, inline=False, entry=False):
@@ -29,3 +32,28 @@ def jit(function=None, *, inline=False, entry=False):
         options["inline"] = "always"
     compile_ = njit(**options)
     return compile_ if function is None else compile_(function)
+
+
+@intrinsic
+def prefetch(typingctx, array, i, j):
+    """Asks the CPU to fetch array[i, j] into the cache (a hint; nothing else happens)."""
+    sig = types.void(array, i, j)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        index = [
+            context.cast(builder, args[1], signature.args[1], types.intp),
+            context.cast(builder, args[2], signature.args[2], types.intp),
+        ]
+        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, index, wraparound=False)
+        i32 = ir.IntType(32)
+        byte_pointer = ir.IntType(8).as_pointer()
+        pointer = builder.bitcast(pointer, byte_pointer)
+        fnty = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # write access, keep in all cache levels, data
+        builder.call(fn, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen

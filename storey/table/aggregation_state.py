@@ -11,15 +11,18 @@ aggregator's description (`describe`), and it is put back in any group's rows.
 """
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..core.lazy import LazyModule
 from ..dtypes.aggregators import FieldAggregator
 from ..dtypes.windows import FixedWindows, SlidingWindows, parse_duration
 from ..kernels import layout as B
 from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, STAT_NAMES, SUM, stats_of
 from .keys import table_key
 from .row_arrays import GrowingRows
+
+# used only on keys a source hands as Arrow arrays, when pyarrow is loaded already
+pa = LazyModule("pyarrow")
+pc = LazyModule("pyarrow.compute")
 
 __all__ = [
     "AggregationState",
