@@ -14,8 +14,6 @@ import pandas as pd
 import pytest
 import redis
 import redis.asyncio
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from storey import (
@@ -35,9 +33,15 @@ from storey import (
     build_flow,
 )
 from storey.redis_driver import RedisDriver, WriteConflictError
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
+from tests.support.restarts import (
+    AGGREGATOR_SETS,
+    assert_restart_continues_exactly,
+    comparable,
+    restart_examples,
+    run_live,
+)
 from tests.support.servers import free_port, redis_server
-from tests.test_durable_state import EVENT, T0, _late_shuffled, _sum_count
+from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count()
@@ -282,37 +286,18 @@ def test_every_table_step_over_redis(server, async_client):
     asyncio.run(other.close())
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    events=st.lists(EVENT, min_size=1, max_size=30),
-    swaps=st.lists(st.integers(0, 29), max_size=5),
-    split=st.floats(0, 1),
-    aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
-    policy=st.sampled_from(sorted(POLICIES)),
-    first_bulk=st.booleans(),
-)
+@restart_examples
 def test_restart_continues_exactly(server, events, swaps, split, aggregators, policy, first_bulk):
     name = fresh_name()
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
-    if first_bulk and k:
-        first = run_bulk(Table(name, RedisDriver(redis_url=server.url)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table(name, RedisDriver(redis_url=server.url)), events[:k], make, emit_policy, 3)
-    second = run_live(Table(name, RedisDriver(redis_url=server.url)), events[k:], make, emit_policy, 5)
-    memory = Table(name, NoopDriver())
-    if emit_policy is None:
-        expected = run_live(memory, events, make)
-    else:
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table(name, RedisDriver(redis_url=server.url)),
+        events,
+        swaps,
+        split,
+        aggregators,
+        policy,
+        first_bulk,
+    )
 
 
 HALF_OF_THE_KEYS = """

@@ -13,8 +13,6 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from storey import (
     Complete,
@@ -28,9 +26,13 @@ from storey import (
     Table,
     build_flow,
 )
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
+from tests.support.restarts import (
+    assert_restart_continues_exactly,
+    restart_examples,
+    run_live,
+)
 from tests.support.servers import free_port, postgres_server
-from tests.test_durable_state import EVENT, T0, _late_shuffled, _sum_count
+from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count()
@@ -147,19 +149,7 @@ def test_window_state_survives_a_restart(db_url):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    events=st.lists(EVENT, min_size=1, max_size=30),
-    swaps=st.lists(st.integers(0, 29), max_size=5),
-    split=st.floats(0, 1),
-    aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
-    policy=st.sampled_from(sorted(POLICIES)),
-    first_bulk=st.booleans(),
-)
+@restart_examples
 def test_restart_continues_exactly(
     backend, request, tmp_path, events, swaps, split, aggregators, policy, first_bulk
 ):
@@ -169,22 +159,9 @@ def test_restart_continues_exactly(
         else f"sqlite:///{tmp_path}/restart.db"
     )
     name = fresh_name()
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
-    if first_bulk and k:
-        first = run_bulk(Table(name, SQLDriver("k", url)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table(name, SQLDriver("k", url)), events[:k], make, emit_policy, 3)
-    second = run_live(Table(name, SQLDriver("k", url)), events[k:], make, emit_policy, 5)
-    memory = Table(name, NoopDriver())
-    if emit_policy is None:
-        expected = run_live(memory, events, make)
-    else:
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table(name, SQLDriver("k", url)), events, swaps, split, aggregators, policy, first_bulk
+    )
 
 
 def test_a_second_process_continues_the_windows(tmp_path):
