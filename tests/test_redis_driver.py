@@ -550,11 +550,10 @@ def test_a_key_keeps_no_bucket_older_than_its_longest_window(server):
 def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path, capsys):
     from storey.cli import main
     from storey.cli.sample_data import generate_events
-    from tests.test_cli import FEATURE_NAMES, FEATURES, assert_same_features, python_features
+    from tests.test_cli import FEATURES, HISTORY, assert_a_live_flow_continues
 
     df = generate_events(3000, 40, days=2, seed=11).to_pandas()
-    history, latest = df.iloc[:2500], df.iloc[2500:]
-    history.to_parquet(tmp_path / "history.parquet")
+    df.iloc[:HISTORY].to_parquet(tmp_path / "history.parquet")
     name = fresh_name()
     args = ["backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp"]
     args += ["--features", FEATURES, "--out", str(tmp_path / "f.parquet"), "--quiet"]
@@ -565,28 +564,4 @@ def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path, capsys
 
     table = parse_table_url(f"{server.url}#{name}").table(["user_id"])
     assert repr(table._storage) == f"RedisDriver('{server.url}', key_prefix='storey:')"
-    aggregates = python_aggregates()
-    flow = build_flow(
-        [
-            SyncEmitSource(key_field="user_id", time_field="timestamp"),
-            AggregateByKey(aggregates, table),
-            Complete(),
-        ]
-    )
-    controller = flow.run()
-    live = [controller.emit(row).await_result() for row in latest.to_dict("records")]
-    controller.terminate()
-    controller.await_termination()
-    expected = python_features(df).iloc[2500:].reset_index(drop=True)
-    assert_same_features(pd.DataFrame([{n: body.get(n) for n in FEATURE_NAMES} for body in live]), expected)
-
-
-def python_aggregates():
-    from storey import FixedWindows
-
-    return [
-        FieldAggregator(
-            "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
-        ),
-        FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
-    ]
+    assert_a_live_flow_continues(table, df)
