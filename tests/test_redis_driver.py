@@ -41,6 +41,7 @@ from tests.support.restarts import (
     run_live,
 )
 from tests.support.servers import free_port, redis_server
+from tests.support.table_flows import emit_all
 from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,14 +63,6 @@ def own_server():
 
 def fresh_name():
     return f"features/{next(_names)}"
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def query(table, keys, features, when):

@@ -32,6 +32,7 @@ from tests.support.restarts import (
     run_live,
 )
 from tests.support.servers import free_port, postgres_server
+from tests.support.table_flows import emit_all
 from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,14 +54,6 @@ def db_url(request, tmp_path):
 
 def fresh_name():
     return f"features_{next(_names)}"
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def test_constructor_checks_its_parameters(tmp_path):

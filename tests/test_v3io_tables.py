@@ -31,6 +31,7 @@ from tests.support.restarts import (
     restart_examples,
     run_live,
 )
+from tests.support.table_flows import emit_all
 from tests.test_durable_state import T0, _sum_count
 
 _names = itertools.count()
@@ -44,14 +45,6 @@ def driver(v3io, **kwargs):
     made = V3ioDriver(v3io.url, "key", **kwargs)
     made._backoff_secs = 0.01
     return made
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def array(value):
