@@ -26,7 +26,7 @@ from storey import (
 )
 from storey.dtypes import EmitAfterMaxEvent, FixedWindows, SlidingWindows
 from tests.support.conformance import decode
-from tests.support.scenario_registry import T0, collect, registry
+from tests.support.scenario_registry import T0, collect, raised, registry
 
 SCENARIOS, scenario = registry()
 
@@ -52,15 +52,6 @@ def _run(steps, events):
 def _replay(source, steps):
     """Runs `build_flow([source, *steps])` to its end (a source that reads data)."""
     return build_flow([source, *steps]).run().await_termination()
-
-
-def _raised(fn):
-    """The name of the exception type `fn()` raises, or None."""
-    try:
-        fn()
-    except Exception as ex:
-        return type(ex).__name__
-    return None
 
 
 def _windows(spec):
@@ -120,7 +111,7 @@ def count_of_a_text_field(inputs):
         ],
     )
     errors = {
-        " ".join(aggr): _raised(lambda aggr=aggr: counted(SlidingWindows(["1h"], "10m"), aggr))
+        " ".join(aggr): raised(lambda aggr=aggr: counted(SlidingWindows(["1h"], "10m"), aggr))
         for aggr in (["sum"], ["count", "sum"], ["min"], ["max"], ["avg"], ["first"], ["count", "last"])
     }
     return {
@@ -210,7 +201,7 @@ def dict_aggregates_and_emit_policies(inputs):
         "max_events": run({"mode": "maxEvents", "maxEvents": 3}, counted),
         "same_as_object": run({"mode": "maxEvents", "maxEvents": 3}, counted)
         == run(EmitAfterMaxEvent(3), counted),
-        "unknown_mode": _raised(lambda: run({"mode": "maxEvent", "maxEvents": 3}, counted)),
+        "unknown_mode": raised(lambda: run({"mode": "maxEvent", "maxEvents": 3}, counted)),
     }
 
 

@@ -43,7 +43,7 @@ from storey import (
 )
 from storey.steps import Flatten, ForEach, Partition
 from tests.support.conformance import decode, encode
-from tests.support.scenario_registry import T0, collect, registry
+from tests.support.scenario_registry import T0, collect, raised, registry
 
 SCENARIOS, scenario = registry()
 
@@ -58,15 +58,6 @@ def _run(steps, items, source=None):
             controller.emit(item, event_time=T0)
     controller.terminate()
     return controller.await_termination()
-
-
-def _raised(fn):
-    """The name of the exception type `fn()` raises, or None."""
-    try:
-        fn()
-    except Exception as ex:
-        return type(ex).__name__
-    return None
 
 
 def _parquet_dir(root):
@@ -192,8 +183,8 @@ def parquet_partition_and_index_column_raises(inputs, tmp_path):
     """ParquetTarget(partition_cols=['x'], index_cols=['x']) fails at construction; a hashed
     partition of the same column does not."""
     return {
-        "same_column": _raised(lambda: ParquetTarget(str(tmp_path), partition_cols=["x"], index_cols=["x"])),
-        "hashed": _raised(lambda: ParquetTarget(str(tmp_path), partition_cols=[("x", 4)], index_cols=["x"])),
+        "same_column": raised(lambda: ParquetTarget(str(tmp_path), partition_cols=["x"], index_cols=["x"])),
+        "hashed": raised(lambda: ParquetTarget(str(tmp_path), partition_cols=[("x", 4)], index_cols=["x"])),
     }
 
 
@@ -367,7 +358,7 @@ def custom_step_errors(inputs, tmp_path):
     mapping.set_recovery_step(catcher)
     map_recovered = _run([mapping, collected], bodies)
     return {
-        "raised": _raised(lambda: _run([Raising(), collect()], bodies)),
+        "raised": raised(lambda: _run([Raising(), collect()], bodies)),
         "recovered": recovered,
         "map_recovered": map_recovered,
     }
@@ -502,7 +493,7 @@ def input_and_result_paths(inputs, tmp_path):
         "batch": _run([Batch(2, input_path="a"), collect()], fresh()),
         "complete": completed,
         "missing_level": _run([Map(lambda x: x, input_path="zz.b", result_path="p.q"), collect()], fresh()),
-        "not_a_dict": _raised(lambda: _run([Map(lambda x: x, input_path="a")], [5])),
+        "not_a_dict": raised(lambda: _run([Map(lambda x: x, input_path="a")], [5])),
     }
 
 
@@ -798,11 +789,11 @@ def construction_errors(inputs, tmp_path):
     """Errors raised when a flow is built: a source anywhere but first; CSVSource with header=True
     and an int time_field, or int parse_dates."""
     return {
-        "source_second": _raised(lambda: build_flow([Map(lambda x: x), SyncEmitSource()])),
-        "source_via_to": _raised(lambda: Map(lambda x: x).to(AsyncEmitSource())),
-        "source_in_branch": _raised(lambda: build_flow([SyncEmitSource(), [storey.DataframeSource([])]])),
-        "csv_header_int_time_field": _raised(lambda: CSVSource("x.csv", header=True, time_field=0)),
-        "csv_header_int_parse_dates": _raised(lambda: CSVSource("x.csv", header=True, parse_dates=[1])),
+        "source_second": raised(lambda: build_flow([Map(lambda x: x), SyncEmitSource()])),
+        "source_via_to": raised(lambda: Map(lambda x: x).to(AsyncEmitSource())),
+        "source_in_branch": raised(lambda: build_flow([SyncEmitSource(), [storey.DataframeSource([])]])),
+        "csv_header_int_time_field": raised(lambda: CSVSource("x.csv", header=True, time_field=0)),
+        "csv_header_int_parse_dates": raised(lambda: CSVSource("x.csv", header=True, parse_dates=[1])),
     }
 
 

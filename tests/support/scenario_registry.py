@@ -1,7 +1,7 @@
 """What the modules of scenarios run alike under the reference and this project share
 (tests/support/compat_scenarios.py, tests/support/aggregation_compat.py): their registry, the
-time their events start at, and the step that collects a flow's output. Uses only storey's public
-names, so that it imports under either implementation."""
+time their events start at, the step that collects a flow's output, and the name of what a call
+raises. Uses only storey's public names, so that it imports under either implementation."""
 
 import datetime as dt
 
@@ -28,3 +28,12 @@ def registry():
 def collect():
     """A step that gathers the bodies reaching it: the flow's termination result is their list."""
     return Reduce([], lambda acc, body: acc + [body])
+
+
+def raised(fn):
+    """The name of the exception type `fn()` raises, or None."""
+    try:
+        fn()
+    except Exception as ex:
+        return type(ex).__name__
+    return None
