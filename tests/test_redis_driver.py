@@ -40,7 +40,7 @@ from tests.support.restarts import (
     restart_examples,
     run_live,
 )
-from tests.support.servers import free_port, redis_server
+from tests.support.servers import RedisServer, free_port
 from tests.support.table_flows import emit_all
 from tests.test_durable_state import T0, _sum_count
 
@@ -50,14 +50,14 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def server():
-    with redis_server() as running:
+    with RedisServer() as running:
         yield running
 
 
 @pytest.fixture
 def own_server():
     """A server of the test's own, for tests that stop or pause it."""
-    with redis_server() as running:
+    with RedisServer() as running:
         yield running
 
 

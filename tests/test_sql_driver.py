@@ -31,7 +31,7 @@ from tests.support.restarts import (
     restart_examples,
     run_live,
 )
-from tests.support.servers import free_port, postgres_server
+from tests.support.servers import PostgresServer, free_port
 from tests.support.table_flows import emit_all
 from tests.test_durable_state import T0, _sum_count
 
@@ -41,7 +41,7 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def postgres():
-    with postgres_server() as server:
+    with PostgresServer() as server:
         yield server
 
 
