@@ -17,17 +17,8 @@ import time
 
 from storey import SQLDriver, Table
 
-from ._state_tables import (
-    _AwaitedFirstTouches,
-    aggregate_into,
-    awaited_latencies,
-    backfill,
-    backfill_into_memory,
-    key_queries,
-    query_all,
-    unloaded_key_events,
-    write_events,
-)
+from . import _state_tables as shared
+from ._state_tables import _AwaitedFirstTouches
 from .bench_aggregation import _load_kernels
 
 LOAD_KEYS = 100_000
@@ -41,7 +32,7 @@ def _backfilled_database(folder, **events):
     """The folder (made if need be) of state.db, holding the state of a backfill."""
     folder = os.path.abspath(folder)
     os.makedirs(folder, exist_ok=True)
-    aggregate_into(Table("features", _sqlite(folder)), **events)
+    shared.aggregate_into(Table("features", _sqlite(folder)), **events)
     return folder
 
 
@@ -49,7 +40,7 @@ class Backfill:
     timeout = 900
 
     def setup_cache(self):
-        return write_events("bench-durable")
+        return shared.write_events("bench-durable")
 
     def setup(self, path):
         self.folder = tempfile.mkdtemp()
@@ -59,12 +50,12 @@ class Backfill:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def time_into_memory(self, path):
-        backfill_into_memory(path, self.folder)
+        shared.backfill_into_memory(path, self.folder)
 
     def time_into_sqlite(self, path):
-        # a new file each run: the whole state is written, as by a first backfill
+        # a new file each run: the whole state is written, as by a first shared.backfill
         name = f"state-{time.monotonic_ns()}.db"
-        backfill(
+        shared.backfill(
             path, os.path.join(self.folder, "sqlite.parquet"), Table("features", _sqlite(self.folder, name))
         )
 
@@ -77,10 +68,10 @@ class LoadState:
 
     def setup(self, folder):
         _load_kernels()
-        self.queries = key_queries(LOAD_KEYS)
+        self.queries = shared.key_queries(LOAD_KEYS)
 
     def time_load_100k_keys(self, folder):
-        query_all(Table("features", _sqlite(folder)), self.queries)
+        shared.query_all(Table("features", _sqlite(folder)), self.queries)
 
 
 class LiveUnloadedKeys(_AwaitedFirstTouches):
@@ -95,7 +86,7 @@ class LiveUnloadedKeys(_AwaitedFirstTouches):
 
     def setup(self, folder):
         _load_kernels()
-        self.events = unloaded_key_events()
+        self.events = shared.unloaded_key_events()
         # the copy each run changes, so that every run starts from the backfilled state
         self.work = tempfile.mkdtemp()
 
@@ -105,4 +96,4 @@ class LiveUnloadedKeys(_AwaitedFirstTouches):
     def _latencies(self, folder):
         copy = f"state-{time.monotonic_ns()}.db"
         shutil.copy(os.path.join(folder, "state.db"), os.path.join(self.work, copy))
-        return awaited_latencies(Table("features", _sqlite(self.work, copy)), self.events)
+        return shared.awaited_latencies(Table("features", _sqlite(self.work, copy)), self.events)

@@ -22,18 +22,8 @@ import time
 
 from storey import RedisDriver, Table
 
-from ._state_tables import (
-    KEYS,
-    _AwaitedFirstTouches,
-    aggregate_into,
-    awaited_latencies,
-    backfill,
-    backfill_into_memory,
-    key_queries,
-    query_all,
-    unloaded_key_events,
-    write_events,
-)
+from . import _state_tables as shared
+from ._state_tables import _AwaitedFirstTouches
 from .bench_aggregation import _load_kernels
 
 # the tests' throw-away redis-server (tests/support/servers.py), from the repository this file is in
@@ -52,15 +42,12 @@ def _backfilled_dump(folder):
     """The 1M-event backfill saved by a redis-server, as its dump.rdb in `folder` (made if need be)."""
     folder = os.path.abspath(folder)
     os.makedirs(folder, exist_ok=True)
-    server = RedisServer().start()
-    try:
-        aggregate_into(Table("features", RedisDriver(redis_url=server.url)))
+    with RedisServer() as server:
+        shared.aggregate_into(Table("features", RedisDriver(redis_url=server.url)))
         server.stop(save=True)
         dump = os.path.join(folder, "dump.rdb")
         shutil.copy(os.path.join(server.folder, "dump.rdb"), dump)
         return dump
-    finally:
-        server.remove()
 
 
 class Backfill:
@@ -70,7 +57,7 @@ class Backfill:
     warmup_time = 0
 
     def setup_cache(self):
-        return write_events("bench-redis")
+        return shared.write_events("bench-redis")
 
     def setup(self, path):
         self.folder = tempfile.mkdtemp()
@@ -82,12 +69,12 @@ class Backfill:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def time_into_memory(self, path):
-        backfill_into_memory(path, self.folder)
+        shared.backfill_into_memory(path, self.folder)
 
     def time_into_redis(self, path):
-        # a new table each run: the whole state is written, as by a first backfill
+        # a new table each run: the whole state is written, as by a first shared.backfill
         table = Table(f"features-{time.monotonic_ns()}", RedisDriver(redis_url=self.server.url))
-        backfill(path, os.path.join(self.folder, "redis.parquet"), table)
+        shared.backfill(path, os.path.join(self.folder, "redis.parquet"), table)
 
 
 class LiveUnloadedKeys(_AwaitedFirstTouches):
@@ -105,14 +92,16 @@ class LiveUnloadedKeys(_AwaitedFirstTouches):
     def setup(self, dump):
         _load_kernels()
         self.server = _server_with(dump)
-        self.events = unloaded_key_events()
+        self.events = shared.unloaded_key_events()
 
     def teardown(self, dump):
         self.server.remove()
 
     def _latencies(self, dump):
         # setup started the server on the backfill: none of its keys is loaded by this process
-        return awaited_latencies(Table("features", RedisDriver(redis_url=self.server.url)), self.events)
+        return shared.awaited_latencies(
+            Table("features", RedisDriver(redis_url=self.server.url)), self.events
+        )
 
 
 class QueryAllKeys:
@@ -124,10 +113,10 @@ class QueryAllKeys:
     def setup(self, dump):
         _load_kernels()
         self.server = _server_with(dump)
-        self.queries = key_queries(KEYS)
+        self.queries = shared.key_queries(shared.KEYS)
 
     def teardown(self, dump):
         self.server.remove()
 
     def time_query_10k_keys(self, dump):
-        query_all(Table("features", RedisDriver(redis_url=self.server.url)), self.queries)
+        shared.query_all(Table("features", RedisDriver(redis_url=self.server.url)), self.queries)

@@ -17,7 +17,7 @@ import tempfile
 from storey import Table, V3ioDriver
 from storey.testing.v3io import EmulatorProcess
 
-from ._state_tables import backfill, backfill_into_memory, write_events
+from . import _state_tables as shared
 from .bench_aggregation import _load_kernels
 
 _tables = itertools.count()
@@ -27,7 +27,7 @@ class BackfillV3io:
     timeout = 900
 
     def setup_cache(self):
-        return write_events("bench-v3io")
+        return shared.write_events("bench-v3io")
 
     def setup(self, path):
         self.folder = tempfile.mkdtemp()
@@ -39,9 +39,9 @@ class BackfillV3io:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def time_into_memory(self, path):
-        backfill_into_memory(path, self.folder)
+        shared.backfill_into_memory(path, self.folder)
 
     def time_into_v3io(self, path):
         # a new table each run: the whole state is written, as by a first backfill
         table = Table(f"bigdata/features_{next(_tables)}", V3ioDriver(self.emulator.url, "key"))
-        backfill(path, os.path.join(self.folder, "v3io.parquet"), table)
+        shared.backfill(path, os.path.join(self.folder, "v3io.parquet"), table)
