@@ -18,6 +18,7 @@ import pytest
 
 from storey.cli import main
 from storey.cli.sample_data import generate_events, write_events
+from tests.support.terminal import storey_on_a_terminal
 
 FEATURES = "amount:count,sum,avg,max@1h,6h/10m;today=amount:min,sum@fixed:1d"
 FEATURE_NAMES = [f"amount_{a}_{w}" for a in ("count", "sum", "avg", "max") for w in ("1h", "6h")] + [
@@ -315,34 +316,12 @@ def test_console_script_is_installed():
 
 
 def test_progress_bar_on_a_terminal(events, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     folder, _ = events
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # rows, columns
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "storey", "backfill", str(folder / "events.parquet"), "--key", "user_id",
-         "--time", "timestamp", "--features", "amount:sum@1h", "--out", str(tmp_path / "o.parquet")],
-        stdout=subprocess.PIPE, stderr=follower, env=env,
+    returncode, _, screen = storey_on_a_terminal(
+        "backfill", str(folder / "events.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", "amount:sum@1h", "--out", str(tmp_path / "o.parquet"),
     )  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=300)
-    os.close(leader)
-    screen = b"".join(chunks).decode()
-    assert process.returncode == 0
+    assert returncode == 0
     assert "backfill" in screen and "3.00k/3.00k" in screen and "rows/s" in screen
 
 

@@ -6,7 +6,6 @@ with the same features and column types; read partition by partition, in arrival
 """
 
 import logging
-import os
 import pathlib
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ from storey.distributed.event_frames import decode, encode, merge, select
 from storey.distributed.key_partitions import partition_numbers, text_hashes
 from storey.distributed.read_units import read_units
 from tests.support.faults import aggregate_then_die_once
+from tests.support.terminal import storey_on_a_terminal
 
 FEATURES = "amount:count,sum,avg,min,max,first,last,stddev@1h,6h/10m;today=amount:count,sum,max@fixed:1h,1d"
 AGGREGATES = [spec.to_aggregator() for spec in parse_specs(FEATURES)]
@@ -233,34 +233,12 @@ def test_a_file_unreadable_on_a_worker_fails_the_run_naming_the_file(client, par
 
 
 def test_cli_workers_with_a_progress_bar(parquet_files, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     single = single_process(parquet_files / "*.parquet", tmp_path / "single.parquet")
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "storey", "backfill", str(parquet_files / "*.parquet"), "--key", "user_id",
-         "--time", "timestamp", "--features", FEATURES, "--out", str(tmp_path / "out"), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
+    returncode, out, screen = storey_on_a_terminal(
+        "backfill", str(parquet_files / "*.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", FEATURES, "--out", str(tmp_path / "out"), "--workers", "2",
     )  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out, _ = process.communicate(timeout=300)
-    os.close(leader)
-    screen = b"".join(chunks).decode()
-    assert process.returncode == 0, screen
+    assert returncode == 0, screen
     assert "40,000 rows" in out and "written to" in out
     assert "shuffle" in screen and "backfill" in screen and "40.0k/40.0k" in screen
     assert_same_output(single, tmp_path / "out")
