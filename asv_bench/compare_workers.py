@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
-from benchmarks.bench_distributed import FEATURES, _plan, write_sample  # noqa: E402
+from benchmarks.bench_distributed import FEATURES, _distributed_backfill, _plan, _shuffle_job, write_sample  # noqa: E402
 
 
 def run_single(source, out):
@@ -38,18 +38,7 @@ def run_single(source, out):
 
 
 def run_workers(source, out, workers):
-    from storey.distributed import backfill
-
-    aggregates = [spec.to_aggregator() for spec in _plan(source, out).specs]
-    result = backfill(
-        source,
-        key="user_id",
-        time="timestamp",
-        aggregates=aggregates,
-        out=out,
-        client=workers,
-        overwrite=True,
-    )
+    result = _distributed_backfill(source, out, workers, overwrite=True)
     return {
         "seconds": result.seconds,
         "shuffle": result.shuffle_seconds,
@@ -69,29 +58,13 @@ def run_passthrough(source, out):
 
 
 def run_shuffle(source, out, workers):
-    from functools import partial
-
     from storey.distributed.dask_client import dask_client
-    from storey.distributed.job import BackfillJob
-    from storey.distributed.partition_task import aggregate_steps
-    from storey.distributed.read_units import read_units
     from storey.distributed.shuffle_task import shuffle_unit
 
-    plan = _plan(source, out)
-    units = read_units(plan.input)
-    job = BackfillJob(
-        format="parquet",
-        units=tuple(units),
-        source_kwargs=plan.source_kwargs(),
-        key=("user_id",),
-        partitions=2 * workers,
-        out=out,
-        run="compare",
-        steps=partial(aggregate_steps, []),
-    )
+    job = _shuffle_job(source, out, 2 * workers, "compare")
     with dask_client(workers) as client:
         start = time.perf_counter()
-        client.gather([client.submit(shuffle_unit, job, u, pure=False) for u in range(len(units))])
+        client.gather([client.submit(shuffle_unit, job, u, pure=False) for u in range(len(job.units))])
         return {"shuffle": time.perf_counter() - start}
 
 

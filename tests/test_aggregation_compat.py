@@ -10,14 +10,9 @@ import pathlib
 import pytest
 
 from tests.support.aggregation_compat import SCENARIOS, run_scenario
-from tests.support.conformance import assert_matches, encode
+from tests.support.conformance import assert_matches, encode, load_case
 
 CASES = pathlib.Path(__file__).parent / "data" / "compat_aggregation"
-
-
-def _case(name):
-    with open(CASES / f"{name}.json") as f:
-        return json.load(f)
 
 
 def test_every_scenario_has_its_recorded_case():
@@ -26,7 +21,7 @@ def test_every_scenario_has_its_recorded_case():
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_gives_what_the_reference_gave(name):
-    case = _case(name)
+    case = load_case(name, CASES)
     _, inputs = SCENARIOS[name]
     # the case was recorded for these inputs
     assert case["inputs"] == json.loads(json.dumps(encode(inputs)))

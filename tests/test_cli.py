@@ -18,6 +18,7 @@ import pytest
 
 from storey.cli import main
 from storey.cli.sample_data import generate_events, write_events
+from tests.support.terminal import storey_on_a_terminal
 
 FEATURES = "amount:count,sum,avg,max@1h,6h/10m;today=amount:min,sum@fixed:1d"
 FEATURE_NAMES = [f"amount_{a}_{w}" for a in ("count", "sum", "avg", "max") for w in ("1h", "6h")] + [
@@ -45,30 +46,26 @@ def events(tmp_path_factory):
     return folder, table.to_pandas()
 
 
-def python_features(df):
-    """The features of every event, computed by the same flow written in Python."""
-    from storey import (
-        AggregateByKey,
-        DataframeSource,
-        FieldAggregator,
-        FixedWindows,
-        NoopDriver,
-        Reduce,
-        SlidingWindows,
-        Table,
-        build_flow,
-    )
+def python_aggregates():
+    """FEATURES, as the FieldAggregators a flow written in Python gives AggregateByKey."""
+    from storey import FieldAggregator, FixedWindows, SlidingWindows
 
-    aggregates = [
+    return [
         FieldAggregator(
             "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
         ),
         FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
     ]
+
+
+def python_features(df):
+    """The features of every event, computed by the same flow written in Python."""
+    from storey import AggregateByKey, DataframeSource, NoopDriver, Reduce, Table, build_flow
+
     flow = build_flow(
         [
             DataframeSource(df, key_field="user_id", time_field="timestamp"),
-            AggregateByKey(aggregates, Table("t", NoopDriver())),
+            AggregateByKey(python_aggregates(), Table("t", NoopDriver())),
             Reduce([], lambda acc, body: acc + [body]),
         ]
     )
@@ -82,6 +79,45 @@ def assert_same_features(written, expected):
         np.testing.assert_array_equal(
             written[name].to_numpy(float), expected[name].to_numpy(float), err_msg=name
         )
+
+
+HISTORY = 2500  # the events a backfill keeps in a table, of the 3000 of `events`
+
+
+def backfill_history(df, tmp_path, table_url):
+    """`storey backfill` of df's first HISTORY events, keeping their final state in `table_url`;
+    returns those events."""
+    history = df.iloc[:HISTORY]
+    history.to_parquet(tmp_path / "history.parquet")
+    done = storey(
+        "backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", FEATURES, "--out", str(tmp_path / "f.parquet"),
+        "--table", table_url, "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return history
+
+
+def assert_a_live_flow_continues(table, df):
+    """A live flow on `table`, which holds the backfill of df's first HISTORY events, gives each
+    later event the features of one flow over all of df."""
+    from storey import AggregateByKey, Complete, SyncEmitSource, build_flow
+
+    flow = build_flow(
+        [
+            SyncEmitSource(key_field="user_id", time_field="timestamp"),
+            AggregateByKey(python_aggregates(), table),
+            Complete(),
+        ]
+    )
+    controller = flow.run()
+    live = [controller.emit(row).await_result() for row in df.iloc[HISTORY:].to_dict("records")]
+    controller.terminate()
+    controller.await_termination()
+    expected = python_features(df).iloc[HISTORY:].reset_index(drop=True)
+    assert_same_features(
+        pd.DataFrame([{name: body.get(name) for name in FEATURE_NAMES} for body in live]), expected
+    )
 
 
 def test_backfill_parquet_equals_the_flow_in_python(events, tmp_path):
@@ -280,34 +316,12 @@ def test_console_script_is_installed():
 
 
 def test_progress_bar_on_a_terminal(events, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     folder, _ = events
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # rows, columns
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "storey", "backfill", str(folder / "events.parquet"), "--key", "user_id",
-         "--time", "timestamp", "--features", "amount:sum@1h", "--out", str(tmp_path / "o.parquet")],
-        stdout=subprocess.PIPE, stderr=follower, env=env,
+    returncode, _, screen = storey_on_a_terminal(
+        "backfill", str(folder / "events.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", "amount:sum@1h", "--out", str(tmp_path / "o.parquet"),
     )  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=300)
-    os.close(leader)
-    screen = b"".join(chunks).decode()
-    assert process.returncode == 0
+    assert returncode == 0
     assert "backfill" in screen and "3.00k/3.00k" in screen and "rows/s" in screen
 
 
@@ -429,50 +443,12 @@ def test_list_key_and_csv_time_format(tmp_path):
 
 
 def test_table_keeps_the_final_state_for_a_live_flow_to_continue(events, tmp_path):
-    from storey import (
-        AggregateByKey,
-        Complete,
-        FieldAggregator,
-        FixedWindows,
-        SlidingWindows,
-        SQLDriver,
-        SyncEmitSource,
-        Table,
-        build_flow,
-    )
+    from storey import SQLDriver, Table
 
     folder, df = events
-    history, latest = df.iloc[:2500], df.iloc[2500:]
-    history.to_parquet(tmp_path / "history.parquet")
     database = f"sqlite:///{tmp_path}/state.db"
-    done = storey(
-        "backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp",
-        "--features", FEATURES, "--out", str(tmp_path / "f.parquet"),
-        "--table", database + "#payments", "--quiet",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    aggregates = [
-        FieldAggregator(
-            "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
-        ),
-        FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
-    ]
-    table = Table("payments", SQLDriver("user_id", database))
-    flow = build_flow(
-        [
-            SyncEmitSource(key_field="user_id", time_field="timestamp"),
-            AggregateByKey(aggregates, table),
-            Complete(),
-        ]
-    )
-    controller = flow.run()
-    live = [controller.emit(row).await_result() for row in latest.to_dict("records")]
-    controller.terminate()
-    controller.await_termination()
-    expected = python_features(df).iloc[2500:].reset_index(drop=True)
-    assert_same_features(
-        pd.DataFrame([{name: body.get(name) for name in FEATURE_NAMES} for body in live]), expected
-    )
+    backfill_history(df, tmp_path, database + "#payments")
+    assert_a_live_flow_continues(Table("payments", SQLDriver("user_id", database)), df)
 
 
 def test_table_url_is_checked_and_printed(events, tmp_path):
@@ -492,49 +468,11 @@ def test_table_url_is_checked_and_printed(events, tmp_path):
 def test_table_in_v3io_keeps_the_final_state(events, tmp_path, v3io_env):
     """`--table v3io:///container/path` writes the backfill's final state to V3IO (here the
     emulator, through V3IO_API), where a live flow continues it."""
-    from storey import (
-        AggregateByKey,
-        Complete,
-        FieldAggregator,
-        FixedWindows,
-        SlidingWindows,
-        SyncEmitSource,
-        Table,
-        V3ioDriver,
-        build_flow,
-    )
+    from storey import Table, V3ioDriver
 
     folder, df = events
-    history, latest = df.iloc[:2500], df.iloc[2500:]
-    history.to_parquet(tmp_path / "history.parquet")
-    done = storey(
-        "backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp",
-        "--features", FEATURES, "--out", str(tmp_path / "f.parquet"),
-        "--table", "v3io:///bigdata/payments", "--quiet",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    history = backfill_history(df, tmp_path, "v3io:///bigdata/payments")
     items = v3io_env.items("bigdata/payments")
     assert len(items) == history["user_id"].nunique()
     assert all("aggr_amount_sum_a" in item or "aggr_amount_sum_b" in item for item in items.values())
-    aggregates = [
-        FieldAggregator(
-            "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
-        ),
-        FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
-    ]
-    table = Table("bigdata/payments", V3ioDriver())
-    flow = build_flow(
-        [
-            SyncEmitSource(key_field="user_id", time_field="timestamp"),
-            AggregateByKey(aggregates, table),
-            Complete(),
-        ]
-    )
-    controller = flow.run()
-    live = [controller.emit(row).await_result() for row in latest.to_dict("records")]
-    controller.terminate()
-    controller.await_termination()
-    expected = python_features(df).iloc[2500:].reset_index(drop=True)
-    assert_same_features(
-        pd.DataFrame([{name: body.get(name) for name in FEATURE_NAMES} for body in live]), expected
-    )
+    assert_a_live_flow_continues(Table("bigdata/payments", V3ioDriver()), df)

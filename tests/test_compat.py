@@ -31,15 +31,10 @@ from storey import (
 )
 from storey.dtypes import _termination_obj
 from tests.support.compat_scenarios import SCENARIOS, run_scenario
-from tests.support.conformance import assert_matches, encode
+from tests.support.conformance import assert_matches, encode, load_case
 from tests.support.step_runs import run
 
 CASES = pathlib.Path(__file__).parent / "data" / "compat"
-
-
-def _case(name):
-    with open(CASES / f"{name}.json") as f:
-        return json.load(f)
 
 
 def test_every_scenario_has_its_recorded_case():
@@ -48,7 +43,7 @@ def test_every_scenario_has_its_recorded_case():
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_gives_what_the_reference_gave(name, tmp_path):
-    case = _case(name)
+    case = load_case(name, CASES)
     _, inputs = SCENARIOS[name]
     # the case was recorded for these inputs
     assert case["inputs"] == json.loads(json.dumps(encode(inputs)))

@@ -6,7 +6,6 @@ with the same features and column types; read partition by partition, in arrival
 """
 
 import logging
-import os
 import pathlib
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ from storey.distributed.event_frames import decode, encode, merge, select
 from storey.distributed.key_partitions import partition_numbers, text_hashes
 from storey.distributed.read_units import read_units
 from tests.support.faults import aggregate_then_die_once
+from tests.support.terminal import storey_on_a_terminal
 
 FEATURES = "amount:count,sum,avg,min,max,first,last,stddev@1h,6h/10m;today=amount:count,sum,max@fixed:1h,1d"
 AGGREGATES = [spec.to_aggregator() for spec in parse_specs(FEATURES)]
@@ -87,6 +87,14 @@ def single_process(source, out, *extra):
     return pq.read_table(out)
 
 
+def distributed_backfill(source, out, **options):
+    """storey.distributed.backfill of the events in `source` (keyed by user_id, timed by
+    timestamp) into the folder `out`, aggregating AGGREGATES unless `steps` are given."""
+    if "steps" not in options:
+        options["aggregates"] = AGGREGATES
+    return backfill(str(source), key="user_id", time="timestamp", out=str(out), **options)
+
+
 def assert_same_output(single, out, key="user_id"):
     """The part files in `out` hold the rows of `single` (a table), each part its keys' rows in
     `single`'s order, with the same column types; together every row, once."""
@@ -117,15 +125,7 @@ def parquet_files(tmp_path_factory):
 def test_a_parquet_directory_equals_the_single_process_backfill(client, parquet_files, tmp_path):
     # read by the single-process backfill as one dataset, split by the distributed one into its files
     single = single_process(parquet_files, tmp_path / "single.parquet")
-    result = backfill(
-        str(parquet_files),
-        key="user_id",
-        time="timestamp",
-        aggregates=AGGREGATES,
-        out=str(tmp_path / "out"),
-        client=client,
-        partitions=3,
-    )
+    result = distributed_backfill(parquet_files, tmp_path / "out", client=client, partitions=3)
     assert result.rows == single.num_rows == 40_000
     assert result.partitions == 3 and len(result.files) == 3
     assert_same_output(single, tmp_path / "out")
@@ -143,14 +143,7 @@ def test_csv_directory_equals_the_single_process_backfill(client, tmp_path):
     df.loc[df.index[:4000], "note"] = None
     write_files(df, tmp_path / "events", [4000, 4000], to_csv)
     single = single_process(tmp_path / "events", tmp_path / "single.parquet")
-    backfill(
-        str(tmp_path / "events"),
-        key="user_id",
-        time="timestamp",
-        aggregates=AGGREGATES,
-        out=str(tmp_path / "out"),
-        client=client,
-    )
+    distributed_backfill(tmp_path / "events", tmp_path / "out", client=client)
     assert_same_output(single, tmp_path / "out")
 
 
@@ -168,15 +161,7 @@ def test_part_files_are_retyped_as_the_single_file(client, tmp_path):
     first.to_csv(tmp_path / "events" / "1.csv", index=False)
     second.to_csv(tmp_path / "events" / "2.csv", index=False)
     single = single_process(tmp_path / "events", tmp_path / "single.parquet")
-    result = backfill(
-        str(tmp_path / "events"),
-        key="user_id",
-        time="timestamp",
-        aggregates=AGGREGATES,
-        out=str(tmp_path / "out"),
-        client=client,
-        partitions=2,
-    )
+    result = distributed_backfill(tmp_path / "events", tmp_path / "out", client=client, partitions=2)
     assert len(result.files) == 2
     schemas = [pq.read_schema(path) for path in result.files]
     assert all(s.equals(single.schema, check_metadata=False) for s in schemas), (schemas, single.schema)
@@ -189,13 +174,11 @@ def test_a_killed_worker_reruns_its_partition_and_the_table_equals_the_single_pr
     single_db = f"sqlite:///{tmp_path}/single.db#payments"
     single = single_process(tmp_path / "events", tmp_path / "single.parquet", "--table", single_db)
     marker = tmp_path / "died"
-    result = backfill(
-        str(tmp_path / "events"),
-        key="user_id",
-        time="timestamp",
+    result = distributed_backfill(
+        tmp_path / "events",
+        tmp_path / "out",
         # once its output file holds a first part (131072 events), a worker dies
         steps=partial(aggregate_then_die_once, AGGREGATES, str(marker), 175_000, str(tmp_path / "out")),
-        out=str(tmp_path / "out"),
         client=client,
         partitions=2,
         table=f"sqlite:///{tmp_path}/dist.db#payments",
@@ -216,15 +199,7 @@ def test_a_table_that_holds_state_is_refused(client, parquet_files, tmp_path):
     database = f"sqlite:///{tmp_path}/state.db"
     single_process(parquet_files / "events-02.parquet", tmp_path / "s.parquet", "--table", database)
     with pytest.raises(ValueError, match="already holds the state of aggregators .*'amount'.*new table"):
-        backfill(
-            str(parquet_files),
-            key="user_id",
-            time="timestamp",
-            aggregates=AGGREGATES,
-            out=str(tmp_path / "out"),
-            client=client,
-            table=database,
-        )
+        distributed_backfill(parquet_files, tmp_path / "out", client=client, table=database)
 
 
 def test_cli_refuses_a_table_that_holds_state_in_one_line(parquet_files, tmp_path, capsys):
@@ -252,47 +227,18 @@ def test_a_file_unreadable_on_a_worker_fails_the_run_naming_the_file(client, par
         data[i] ^= 0x5A
     (events / "b.parquet").write_bytes(bytes(data))
     with pytest.raises(Exception) as info:
-        backfill(
-            str(events),
-            key="user_id",
-            time="timestamp",
-            aggregates=AGGREGATES,
-            out=str(tmp_path / "out"),
-            client=client,
-        )
+        distributed_backfill(events, tmp_path / "out", client=client)
     assert str(events / "b.parquet") in str(info.value) + " ".join(getattr(info.value, "__notes__", []))
     assert not any(p.name.startswith("_shuffle") for p in (tmp_path / "out").iterdir())
 
 
 def test_cli_workers_with_a_progress_bar(parquet_files, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     single = single_process(parquet_files / "*.parquet", tmp_path / "single.parquet")
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "storey", "backfill", str(parquet_files / "*.parquet"), "--key", "user_id",
-         "--time", "timestamp", "--features", FEATURES, "--out", str(tmp_path / "out"), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
+    returncode, out, screen = storey_on_a_terminal(
+        "backfill", str(parquet_files / "*.parquet"), "--key", "user_id", "--time", "timestamp",
+        "--features", FEATURES, "--out", str(tmp_path / "out"), "--workers", "2",
     )  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out, _ = process.communicate(timeout=300)
-    os.close(leader)
-    screen = b"".join(chunks).decode()
-    assert process.returncode == 0, screen
+    assert returncode == 0, screen
     assert "40,000 rows" in out and "written to" in out
     assert "shuffle" in screen and "backfill" in screen and "40.0k/40.0k" in screen
     assert_same_output(single, tmp_path / "out")
@@ -344,8 +290,8 @@ def test_workers_and_scheduler_exclude_each_other(parquet_files, capsys):
 def test_no_rows_no_files(client, tmp_path):
     (tmp_path / "events").mkdir()
     (tmp_path / "events" / "e.csv").write_text("user_id,timestamp,amount\n")
-    events, out = str(tmp_path / "events"), str(tmp_path / "out")
-    result = backfill(events, key="user_id", time="timestamp", aggregates=AGGREGATES, out=out, client=client)
+    events, out = tmp_path / "events", tmp_path / "out"
+    result = distributed_backfill(events, out, client=client)
     assert (result.rows, result.files) == (0, [])
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -374,13 +320,7 @@ def test_existing_output_is_kept_unless_overwrite(parquet_files, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "precious.txt").write_text("keep")
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
-        backfill(
-            str(parquet_files),
-            key="user_id",
-            time="timestamp",
-            aggregates=AGGREGATES,
-            out=str(tmp_path / "out"),
-        )
+        distributed_backfill(parquet_files, tmp_path / "out")
     assert (tmp_path / "out" / "precious.txt").read_text() == "keep"
 
 
@@ -539,12 +479,5 @@ def test_a_hive_partitioned_directory_equals_the_single_process_backfill(client,
     # the cluster named by its scheduler's address, as `storey backfill --scheduler ADDRESS` names it
     address = client.scheduler.address
     assert address.startswith("tcp://")
-    backfill(
-        str(hive),
-        key="user_id",
-        time="timestamp",
-        aggregates=AGGREGATES,
-        out=str(tmp_path / "out"),
-        client=address,
-    )
+    distributed_backfill(hive, tmp_path / "out", client=address)
     assert_same_output(single, tmp_path / "out")

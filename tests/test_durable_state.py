@@ -16,7 +16,6 @@ from storey import (
     FieldAggregator,
     JoinWithTable,
     Map,
-    NoopDriver,
     NoSqlTarget,
     QueryByKey,
     Reduce,
@@ -30,9 +29,14 @@ from storey.drivers import Driver
 from storey.dtypes import Event
 from tests.support.drivers import MemoryDriver, Store
 from tests.support.engine import run_batches
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
-
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+from tests.support.restarts import (
+    AGGREGATOR_SETS,
+    EVENT,
+    POLICIES,
+    T0,
+    assert_restart_continues_exactly,
+    run_live,
+)
 
 
 def _sum_count(windows=("1h",)):
@@ -268,29 +272,6 @@ def test_a_driver_with_storey_1_0_6_aggregation_hooks_is_refused_when_the_step_i
         AggregateByKey(_sum_count(), Table("t", Aggregating()))
 
 
-def _events(draw_list):
-    return sorted(draw_list, key=lambda e: e["t"])
-
-
-EVENT = st.fixed_dictionaries(
-    {
-        "k": st.sampled_from(["k0", "k1", "k2"]),
-        "t": st.integers(0, 600).map(lambda m: T0 + dt.timedelta(minutes=m)),
-        "v": st.integers(-5, 60),
-        "w": st.integers(0, 70),
-    }
-)
-
-
-def _late_shuffled(events, swaps):
-    """`events` in time order, then some neighbours swapped: late events."""
-    events = sorted(events, key=lambda e: e["t"])
-    for i in swaps:
-        if i + 1 < len(events):
-            events[i], events[i + 1] = events[i + 1], events[i]
-    return events
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     events=st.lists(EVENT, min_size=1, max_size=40),
@@ -302,21 +283,14 @@ def _late_shuffled(events, swaps):
     first_bulk=st.booleans(),
 )
 def test_restart_continues_exactly(events, swaps, split, aggregators, policy, buffers, first_bulk):
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
     store = Store()
-    if first_bulk and k:
-        first = run_bulk(Table("t", MemoryDriver(store)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table("t", MemoryDriver(store)), events[:k], make, emit_policy, buffers[0])
-    second = run_live(Table("t", MemoryDriver(store)), events[k:], make, emit_policy, buffers[1])
-    if emit_policy is None:
-        expected = run_live(Table("t", NoopDriver()), events, make)
-    else:
-        # the emit policy counts events per flow: the same two flows on one in-memory table
-        memory = Table("t", NoopDriver())
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table("t", MemoryDriver(store)),
+        events,
+        swaps,
+        split,
+        aggregators,
+        policy,
+        first_bulk,
+        buffers,
+    )

@@ -12,8 +12,7 @@ import storey.table.aggregation_state as aggregation_state_module
 import storey.table.key_cache as key_cache
 from storey import NoopDriver, QueryByKey, Reduce, SyncEmitSource, Table, build_flow
 from tests.support.drivers import MemoryDriver
-from tests.support.restarts import AGGREGATOR_SETS, comparable, run_live
-from tests.test_durable_state import EVENT, T0, _late_shuffled
+from tests.support.restarts import AGGREGATOR_SETS, EVENT, T0, comparable, late_shuffled, run_live
 
 
 def _query(table, keys, when):
@@ -46,7 +45,7 @@ def _query(table, keys, when):
     buffer=st.integers(1, 6),
 )
 def test_keys_let_go_come_back_exactly(storage, events, swaps, aggregators, bound, buffer):
-    events = _late_shuffled(events, swaps)
+    events = late_shuffled(events, swaps)
     make = AGGREGATOR_SETS[aggregators]
     driver = NoopDriver() if storage == "memory" else MemoryDriver()
     bounded = Table("t", driver, max_keys_in_memory=bound)

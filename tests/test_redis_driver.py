@@ -14,8 +14,6 @@ import pandas as pd
 import pytest
 import redis
 import redis.asyncio
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from storey import (
@@ -35,9 +33,16 @@ from storey import (
     build_flow,
 )
 from storey.redis_driver import RedisDriver, WriteConflictError
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
-from tests.support.servers import free_port, redis_server
-from tests.test_durable_state import EVENT, T0, _late_shuffled, _sum_count
+from tests.support.restarts import (
+    AGGREGATOR_SETS,
+    assert_restart_continues_exactly,
+    comparable,
+    restart_examples,
+    run_live,
+)
+from tests.support.servers import RedisServer, free_port
+from tests.support.table_flows import emit_all
+from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count()
@@ -45,27 +50,19 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def server():
-    with redis_server() as running:
+    with RedisServer() as running:
         yield running
 
 
 @pytest.fixture
 def own_server():
     """A server of the test's own, for tests that stop or pause it."""
-    with redis_server() as running:
+    with RedisServer() as running:
         yield running
 
 
 def fresh_name():
     return f"features/{next(_names)}"
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def query(table, keys, features, when):
@@ -282,37 +279,18 @@ def test_every_table_step_over_redis(server, async_client):
     asyncio.run(other.close())
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    events=st.lists(EVENT, min_size=1, max_size=30),
-    swaps=st.lists(st.integers(0, 29), max_size=5),
-    split=st.floats(0, 1),
-    aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
-    policy=st.sampled_from(sorted(POLICIES)),
-    first_bulk=st.booleans(),
-)
+@restart_examples
 def test_restart_continues_exactly(server, events, swaps, split, aggregators, policy, first_bulk):
     name = fresh_name()
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
-    if first_bulk and k:
-        first = run_bulk(Table(name, RedisDriver(redis_url=server.url)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table(name, RedisDriver(redis_url=server.url)), events[:k], make, emit_policy, 3)
-    second = run_live(Table(name, RedisDriver(redis_url=server.url)), events[k:], make, emit_policy, 5)
-    memory = Table(name, NoopDriver())
-    if emit_policy is None:
-        expected = run_live(memory, events, make)
-    else:
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table(name, RedisDriver(redis_url=server.url)),
+        events,
+        swaps,
+        split,
+        aggregators,
+        policy,
+        first_bulk,
+    )
 
 
 HALF_OF_THE_KEYS = """
@@ -565,11 +543,10 @@ def test_a_key_keeps_no_bucket_older_than_its_longest_window(server):
 def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path, capsys):
     from storey.cli import main
     from storey.cli.sample_data import generate_events
-    from tests.test_cli import FEATURE_NAMES, FEATURES, assert_same_features, python_features
+    from tests.test_cli import FEATURES, HISTORY, assert_a_live_flow_continues
 
     df = generate_events(3000, 40, days=2, seed=11).to_pandas()
-    history, latest = df.iloc[:2500], df.iloc[2500:]
-    history.to_parquet(tmp_path / "history.parquet")
+    df.iloc[:HISTORY].to_parquet(tmp_path / "history.parquet")
     name = fresh_name()
     args = ["backfill", str(tmp_path / "history.parquet"), "--key", "user_id", "--time", "timestamp"]
     args += ["--features", FEATURES, "--out", str(tmp_path / "f.parquet"), "--quiet"]
@@ -580,28 +557,4 @@ def test_backfill_into_redis_then_a_live_flow_continues(server, tmp_path, capsys
 
     table = parse_table_url(f"{server.url}#{name}").table(["user_id"])
     assert repr(table._storage) == f"RedisDriver('{server.url}', key_prefix='storey:')"
-    aggregates = python_aggregates()
-    flow = build_flow(
-        [
-            SyncEmitSource(key_field="user_id", time_field="timestamp"),
-            AggregateByKey(aggregates, table),
-            Complete(),
-        ]
-    )
-    controller = flow.run()
-    live = [controller.emit(row).await_result() for row in latest.to_dict("records")]
-    controller.terminate()
-    controller.await_termination()
-    expected = python_features(df).iloc[2500:].reset_index(drop=True)
-    assert_same_features(pd.DataFrame([{n: body.get(n) for n in FEATURE_NAMES} for body in live]), expected)
-
-
-def python_aggregates():
-    from storey import FixedWindows
-
-    return [
-        FieldAggregator(
-            "amount", "amount", ["count", "sum", "avg", "max"], SlidingWindows(["1h", "6h"], "10m")
-        ),
-        FieldAggregator("today", "amount", ["min", "sum"], FixedWindows(["1d"])),
-    ]
+    assert_a_live_flow_continues(table, df)

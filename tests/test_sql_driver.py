@@ -13,8 +13,6 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from storey import (
     Complete,
@@ -28,9 +26,14 @@ from storey import (
     Table,
     build_flow,
 )
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
-from tests.support.servers import free_port, postgres_server
-from tests.test_durable_state import EVENT, T0, _late_shuffled, _sum_count
+from tests.support.restarts import (
+    assert_restart_continues_exactly,
+    restart_examples,
+    run_live,
+)
+from tests.support.servers import PostgresServer, free_port
+from tests.support.table_flows import emit_all
+from tests.test_durable_state import T0, _sum_count
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count()
@@ -38,7 +41,7 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def postgres():
-    with postgres_server() as server:
+    with PostgresServer() as server:
         yield server
 
 
@@ -51,14 +54,6 @@ def db_url(request, tmp_path):
 
 def fresh_name():
     return f"features_{next(_names)}"
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def test_constructor_checks_its_parameters(tmp_path):
@@ -147,19 +142,7 @@ def test_window_state_survives_a_restart(db_url):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    events=st.lists(EVENT, min_size=1, max_size=30),
-    swaps=st.lists(st.integers(0, 29), max_size=5),
-    split=st.floats(0, 1),
-    aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
-    policy=st.sampled_from(sorted(POLICIES)),
-    first_bulk=st.booleans(),
-)
+@restart_examples
 def test_restart_continues_exactly(
     backend, request, tmp_path, events, swaps, split, aggregators, policy, first_bulk
 ):
@@ -169,22 +152,9 @@ def test_restart_continues_exactly(
         else f"sqlite:///{tmp_path}/restart.db"
     )
     name = fresh_name()
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
-    if first_bulk and k:
-        first = run_bulk(Table(name, SQLDriver("k", url)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table(name, SQLDriver("k", url)), events[:k], make, emit_policy, 3)
-    second = run_live(Table(name, SQLDriver("k", url)), events[k:], make, emit_policy, 5)
-    memory = Table(name, NoopDriver())
-    if emit_policy is None:
-        expected = run_live(memory, events, make)
-    else:
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table(name, SQLDriver("k", url)), events, swaps, split, aggregators, policy, first_bulk
+    )
 
 
 def test_a_second_process_continues_the_windows(tmp_path):

@@ -147,15 +147,23 @@ def _driver(v3io):
     return V3ioDriver(v3io.url, "key")
 
 
-@pytest.mark.parametrize("name", sorted(set(SCENARIOS) - LOSSY))
-def test_ours_continues_what_storey_stored(v3io_emulator, name):
+def _continued_and_whole(v3io, name):
+    """The features ours emits continuing storey's table of scenario `name` over the rest of its
+    events, and those an uninterrupted in-memory run emits for the same events."""
     scenario = SCENARIOS[name]
     path = f"bigdata/{name}"
-    _store(v3io_emulator, path, scenario)
+    _store(v3io, path, scenario)
     k = scenario["split"]
-    continued = _run(Table(path, _driver(v3io_emulator)), scenario, scenario["events"][k:])
+    continued = _run(Table(path, _driver(v3io)), scenario, scenario["events"][k:])
+    return continued, _run(Table("memory", NoopDriver()), scenario, scenario["events"])[k:]
+
+
+@pytest.mark.parametrize("name", sorted(set(SCENARIOS) - LOSSY))
+def test_ours_continues_what_storey_stored(v3io_emulator, name):
+    scenario, k = SCENARIOS[name], SCENARIOS[name]["split"]
+    continued, whole = _continued_and_whole(v3io_emulator, name)
     # exactly an uninterrupted run's features, first and last included
-    assert continued == _run(Table("memory", NoopDriver()), scenario, scenario["events"])[k:]
+    assert continued == whole
     if not _late(scenario["events"]):
         # storey's own (where it does not differ on first and last: reference defect 1)
         assert _without_first_and_last(continued) == _without_first_and_last(scenario["whole"][k:])
@@ -191,12 +199,8 @@ def test_query_by_key_reads_what_storey_stored(v3io_emulator):
 
 @pytest.mark.parametrize("name", sorted(LOSSY))
 def test_what_storey_did_not_store_is_missing_from_its_continuation(v3io_emulator, name):
-    scenario = SCENARIOS[name]
-    path = f"bigdata/{name}"
-    _store(v3io_emulator, path, scenario)
-    k = scenario["split"]
-    continued = _run(Table(path, _driver(v3io_emulator)), scenario, scenario["events"][k:])
-    whole = _run(Table("memory", NoopDriver()), scenario, scenario["events"])[k:]
+    scenario, k = SCENARIOS[name], SCENARIOS[name]["split"]
+    continued, whole = _continued_and_whole(v3io_emulator, name)
     assert continued != whole
     # ours stores what it aggregated: a table ours wrote continues exactly
     ours = f"bigdata/{name}_ours"

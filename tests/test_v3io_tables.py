@@ -10,8 +10,6 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from storey import (
     AggregateByKey,
@@ -28,8 +26,13 @@ from storey import (
     build_flow,
 )
 from storey.dtypes import V3ioError
-from tests.support.restarts import AGGREGATOR_SETS, POLICIES, comparable, run_bulk, run_live
-from tests.test_durable_state import EVENT, T0, _late_shuffled, _sum_count
+from tests.support.restarts import (
+    assert_restart_continues_exactly,
+    restart_examples,
+    run_live,
+)
+from tests.support.table_flows import emit_all
+from tests.test_durable_state import T0, _sum_count
 
 _names = itertools.count()
 
@@ -42,14 +45,6 @@ def driver(v3io, **kwargs):
     made = V3ioDriver(v3io.url, "key", **kwargs)
     made._backoff_secs = 0.01
     return made
-
-
-def emit_all(steps, bodies, keys=None, **source):
-    flow = build_flow([SyncEmitSource(**source), *steps, Reduce([], lambda acc, x: acc + [x])]).run()
-    for i, body in enumerate(bodies):
-        flow.emit(body, key=None if keys is None else keys[i])
-    flow.terminate()
-    return flow.await_termination()
 
 
 def array(value):
@@ -261,37 +256,12 @@ def test_every_step_over_one_table(v3io_emulator):
     assert flow.await_termination() == [{"k": "a", "name": "A2", "x_sum_1h": 3.0}, {"k": "c"}]
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    events=st.lists(EVENT, min_size=1, max_size=30),
-    swaps=st.lists(st.integers(0, 29), max_size=5),
-    split=st.floats(0, 1),
-    aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
-    policy=st.sampled_from(sorted(POLICIES)),
-    first_bulk=st.booleans(),
-)
+@restart_examples
 def test_restart_continues_exactly(v3io_emulator, events, swaps, split, aggregators, policy, first_bulk):
     path = fresh_path()
-    events = _late_shuffled(events, swaps)
-    k = int(split * len(events))
-    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
-    if first_bulk and k:
-        first = run_bulk(Table(path, driver(v3io_emulator)), events[:k], make, emit_policy)
-    else:
-        first = run_live(Table(path, driver(v3io_emulator)), events[:k], make, emit_policy, 3)
-    second = run_live(Table(path, driver(v3io_emulator)), events[k:], make, emit_policy, 5)
-    memory = Table("memory", NoopDriver())
-    if emit_policy is None:
-        expected = run_live(memory, events, make)
-    else:
-        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
-            memory, events[k:], make, emit_policy
-        )
-    assert comparable(first + second) == comparable(expected)
+    assert_restart_continues_exactly(
+        lambda: Table(path, driver(v3io_emulator)), events, swaps, split, aggregators, policy, first_bulk
+    )
 
 
 # ---- faults

@@ -42,6 +42,38 @@ def _plan(source, out):
     return BackfillPlan(resolve_input(source), ["user_id"], "timestamp", parse_specs(FEATURES), out)
 
 
+def _distributed_backfill(source, out, client, **options):
+    """storey.distributed.backfill of the events in `source` into `out`, with FEATURES, on `client`."""
+    from storey.distributed import backfill
+
+    aggregates = [spec.to_aggregator() for spec in _plan(source, out).specs]
+    return backfill(
+        source, key="user_id", time="timestamp", aggregates=aggregates, out=out, client=client, **options
+    )
+
+
+def _shuffle_job(source, out, partitions, run):
+    """The job of the distributed backfill's shuffle phase alone (no features) of `source` into
+    `out`: a task for each of its read units (`job.units`)."""
+    from functools import partial
+
+    from storey.distributed.job import BackfillJob
+    from storey.distributed.partition_task import aggregate_steps
+    from storey.distributed.read_units import read_units
+
+    plan = _plan(source, out)
+    return BackfillJob(
+        format="parquet",
+        units=tuple(read_units(plan.input)),
+        source_kwargs=plan.source_kwargs(),
+        key=("user_id",),
+        partitions=partitions,
+        out=plan.out,
+        run=run,
+        steps=partial(aggregate_steps, []),
+    )
+
+
 class _TenMillion:
     timeout = 900
     number = 1
@@ -107,37 +139,15 @@ class Workers(_TenMillion):
         super().teardown(source)
 
     def _backfill(self, source, out):
-        from storey.distributed import backfill
-
-        plan = _plan(source, out)
-        aggregates = [spec.to_aggregator() for spec in plan.specs]
-        return backfill(
-            source, key="user_id", time="timestamp", aggregates=aggregates, out=out, client=self.client
-        )
+        return _distributed_backfill(source, out, self.client)
 
     def time_backfill(self, source):
         self._backfill(source, os.path.join(self.out, "features"))
 
     def time_shuffle(self, source):
-        from functools import partial
-
-        from storey.distributed.job import BackfillJob
-        from storey.distributed.partition_task import aggregate_steps
-        from storey.distributed.read_units import read_units
         from storey.distributed.shuffle_task import shuffle_unit
 
-        plan = _plan(source, os.path.join(self.out, "shuffle"))
-        units = read_units(plan.input)
-        job = BackfillJob(
-            format="parquet",
-            units=tuple(units),
-            source_kwargs=plan.source_kwargs(),
-            key=("user_id",),
-            partitions=2 * WORKERS,
-            out=plan.out,
-            run="bench",
-            steps=partial(aggregate_steps, []),
-        )
-        futures = [self.client.submit(shuffle_unit, job, u, pure=False) for u in range(len(units))]
+        job = _shuffle_job(source, os.path.join(self.out, "shuffle"), 2 * WORKERS, "bench")
+        futures = [self.client.submit(shuffle_unit, job, u, pure=False) for u in range(len(job.units))]
         self.client.gather(futures)
-        shutil.rmtree(plan.out, ignore_errors=True)
+        shutil.rmtree(job.out, ignore_errors=True)

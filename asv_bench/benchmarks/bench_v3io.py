@@ -14,11 +14,11 @@ import os
 import shutil
 import tempfile
 
-from storey import NoopDriver, Table, V3ioDriver
+from storey import Table, V3ioDriver
 from storey.testing.v3io import EmulatorProcess
 
-from .bench_aggregation import _frame, _load_kernels
-from .bench_durable import _backfill
+from . import _state_tables as shared
+from .bench_aggregation import _load_kernels
 
 _tables = itertools.count()
 
@@ -27,11 +27,7 @@ class BackfillV3io:
     timeout = 900
 
     def setup_cache(self):
-        folder = os.path.abspath("bench-v3io")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "events.parquet")
-        _frame().to_parquet(path)
-        return path
+        return shared.write_events("bench-v3io")
 
     def setup(self, path):
         self.folder = tempfile.mkdtemp()
@@ -43,9 +39,9 @@ class BackfillV3io:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def time_into_memory(self, path):
-        _backfill(path, os.path.join(self.folder, "memory.parquet"), Table("features", NoopDriver()))
+        shared.backfill_into_memory(path, self.folder)
 
     def time_into_v3io(self, path):
         # a new table each run: the whole state is written, as by a first backfill
         table = Table(f"bigdata/features_{next(_tables)}", V3ioDriver(self.emulator.url, "key"))
-        _backfill(path, os.path.join(self.folder, "v3io.parquet"), table)
+        shared.backfill(path, os.path.join(self.folder, "v3io.parquet"), table)

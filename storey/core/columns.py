@@ -71,6 +71,13 @@ class Columns:
             return float_values(values)
         return values.tolist()
 
+    def absent_rows(self, name):
+        """The mask of the events that lack field `name`, or None when none does."""
+        absent = self.absent.get(name)
+        if absent is None or not absent.any():
+            return None
+        return absent
+
     def row_values(self, name, missing=None):
         """The field's row values (as `column_list`), with `missing` where an event lacks the field
         (for every event when there is no such column)."""

@@ -394,40 +394,25 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
             await self._write_schema(table, container, path, descriptions, formats)
         kv = lambda: self._client().kv  # noqa: E731
 
-        def setting(key, attributes):
+        def updating(key, **update):
             name = _item_name(key)
+            failure = f"Failed to save item {name!r} of {where}"
 
             async def request():
                 response = await with_retries(
                     self,
-                    lambda: kv().update(
-                        container, path, name, attributes=attributes, raise_for_status=_never()
-                    ),
-                    f"Failed to save item {name!r} of {where}",
+                    lambda: kv().update(container, path, name, raise_for_status=_never(), **update),
+                    failure,
                 )
-                check(response, f"Failed to save item {name!r} of {where}")
-
-            return request
-
-        def removing(key, names):
-            name = _item_name(key)
-            expression = _remove_expression(names)
-
-            async def request():
-                response = await with_retries(
-                    self,
-                    lambda: kv().update(
-                        container, path, name, expression=expression, raise_for_status=_never()
-                    ),
-                    f"Failed to save item {name!r} of {where}",
-                )
-                check(response, f"Failed to save item {name!r} of {where}")
+                check(response, failure)
 
             return request
 
         keys = list(dict.fromkeys([*sets, *removes]))
-        requests = [(key, setting(key, attributes)) for key, attributes in sets.items()]
-        requests += [(key, removing(key, names)) for key, names in removes.items()]
+        requests = [(key, updating(key, attributes=attributes)) for key, attributes in sets.items()]
+        requests += [
+            (key, updating(key, expression=_remove_expression(names))) for key, names in removes.items()
+        ]
         results = await self._run_all(table, [make for _, make in requests])
         failed = {}
         for (key, _), result in zip(requests, results, strict=True):

@@ -567,9 +567,7 @@ def _field_values(columns, field):
     arr = columns.data.get(field)
     if arr is None:
         return [None] * columns.n
-    absent = columns.absent.get(field)
-    if absent is not None and not absent.any():
-        absent = None
+    absent = columns.absent_rows(field)
     if field not in columns.converters:
         kind = arr.dtype.kind
         if kind == "f":

@@ -19,7 +19,6 @@ from storey import (
     FieldAggregator,
     Map,
     NoopDriver,
-    Reduce,
     ReduceToDataFrame,
     SyncEmitSource,
     Table,
@@ -27,24 +26,9 @@ from storey import (
 )
 from storey.dtypes import EmitAfterMaxEvent, FixedWindows, SlidingWindows
 from tests.support.conformance import decode
+from tests.support.scenario_registry import T0, collect, raised, registry
 
-SCENARIOS = {}
-
-T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
-
-
-def scenario(inputs):
-    """Registers a scenario function with its inputs (JSON-encodable, in the cases' encoding)."""
-
-    def register(fn):
-        SCENARIOS[fn.__name__] = (fn, inputs)
-        return fn
-
-    return register
-
-
-def _collect():
-    return Reduce([], lambda acc, body: acc + [body])
+SCENARIOS, scenario = registry()
 
 
 def _events(rows):
@@ -68,15 +52,6 @@ def _run(steps, events):
 def _replay(source, steps):
     """Runs `build_flow([source, *steps])` to its end (a source that reads data)."""
     return build_flow([source, *steps]).run().await_termination()
-
-
-def _raised(fn):
-    """The name of the exception type `fn()` raises, or None."""
-    try:
-        fn()
-    except Exception as ex:
-        return type(ex).__name__
-    return None
 
 
 def _windows(spec):
@@ -121,7 +96,7 @@ def count_of_a_text_field(inputs):
         step = AggregateByKey(
             [FieldAggregator("activities", "activity", list(aggr), windows)], Table("t", NoopDriver())
         )
-        return _run([step, _collect()], events)
+        return _run([step, collect()], events)
 
     frame = pd.DataFrame(inputs["frame"])
     frame["time"] = [T0 + dt.timedelta(minutes=m) for m in frame.pop("minutes")]
@@ -132,11 +107,11 @@ def count_of_a_text_field(inputs):
                 [FieldAggregator("activities", "activity", ["count"], SlidingWindows(["1h"], "10m"))],
                 Table("t", NoopDriver()),
             ),
-            _collect(),
+            collect(),
         ],
     )
     errors = {
-        " ".join(aggr): _raised(lambda aggr=aggr: counted(SlidingWindows(["1h"], "10m"), aggr))
+        " ".join(aggr): raised(lambda aggr=aggr: counted(SlidingWindows(["1h"], "10m"), aggr))
         for aggr in (["sum"], ["count", "sum"], ["min"], ["max"], ["avg"], ["first"], ["count", "last"])
     }
     return {
@@ -173,7 +148,7 @@ def two_steps_on_one_table(inputs):
     )
     second = AggregateByKey([FieldAggregator("b", "y", ["max", "count"], FixedWindows(["1h"]))], table)
     out = _run(
-        [first, Map(lambda body: between.append(dict(body)) or body), second, _collect()],
+        [first, Map(lambda body: between.append(dict(body)) or body), second, collect()],
         _events(inputs["events"]),
     )
     return {"between": between, "after": out}
@@ -216,7 +191,7 @@ def dict_aggregates_and_emit_policies(inputs):
 
     def run(policy, aggregates=aggregates):
         step = AggregateByKey(aggregates, Table("t", NoopDriver()), emit_policy=policy)
-        return _run([step, _collect()], events)
+        return _run([step, collect()], events)
 
     counted = [
         {"name": "c", "column": "n", "operations": ["count", "sum"], "windows": ["1h"], "period": "10m"}
@@ -226,7 +201,7 @@ def dict_aggregates_and_emit_policies(inputs):
         "max_events": run({"mode": "maxEvents", "maxEvents": 3}, counted),
         "same_as_object": run({"mode": "maxEvents", "maxEvents": 3}, counted)
         == run(EmitAfterMaxEvent(3), counted),
-        "unknown_mode": _raised(lambda: run({"mode": "maxEvent", "maxEvents": 3}, counted)),
+        "unknown_mode": raised(lambda: run({"mode": "maxEvent", "maxEvents": 3}, counted)),
     }
 
 
@@ -317,7 +292,7 @@ def fixed_windows_of_uncommon_lengths(inputs):
         step = AggregateByKey([_aggregator(case["aggregator"])], Table("t", NoopDriver()))
         latest = {}
         recorded = []
-        for (_, key, when), body in zip(events, _run([step, _collect()], events)):
+        for (_, key, when), body in zip(events, _run([step, collect()], events)):
             if key in latest and when < latest[key]:
                 body = {"late, with features": any(name.startswith("a_") for name in body)}
             latest[key] = max(latest.get(key, when), when)
@@ -357,7 +332,7 @@ def sparse_fields_of_two_aggregators(inputs):
             ],
             Table("t", NoopDriver()),
         )
-        return _run([step, _collect()], events)
+        return _run([step, collect()], events)
 
     out = {}
     for name, windows in (

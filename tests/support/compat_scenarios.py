@@ -43,24 +43,9 @@ from storey import (
 )
 from storey.steps import Flatten, ForEach, Partition
 from tests.support.conformance import decode, encode
+from tests.support.scenario_registry import T0, collect, raised, registry
 
-SCENARIOS = {}
-
-T0 = dt.datetime(2020, 7, 21, 21, 40, tzinfo=dt.UTC)
-
-
-def scenario(inputs):
-    """Registers a scenario function with its inputs (JSON-encodable, in the cases' encoding)."""
-
-    def register(fn):
-        SCENARIOS[fn.__name__] = (fn, inputs)
-        return fn
-
-    return register
-
-
-def _collect():
-    return Reduce([], lambda acc, body: acc + [body])
+SCENARIOS, scenario = registry()
 
 
 def _run(steps, items, source=None):
@@ -73,15 +58,6 @@ def _run(steps, items, source=None):
             controller.emit(item, event_time=T0)
     controller.terminate()
     return controller.await_termination()
-
-
-def _raised(fn):
-    """The name of the exception type `fn()` raises, or None."""
-    try:
-        fn()
-    except Exception as ex:
-        return type(ex).__name__
-    return None
 
 
 def _parquet_dir(root):
@@ -162,7 +138,7 @@ def parquet_partition_column_named_in_columns(inputs, tmp_path):
     ):
         root = str(tmp_path / name)
         _run([ParquetTarget(root, columns=columns, partition_cols=["my_int"])], inputs["bodies"])
-        back = build_flow([storey.ParquetSource(root), _collect()]).run().await_termination()
+        back = build_flow([storey.ParquetSource(root), collect()]).run().await_termination()
         out[name] = {
             "files": _parquet_dir(root),
             "read_back": sorted(back, key=repr),
@@ -207,8 +183,8 @@ def parquet_partition_and_index_column_raises(inputs, tmp_path):
     """ParquetTarget(partition_cols=['x'], index_cols=['x']) fails at construction; a hashed
     partition of the same column does not."""
     return {
-        "same_column": _raised(lambda: ParquetTarget(str(tmp_path), partition_cols=["x"], index_cols=["x"])),
-        "hashed": _raised(lambda: ParquetTarget(str(tmp_path), partition_cols=[("x", 4)], index_cols=["x"])),
+        "same_column": raised(lambda: ParquetTarget(str(tmp_path), partition_cols=["x"], index_cols=["x"])),
+        "hashed": raised(lambda: ParquetTarget(str(tmp_path), partition_cols=[("x", 4)], index_cols=["x"])),
     }
 
 
@@ -324,16 +300,16 @@ def custom_do_steps(inputs, tmp_path):
     controller.terminate()
     controller.await_termination()
     return {
-        "doubled": _run([Doubler(), _collect()], bodies),
-        "emits_twice": _run([EmitsTwice(), _collect()], bodies),
+        "doubled": _run([Doubler(), collect()], bodies),
+        "emits_twice": _run([EmitsTwice(), collect()], bodies),
         "terminal_result": _run([Map(lambda x: x), Counter()], bodies),
-        "after_map_and_branch": _run([Doubler(), [Counter()], Map(lambda x: x + 1), _collect()], bodies),
+        "after_map_and_branch": _run([Doubler(), [Counter()], Map(lambda x: x + 1), collect()], bodies),
         "completed": completed,
         "recorded": [x if isinstance(x, str) else [type(x).__name__, x.body] for x in recorder.seen],
-        "unary_do_internal": _run([Annotate(lambda x: x * 3), _collect()], bodies),
-        "unary_do_with_call": _run([CheckWith(lambda x: x > 1), _collect()], bodies),
+        "unary_do_internal": _run([Annotate(lambda x: x * 3), collect()], bodies),
+        "unary_do_with_call": _run([CheckWith(lambda x: x > 1), collect()], bodies),
         "unary_paths": _run(
-            [Annotate(lambda x: x + 1, input_path="a"), _collect()], [{"a": b} for b in bodies]
+            [Annotate(lambda x: x + 1, input_path="a"), collect()], [{"a": b} for b in bodies]
         ),
     }
 
@@ -363,7 +339,7 @@ def custom_step_errors(inputs, tmp_path):
     (itself a custom step) receives the event with `origin_state` and `error`, and the flow goes
     on."""
     bodies = inputs["bodies"]
-    collected = _collect()
+    collected = collect()
     failing = Raising()
     catcher = Catcher()
     catcher.to(collected)
@@ -375,14 +351,14 @@ def custom_step_errors(inputs, tmp_path):
             raise KeyError("two")
         return x * 10
 
-    collected = _collect()
+    collected = collect()
     catcher = Catcher()
     catcher.to(collected)
     mapping = Map(fail_on_two, name="tens")
     mapping.set_recovery_step(catcher)
     map_recovered = _run([mapping, collected], bodies)
     return {
-        "raised": _raised(lambda: _run([Raising(), _collect()], bodies)),
+        "raised": raised(lambda: _run([Raising(), collect()], bodies)),
         "recovered": recovered,
         "map_recovered": map_recovered,
     }
@@ -409,7 +385,7 @@ def custom_iterable_source(inputs, tmp_path):
     count = inputs["count"]
 
     def flow():
-        return build_flow([CountingSource(count), Map(lambda b: {**b, "twice": b["i"] * 2}), _collect()])
+        return build_flow([CountingSource(count), Map(lambda b: {**b, "twice": b["i"] * 2}), collect()])
 
     def keyed():
         return build_flow(
@@ -480,7 +456,7 @@ def input_and_result_paths(inputs, tmp_path):
     def fresh():
         return decode(bodies)
 
-    routed_high, routed_low = _collect(), _collect()
+    routed_high, routed_low = collect(), collect()
     choice = Choice(
         [(routed_high, lambda x: x > 1)],
         default=routed_low,
@@ -492,32 +468,32 @@ def input_and_result_paths(inputs, tmp_path):
     controller.terminate()
     controller.await_termination()
     return {
-        "map": _run([Map(lambda x: x * 10, input_path="a.b", result_path="out.c"), _collect()], fresh()),
-        "map_input_only": _run([Map(lambda x: x * 10, input_path="a.b"), _collect()], fresh()),
-        "map_result_only": _run([Map(lambda x: len(x), result_path="size"), _collect()], fresh()),
+        "map": _run([Map(lambda x: x * 10, input_path="a.b", result_path="out.c"), collect()], fresh()),
+        "map_input_only": _run([Map(lambda x: x * 10, input_path="a.b"), collect()], fresh()),
+        "map_result_only": _run([Map(lambda x: len(x), result_path="size"), collect()], fresh()),
         "filter": _run(
-            [Filter(lambda x: x > 1, input_path="a.b", result_path="ignored"), _collect()], fresh()
+            [Filter(lambda x: x > 1, input_path="a.b", result_path="ignored"), collect()], fresh()
         ),
         "flatmap": _run(
             [
                 FlatMap(lambda x: [x, -x], input_path="a.b", result_path="item"),
                 Map(lambda b: dict(b)),
-                _collect(),
+                collect(),
             ],
             fresh(),
         ),
-        "mapclass": _run([_MapTimesHundred(input_path="n", result_path="r"), _collect()], fresh()),
-        "extend": _run([Extend(lambda x: {"e": x + 1}, input_path="a.b"), _collect()], fresh()),
-        "foreach": _run([ForEach(lambda x: x * 7, input_path="n", result_path="seen"), _collect()], fresh()),
+        "mapclass": _run([_MapTimesHundred(input_path="n", result_path="r"), collect()], fresh()),
+        "extend": _run([Extend(lambda x: {"e": x + 1}, input_path="a.b"), collect()], fresh()),
+        "foreach": _run([ForEach(lambda x: x * 7, input_path="n", result_path="seen"), collect()], fresh()),
         "map_with_state": _run(
-            [MapWithState(0, lambda x, s: (x + s, s + x), input_path="n", result_path="total"), _collect()],
+            [MapWithState(0, lambda x, s: (x + s, s + x), input_path="n", result_path="total"), collect()],
             fresh(),
         ),
         "choice": _run([choice], fresh()),
-        "batch": _run([Batch(2, input_path="a"), _collect()], fresh()),
+        "batch": _run([Batch(2, input_path="a"), collect()], fresh()),
         "complete": completed,
-        "missing_level": _run([Map(lambda x: x, input_path="zz.b", result_path="p.q"), _collect()], fresh()),
-        "not_a_dict": _raised(lambda: _run([Map(lambda x: x, input_path="a")], [5])),
+        "missing_level": _run([Map(lambda x: x, input_path="zz.b", result_path="p.q"), collect()], fresh()),
+        "not_a_dict": raised(lambda: _run([Map(lambda x: x, input_path="a")], [5])),
     }
 
 
@@ -663,7 +639,7 @@ def dataframes_multi_index(inputs, tmp_path):
     bodies = inputs["bodies"]
     items = list(zip(bodies, inputs["keys"], strict=True))
     reduced = _run([ReduceToDataFrame(index=["k1", "k2"], insert_key_column_as=["k1", "k2"])], items)
-    framed = _run([Batch(3), ToDataFrame(index=["v", "w"]), _collect()], bodies)
+    framed = _run([Batch(3), ToDataFrame(index=["v", "w"]), collect()], bodies)
     return {
         "reduce": {
             "index": [list(i) for i in reduced.index],
@@ -722,10 +698,10 @@ def tables_and_map_with_state(inputs, tmp_path):
 
     bodies = inputs["bodies"]
     by_name = _run(
-        [MapWithState("v3io:///container/states", count, group_by_key=True, context=context), _collect()],
+        [MapWithState("v3io:///container/states", count, group_by_key=True, context=context), collect()],
         [(b, "key1") for b in bodies],
     )
-    without_key = _run([MapWithState(Table("u", NoopDriver()), count, group_by_key=True), _collect()], bodies)
+    without_key = _run([MapWithState(Table("u", NoopDriver()), count, group_by_key=True), collect()], bodies)
     return {
         "items": [table["k"], table["missing"]],
         "by_name": by_name,
@@ -755,8 +731,8 @@ def concurrent_step_failures(inputs, tmp_path):
     step does; results come in the events' order."""
     context = GraphContext(verbose=False)
     events = [Event(body, id=f"e{body}") for body in inputs["bodies"]]
-    pushed_flow = _run([RemoteCall(context=context, name="remote"), _collect()], events)
-    collected = _collect()
+    pushed_flow = _run([RemoteCall(context=context, name="remote"), collect()], events)
+    collected = collect()
     catcher = Catcher()
     catcher.to(collected)
     step = RemoteCall(name="remote")
@@ -785,17 +761,17 @@ def csv_source_empty_values(inputs, tmp_path):
         path = tmp_path / f"{name}.csv"
         path.write_text(text)
         out[name] = (
-            build_flow([CSVSource(str(path), header=True, build_dict=True), _collect()])
+            build_flow([CSVSource(str(path), header=True, build_dict=True), collect()])
             .run()
             .await_termination()
         )
     path = tmp_path / "lists.csv"
     path.write_text("1,,x\n2,3,\n")
-    out["lists"] = build_flow([CSVSource(str(path)), _collect()]).run().await_termination()
+    out["lists"] = build_flow([CSVSource(str(path)), collect()]).run().await_termination()
     path = tmp_path / "strings.csv"
     path.write_text("a,b\n1,\n,3\n")
     out["no_inference"] = (
-        build_flow([CSVSource(str(path), header=True, build_dict=True, type_inference=False), _collect()])
+        build_flow([CSVSource(str(path), header=True, build_dict=True, type_inference=False), collect()])
         .run()
         .await_termination()
     )
@@ -805,7 +781,7 @@ def csv_source_empty_values(inputs, tmp_path):
 @scenario({"bodies": [[1, 2], [3]]})
 def flatten_with_full_event(inputs, tmp_path):
     """Flatten(full_event=True) iterates the body: storey takes full_event as False."""
-    return _run([Flatten(full_event=True), _collect()], inputs["bodies"])
+    return _run([Flatten(full_event=True), collect()], inputs["bodies"])
 
 
 @scenario({})
@@ -813,11 +789,11 @@ def construction_errors(inputs, tmp_path):
     """Errors raised when a flow is built: a source anywhere but first; CSVSource with header=True
     and an int time_field, or int parse_dates."""
     return {
-        "source_second": _raised(lambda: build_flow([Map(lambda x: x), SyncEmitSource()])),
-        "source_via_to": _raised(lambda: Map(lambda x: x).to(AsyncEmitSource())),
-        "source_in_branch": _raised(lambda: build_flow([SyncEmitSource(), [storey.DataframeSource([])]])),
-        "csv_header_int_time_field": _raised(lambda: CSVSource("x.csv", header=True, time_field=0)),
-        "csv_header_int_parse_dates": _raised(lambda: CSVSource("x.csv", header=True, parse_dates=[1])),
+        "source_second": raised(lambda: build_flow([Map(lambda x: x), SyncEmitSource()])),
+        "source_via_to": raised(lambda: Map(lambda x: x).to(AsyncEmitSource())),
+        "source_in_branch": raised(lambda: build_flow([SyncEmitSource(), [storey.DataframeSource([])]])),
+        "csv_header_int_time_field": raised(lambda: CSVSource("x.csv", header=True, time_field=0)),
+        "csv_header_int_parse_dates": raised(lambda: CSVSource("x.csv", header=True, parse_dates=[1])),
     }
 
 

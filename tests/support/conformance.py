@@ -17,8 +17,9 @@ import pandas as pd
 CASES = pathlib.Path(__file__).parent.parent / "data" / "conformance"
 
 
-def load_case(name):
-    with open(CASES / f"{name}.json") as f:
+def load_case(name, folder=CASES):
+    """The recorded case `name` (tests/data/conformance/, or `folder`)."""
+    with open(folder / f"{name}.json") as f:
         return json.load(f)
 
 

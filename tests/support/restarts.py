@@ -2,9 +2,12 @@
 1..k in one flow, then k+1..n in a new flow on a new Table over the same storage, give exactly the
 features of one uninterrupted run."""
 
+import datetime as dt
 import math
 
 import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storey import (
     AggregateByKey,
@@ -12,10 +15,23 @@ from storey import (
     EmitAfterMaxEvent,
     FieldAggregator,
     FixedWindows,
+    NoopDriver,
     Reduce,
     SlidingWindows,
     SyncEmitSource,
+    Table,
     build_flow,
+)
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+EVENT = st.fixed_dictionaries(
+    {
+        "k": st.sampled_from(["k0", "k1", "k2"]),
+        "t": st.integers(0, 600).map(lambda m: T0 + dt.timedelta(minutes=m)),
+        "v": st.integers(-5, 60),
+        "w": st.integers(0, 70),
+    }
 )
 
 AGGREGATOR_SETS = {
@@ -93,3 +109,56 @@ def comparable(outputs):
         }
         for body in outputs
     ]
+
+
+def late_shuffled(events, swaps):
+    """`events` in time order, then some neighbours swapped: late events."""
+    events = sorted(events, key=lambda e: e["t"])
+    for i in swaps:
+        if i + 1 < len(events):
+            events[i], events[i + 1] = events[i + 1], events[i]
+    return events
+
+
+def restart_examples(test):
+    """`test` given the examples of the restart property on a real storage (a server, a file):
+    up to 30 events, some late, split anywhere, under each aggregator set and emit policy, the
+    first flow live or from a DataFrame."""
+    examples = given(
+        events=st.lists(EVENT, min_size=1, max_size=30),
+        swaps=st.lists(st.integers(0, 29), max_size=5),
+        split=st.floats(0, 1),
+        aggregators=st.sampled_from(sorted(AGGREGATOR_SETS)),
+        policy=st.sampled_from(sorted(POLICIES)),
+        first_bulk=st.booleans(),
+    )
+    return settings(
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )(examples(test))
+
+
+def assert_restart_continues_exactly(
+    open_table, events, swaps, split, aggregators, policy, first_bulk, buffers=(3, 5)
+):
+    """The restart property: a flow over the first part of `events` (made late by `swaps`), then a
+    new flow on a new table from `open_table()` over the rest, emit what flows over the same
+    events on one in-memory table emit. `buffers` are the two live flows' buffer sizes."""
+    events = late_shuffled(events, swaps)
+    k = int(split * len(events))
+    make, emit_policy = AGGREGATOR_SETS[aggregators], POLICIES[policy]
+    if first_bulk and k:
+        first = run_bulk(open_table(), events[:k], make, emit_policy)
+    else:
+        first = run_live(open_table(), events[:k], make, emit_policy, buffers[0])
+    second = run_live(open_table(), events[k:], make, emit_policy, buffers[1])
+    memory = Table("memory", NoopDriver())
+    if emit_policy is None:
+        expected = run_live(memory, events, make)
+    else:
+        # the emit policy counts events per flow: the same two flows on one in-memory table
+        expected = run_live(memory, events[:k], make, emit_policy) + run_live(
+            memory, events[k:], make, emit_policy
+        )
+    assert comparable(first + second) == comparable(expected)

@@ -5,7 +5,6 @@ user when the tests run as root); Redis from Debian's `redis-server`. A test tha
 it cannot start fails: the servers are part of what CI installs (.ci/run).
 """
 
-import contextlib
 import glob
 import os
 import pwd
@@ -32,7 +31,17 @@ def _postgres_bin():
     raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed: see .ci/run")
 
 
-class PostgresServer:
+class _Server:
+    """A server that a `with` block starts, and stops and removes (with its folder) at its end."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
+class PostgresServer(_Server):
     """A PostgreSQL server in a temporary folder: `url` reaches its `postgres` database."""
 
     def __init__(self):
@@ -76,16 +85,7 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def postgres_server():
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.remove()
-
-
-class RedisServer:
+class RedisServer(_Server):
     """A redis-server in a temporary folder, keeping nothing on disk while it runs (no snapshots,
     no append-only file); `restart()` saves what it holds on shutdown and loads it again, as a
     server restarted by its operator does. `url` reaches its database 0."""
@@ -145,12 +145,3 @@ class RedisServer:
     def remove(self):
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def redis_server():
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.remove()

@@ -106,9 +106,7 @@ def column_array(cols, name):
     if as_read is not None:
         return as_read
     arr = cols.data[name]
-    absent = cols.absent.get(name)
-    if absent is not None and not absent.any():
-        absent = None
+    absent = cols.absent_rows(name)
     kind = arr.dtype.kind
     convert = cols.converters.get(name)
     if convert is not None and not is_plain_value(column_sample(cols, name), kind):

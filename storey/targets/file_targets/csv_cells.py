@@ -198,9 +198,7 @@ def column_texts(cols, name):
     if text is not None:
         return text
     arr = cols.data[name]
-    absent = cols.absent.get(name)
-    if absent is not None and not absent.any():
-        absent = None
+    absent = cols.absent_rows(name)
     kind = arr.dtype.kind
     sample = column_sample(cols, name) if name in cols.converters else None
     plain = name not in cols.converters or is_plain_value(sample, kind)

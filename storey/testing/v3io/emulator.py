@@ -40,7 +40,19 @@ async def _start(api, host, port):
     return runner, bound
 
 
-class V3ioEmulator:
+class _Address:
+    """How storey reaches an emulator listening on `host` and `port`, with `access_key`."""
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}"
+
+    def env(self):
+        """The environment variables that point storey's V3IO steps at this emulator."""
+        return {"V3IO_API": self.url, "V3IO_ACCESS_KEY": self.access_key or DEFAULT_ACCESS_KEY}
+
+
+class V3ioEmulator(_Address):
     """An emulator of the V3IO web API (key-value tables, objects, streams) serving on
     `host`:`port` (a free port when 0), in a thread of this process, until `stop()`; a context
     manager. Point a client at `url` (or set `env()`: V3IO_API and V3IO_ACCESS_KEY).
@@ -61,14 +73,6 @@ class V3ioEmulator:
         self._loop = None
         self._thread = None
         self._runner = None
-
-    @property
-    def url(self):
-        return f"http://{self.host}:{self.port}"
-
-    def env(self):
-        """The environment variables that point storey's V3IO steps at this emulator."""
-        return {"V3IO_API": self.url, "V3IO_ACCESS_KEY": self.access_key or DEFAULT_ACCESS_KEY}
 
     def start(self):
         if self._thread is not None:
@@ -163,7 +167,7 @@ def _free_port(host):
         return sock.getsockname()[1]
 
 
-class EmulatorProcess:
+class EmulatorProcess(_Address):
     """The emulator in a process of its own (`python -m storey.testing.v3io`), for clients that
     should not share this process's interpreter; a context manager. Faults are added through
     the emulator's control requests."""
@@ -173,13 +177,6 @@ class EmulatorProcess:
         self.port = port or _free_port(host)
         self.access_key = access_key
         self._process = None
-
-    @property
-    def url(self):
-        return f"http://{self.host}:{self.port}"
-
-    def env(self):
-        return {"V3IO_API": self.url, "V3IO_ACCESS_KEY": self.access_key or DEFAULT_ACCESS_KEY}
 
     def start(self, timeout=30):
         command = [sys.executable, "-m", "storey.testing.v3io", "--port", str(self.port), "--host", self.host]

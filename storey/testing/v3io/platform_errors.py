@@ -6,6 +6,16 @@ a condition that evaluates to false is error 16777244, which storey 1.0.6's driv
 __all__ = ["PlatformError"]
 
 
+def _refusal(status, code, message):
+    """A factory of PlatformErrors answering `status` and `code`, whose message is `message` with
+    the factory's argument (a path, a detail) in place of its `{}`."""
+
+    def refuse(cls, *detail):
+        return cls(status, code, message.format(*detail))
+
+    return classmethod(refuse)
+
+
 class PlatformError(Exception):
     """A request the platform refuses: `status`, `code` and `message` make its answer."""
 
@@ -19,60 +29,23 @@ class PlatformError(Exception):
         return {"ErrorCode": self.code, "ErrorMessage": self.message}
 
     # ---- the errors the emulator gives
-    @classmethod
-    def not_found(cls, what=""):
-        return cls(404, -2, "No such file or directory" + (f": {what}" if what else ""))
-
-    @classmethod
-    def invalid(cls, detail):
-        return cls(400, -22, f"Invalid argument: {detail}")
-
-    @classmethod
-    def false_condition(cls):
-        return cls(400, 16777244, "Condition evaluated to false (the item was not changed)")
-
-    @classmethod
-    def permission_denied(cls):
-        return cls(401, -1, "Permission denied: no access key (X-v3io-session-key or Authorization)")
-
-    @classmethod
-    def is_a_directory(cls, path):
-        return cls(400, -21, f"Is a directory: {path}")
-
-    @classmethod
-    def not_a_directory(cls, path):
-        return cls(400, -20, f"Not a directory: {path}")
-
-    @classmethod
-    def unsupported(cls, what):
-        return cls(501, -95, f"Operation not supported by the V3IO emulator: {what}")
+    not_found = _refusal(404, -2, "No such file or directory: {}")
+    invalid = _refusal(400, -22, "Invalid argument: {}")
+    false_condition = _refusal(400, 16777244, "Condition evaluated to false (the item was not changed)")
+    permission_denied = _refusal(
+        401, -1, "Permission denied: no access key (X-v3io-session-key or Authorization)"
+    )
+    is_a_directory = _refusal(400, -21, "Is a directory: {}")
+    not_a_directory = _refusal(400, -20, "Not a directory: {}")
+    unsupported = _refusal(501, -95, "Operation not supported by the V3IO emulator: {}")
 
     # the streaming web API's
-    @classmethod
-    def stream_invalid(cls, detail):
-        return cls(400, -201326592, f"InvalidArgumentException: {detail}")
-
-    @classmethod
-    def stream_not_found(cls, path):
-        return cls(404, -201326593, f"ResourceNotFoundException: {path}")
-
-    @classmethod
-    def shard_out_of_range(cls, shard):
-        return cls(400, -201326594, f"ShardIDOutOfRangeException: shard {shard}")
-
-    @classmethod
-    def stream_exists(cls, path):
-        return cls(409, -201326595, f"ResourceInUseException: {path}")
-
-    @classmethod
-    def illegal_location(cls, detail):
-        return cls(400, -201326596, f"IllegalLocation: {detail}")
+    stream_invalid = _refusal(400, -201326592, "InvalidArgumentException: {}")
+    stream_not_found = _refusal(404, -201326593, "ResourceNotFoundException: {}")
+    shard_out_of_range = _refusal(400, -201326594, "ShardIDOutOfRangeException: shard {}")
+    stream_exists = _refusal(409, -201326595, "ResourceInUseException: {}")
+    illegal_location = _refusal(400, -201326596, "IllegalLocation: {}")
 
     # what a fault makes the emulator answer
-    @classmethod
-    def busy(cls):
-        return cls(503, -11, "Resource temporarily unavailable (throttled)")
-
-    @classmethod
-    def internal(cls):
-        return cls(500, -5, "Internal server error")
+    busy = _refusal(503, -11, "Resource temporarily unavailable (throttled)")
+    internal = _refusal(500, -5, "Internal server error")
