@@ -343,10 +343,10 @@ class AggregateByKey(Flow):
     def _aggregate(self, batch, slots, emitted):
         n = batch.n
         times = _kernel_times(self.name, batch)
+        # the last row: no value, for the table's aggregators that other steps aggregate
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
-        valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
+        valid = np.zeros((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
-        valid[-1] = 0
         outputs = []
         for call in self._calls:
             group = call.group

@@ -141,8 +141,8 @@ def _counts_only(aggregator):
 
 
 def fill_values(step_name, aggregators, batch, values, valid):
-    """Fills row a of `values`/`valid` with aggregator a's value for every event (valid[a, i] = 0
-    where event i has none, or its aggr_filter rejects it)."""
+    """Fills row a of `values`/`valid` with aggregator a's value for every event; `valid` comes
+    zeroed, and valid[a, i] stays 0 where event i has none, or its aggr_filter rejects it."""
     columns = batch.columns
     if columns is not None and columns.list_rows:
         # list bodies (a CSV read without build_dict): no fields to aggregate
@@ -153,7 +153,6 @@ def fill_values(step_name, aggregators, batch, values, valid):
         what = _What(aggregator)
         row_values = values[a]
         row_valid = valid[a]
-        row_valid[:] = 0
         if isinstance(field, str) and columns is not None:
             if field in columns:
                 _fill_from_column(step_name, what, columns, field, row_values, row_valid)
