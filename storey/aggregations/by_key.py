@@ -212,6 +212,7 @@ class AggregateByKey(Flow):
                 raise TypeError(f"{name}: aggregates must have unique names, {aggregator.name!r} repeats")
             seen.add(aggregator.name)
         self._emit_policy = emit_policy_from(name, emit_policy)
+        self._emits_every_event = isinstance(self._emit_policy, EmitEveryEvent)
         self._table = resolve_table(name, table, self.context)
         self._keys = KeySource(name, key)
         _check_optional_callable(name, "augmentation_fn", augmentation_fn)
@@ -338,7 +339,10 @@ class AggregateByKey(Flow):
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
-        await self._emit_by_policy(out, keys, counted)
+        if self._emits_every_event:
+            await self._emit(out)
+        else:
+            await self._emit_by_policy(out, keys, counted)
 
     def _aggregate(self, batch, slots, emitted):
         n = batch.n
@@ -426,10 +430,9 @@ class AggregateByKey(Flow):
 
     # ---- emission
     async def _emit_by_policy(self, out, keys, counted):
+        """Emits, or keeps for later, the events of a policy other than EmitEveryEvent."""
         policy = self._emit_policy
-        if isinstance(policy, EmitEveryEvent):
-            await self._emit(out)
-        elif isinstance(policy, EmitAfterMaxEvent):
+        if isinstance(policy, EmitAfterMaxEvent):
             await self._emit_every_nth(out, counted, policy)
         else:
             for key in keys:
