@@ -97,7 +97,7 @@ _PLAIN = frozenset((float, int, bool))
 def _fill_from_list(step_name, aggregator, raw, values, valid):
     if _PLAIN.issuperset(map(type, raw)):
         values[:] = raw
-        valid[:] = 1
+        valid.fill(1)
         return
     if _counts_only(aggregator):
         # counted whatever they are: the values themselves are never read
