@@ -46,6 +46,7 @@ _EVERY_EVENT = EmitEveryEvent()
 _PARALLEL_MIN = 8192
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _helper = None
+_INT64 = np.dtype(np.int64)
 
 
 def _run_update(update, args, n, parallel):
@@ -74,8 +75,8 @@ def _kernel_times(step, batch):
         times = batch.times
     except TimeOutOfRange as ex:
         raise TimeOutOfRange(f"{step}: {ex}", ex.index) from None
-    flags = times.flags
-    if times.dtype != np.int64 or not (flags.c_contiguous and flags.writeable and flags.aligned):
+    # carray: C-contiguous, aligned and writeable
+    if times.dtype != _INT64 or not times.flags.carray:
         times = np.require(times, np.int64, ["C", "A", "W", "O"])
     return times
 
