@@ -49,6 +49,7 @@ _PARALLEL_MIN = 8192
 _INTERPRETED_MAX = 64
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _helper = None
+_INT64 = np.dtype(np.int64)
 
 
 def _run_update(update, args, n, parallel):
@@ -77,8 +78,8 @@ def _kernel_times(step, batch):
         times = batch.times
     except TimeOutOfRange as ex:
         raise TimeOutOfRange(f"{step}: {ex}", ex.index) from None
-    flags = times.flags
-    if times.dtype != np.int64 or not (flags.c_contiguous and flags.writeable and flags.aligned):
+    # carray: C-contiguous, aligned and writeable
+    if times.dtype != _INT64 or not times.flags.carray:
         times = np.require(times, np.int64, ["C", "A", "W", "O"])
     return times
 
@@ -215,6 +216,7 @@ class AggregateByKey(Flow):
                 raise TypeError(f"{name}: aggregates must have unique names, {aggregator.name!r} repeats")
             seen.add(aggregator.name)
         self._emit_policy = emit_policy_from(name, emit_policy)
+        self._emits_every_event = isinstance(self._emit_policy, EmitEveryEvent)
         self._table = resolve_table(name, table, self.context)
         self._keys = KeySource(name, key)
         _check_optional_callable(name, "augmentation_fn", augmentation_fn)
@@ -345,15 +347,18 @@ class AggregateByKey(Flow):
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
-        await self._emit_by_policy(out, keys, counted)
+        if self._emits_every_event:
+            await self._emit(out)
+        else:
+            await self._emit_by_policy(out, keys, counted)
 
     def _aggregate(self, batch, slots, emitted):
         n = batch.n
         times = _kernel_times(self.name, batch)
+        # the last row: no value, for the table's aggregators that other steps aggregate
         values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
-        valid = np.empty((len(self._aggregators) + 1, n), dtype=np.uint8)
+        valid = np.zeros((len(self._aggregators) + 1, n), dtype=np.uint8)
         fill_values(self.name, self._aggregators, batch, values, valid)
-        valid[-1] = 0
         outputs = []
         for call in self._calls:
             group = call.group
@@ -433,10 +438,9 @@ class AggregateByKey(Flow):
 
     # ---- emission
     async def _emit_by_policy(self, out, keys, counted):
+        """Emits, or keeps for later, the events of a policy other than EmitEveryEvent."""
         policy = self._emit_policy
-        if isinstance(policy, EmitEveryEvent):
-            await self._emit(out)
-        elif isinstance(policy, EmitAfterMaxEvent):
+        if isinstance(policy, EmitAfterMaxEvent):
             await self._emit_every_nth(out, counted, policy)
         else:
             for key in keys:

@@ -21,21 +21,20 @@ class Features:
     output rows `out[rows]` (float64 [feature, event]) and their flags (ABSENT: the event has no
     such feature; INT: the value is an int `max_value`)."""
 
-    __slots__ = ("n", "blocks")
+    __slots__ = ("n", "blocks", "names")
 
     def __init__(self, n):
         self.n = n
         # (names, out, flags, rows)
         self.blocks = []
+        # every block's names, in order
+        self.names = ()
 
     def add_block(self, names, out, flags, rows):
         """Adds the features out[rows] named `names` (rows None: all of out's rows, in order)."""
         if names:
             self.blocks.append((names, out, flags, rows))
-
-    @property
-    def names(self):
-        return [name for names, _, _, _ in self.blocks for name in names]
+            self.names += tuple(names)
 
     def columns(self):
         """(name, values, flags) of each feature."""
@@ -59,7 +58,7 @@ class Features:
             _nan_objects(per_event)
             for row, event_values in zip(rows, per_event):
                 row.update(zip(names, event_values))
-            if marks.any():
+            if np.count_nonzero(marks):
                 for f, i in zip(*np.nonzero(marks)):
                     name = names[f]
                     if marks[f, i] & ABSENT:
@@ -71,15 +70,13 @@ class Features:
     def merged_into(self, bodies):
         """New bodies: each event's features, then its body's fields (which win)."""
         blocks = self.blocks
-        if not any(flags.any() for _, _, flags, _ in blocks):
-            names = tuple(name for block_names, _, _, _ in blocks for name in block_names)
-            merge = _merger(names)
+        if not any(np.count_nonzero(flags) for _, _, flags, _ in blocks):
+            merge = _merger(self.names)
             if merge is not None:
-                values = []
-                for _, out, _, rows in blocks:
-                    values += (out if rows is None else out[rows]).tolist()
-                _nan_objects(values)
-                return merge(values, bodies)
+                values = [out if rows is None else out[rows] for _, out, _, rows in blocks]
+                per_event = (values[0] if len(values) == 1 else np.vstack(values)).T.tolist()
+                _nan_objects(per_event)
+                return merge(per_event, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
             row.update(body)
@@ -131,7 +128,7 @@ _MERGERS = {}
 
 def _merger(names):
     """A function `(values, bodies) -> dicts`: per event a dict display of the features named
-    `names` (values[f][i]) followed by its body, `{'a_sum_1h': v0, ..., **body}`, about twice as
+    `names` (values[i][f]) followed by its body, `{'a_sum_1h': v0, ..., **body}`, about twice as
     fast as filling dicts and updating them. None when the names cannot be written that way."""
     merge = _MERGERS.get(names)
     if merge is None and names not in _MERGERS:
@@ -140,7 +137,7 @@ def _merger(names):
             entries = "".join(f"{name!r}: {p}, " for name, p in zip(names, params, strict=True))
             targets = ", ".join(params)
             merge = eval(
-                f"lambda values, bodies: [{{{entries}**b}} for {targets}, b in zip(*values, bodies)]"
+                f"lambda values, bodies: [{{{entries}**b}} for ({targets},), b in zip(values, bodies)]"
             )
         if len(_MERGERS) > 1000:
             _MERGERS.clear()

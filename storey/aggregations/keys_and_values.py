@@ -72,7 +72,7 @@ def _column_keys(batch, columns, name):
     return values
 
 
-def _as_float(step_name, what, value):
+def _as_float(step_name, aggregator, value):
     """A value to aggregate as a float, or None when it is missing."""
     if value is None:
         return None
@@ -84,6 +84,7 @@ def _as_float(step_name, what, value):
     pandas = loaded("pandas")
     if pandas is not None and value is pandas.NA:
         return None
+    what = _what(aggregator)
     raise TypeError(
         f"{step_name}: cannot aggregate {what}: {value!r} ({type(value).__name__}) is not a number"
     )
@@ -93,12 +94,12 @@ def _as_float(step_name, what, value):
 _PLAIN = frozenset((float, int, bool))
 
 
-def _fill_from_list(step_name, what, raw, values, valid):
+def _fill_from_list(step_name, aggregator, raw, values, valid):
     if _PLAIN.issuperset(map(type, raw)):
         values[:] = raw
-        valid[:] = 1
+        valid.fill(1)
         return
-    if _counts_only(what.aggregator):
+    if _counts_only(aggregator):
         # counted whatever they are: the values themselves are never read
         values[:] = 0.0
         pandas = loaded("pandas")
@@ -106,13 +107,13 @@ def _fill_from_list(step_name, what, raw, values, valid):
         valid[:] = [value is not None and value is not missing for value in raw]
         return
     for i, value in enumerate(raw):
-        x = _as_float(step_name, what, value)
+        x = _as_float(step_name, aggregator, value)
         if x is not None:
             values[i] = x
             valid[i] = 1
 
 
-def _fill_from_column(step_name, what, columns, name, values, valid):
+def _fill_from_column(step_name, aggregator, columns, name, values, valid):
     col = columns[name]
     absent = columns.absent.get(name)
     converter = columns.converters.get(name)
@@ -123,7 +124,8 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
             ok &= ~converter.no_value_mask(col)
         valid[:] = ok
         return
-    if col.dtype.kind != "O" and not _counts_only(what.aggregator):
+    if col.dtype.kind != "O" and not _counts_only(aggregator):
+        what = _what(aggregator)
         raise TypeError(
             f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
         )
@@ -131,7 +133,7 @@ def _fill_from_column(step_name, what, columns, name, values, valid):
     if absent is not None and absent.any():
         for i in np.flatnonzero(absent).tolist():
             raw[i] = None
-    _fill_from_list(step_name, what, raw, values, valid)
+    _fill_from_list(step_name, aggregator, raw, values, valid)
 
 
 def _counts_only(aggregator):
@@ -141,22 +143,18 @@ def _counts_only(aggregator):
 
 
 def fill_values(step_name, aggregators, batch, values, valid):
-    """Fills row a of `values`/`valid` with aggregator a's value for every event (valid[a, i] = 0
-    where event i has none, or its aggr_filter rejects it)."""
+    """Fills row a of `values`/`valid` with aggregator a's value for every event; `valid` comes
+    zeroed, and valid[a, i] stays 0 where event i has none, or its aggr_filter rejects it."""
+    # None too for list bodies (a CSV read without build_dict): no fields to aggregate
     columns = batch.columns
-    if columns is not None and columns.list_rows:
-        # list bodies (a CSV read without build_dict): no fields to aggregate
-        columns = None
     bodies = None
     for a, aggregator in enumerate(aggregators):
         field = aggregator.field
-        what = _What(aggregator)
         row_values = values[a]
         row_valid = valid[a]
-        row_valid[:] = 0
         if isinstance(field, str) and columns is not None:
             if field in columns:
-                _fill_from_column(step_name, what, columns, field, row_values, row_valid)
+                _fill_from_column(step_name, aggregator, columns, field, row_values, row_valid)
         else:
             if bodies is None:
                 bodies = batch.bodies_to_read()
@@ -167,7 +165,7 @@ def fill_values(step_name, aggregators, batch, values, valid):
                 ]
             else:
                 raw = [field(body) for body in bodies]
-            _fill_from_list(step_name, what, raw, row_values, row_valid)
+            _fill_from_list(step_name, aggregator, raw, row_values, row_valid)
         if aggregator.aggr_filter is not None:
             if bodies is None:
                 bodies = batch.bodies_to_read()
@@ -177,18 +175,11 @@ def fill_values(step_name, aggregators, batch, values, valid):
                     row_valid[i] = 0
 
 
-class _What:
-    """How an error names what could not be aggregated (written only if one is raised)."""
-
-    __slots__ = ("aggregator",)
-
-    def __init__(self, aggregator):
-        self.aggregator = aggregator
-
-    def __str__(self):
-        field = self.aggregator.field
-        name = self.aggregator.name
-        return f"field {field!r} of {name!r}" if isinstance(field, str) else f"{name!r}"
+def _what(aggregator):
+    """How an error names what could not be aggregated."""
+    field = aggregator.field
+    name = aggregator.name
+    return f"field {field!r} of {name!r}" if isinstance(field, str) else f"{name!r}"
 
 
 def _not_a_dict(step_name, body):

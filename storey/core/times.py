@@ -45,7 +45,8 @@ def out_of_range(value, index=None, what="event time"):
 
 def to_ns(value):
     """Epoch nanoseconds (UTC) of one event time; TimeOutOfRange outside TIME_RANGE."""
-    pandas = loaded("pandas")
+    # a pandas Timestamp is a datetime too, of a subclass
+    pandas = loaded("pandas") if type(value) is not datetime else None
     if pandas is not None and isinstance(value, pandas.Timestamp):
         if value.unit != "ns":
             # a Timestamp of coarser unit may lie beyond what nanoseconds hold: read it exactly

@@ -243,8 +243,8 @@ class FlowController(FlowControllerBase):
         awaitable = None
         if self._return_awaitable_result:
             awaitable = AwaitableResult(expected_number_of_results=expected_number_of_results or 1)
-        if self._plain and event_time is None and not is_event_object(element):
-            record = (element, key, datetime.now(UTC), GENERATE_ID, None, awaitable)
+        if self._plain and not is_event_object(element):
+            record = (element, key, parse_event_time(event_time), GENERATE_ID, None, awaitable)
         else:
             record = self._record(element, key, event_time, awaitable)
         self._emit_fn(record, awaitable is not None)
