@@ -40,12 +40,10 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks.bench_aggregation import (  # noqa: E402
-    AGGREGATIONS,
-    PERIOD,
-    WINDOWS,
     N,
     _aggregate,
     _frame,
+    backfill_command,
     backfill_script,
 )
 
@@ -111,7 +109,6 @@ POLARS_RUNS = {
 COMMAND = "storey backfill (the command)"
 SCRIPT = "storey ParquetSource -> ParquetTarget"
 DATAFRAME = "storey DataframeSource -> ParquetTarget"
-FEATURES = f"amount:{','.join(AGGREGATIONS)}@{','.join(WINDOWS)}/{PERIOD}"
 
 
 def _storey_environment():
@@ -148,8 +145,7 @@ def _ours(flow_source, target):
 def _cold_runs(events, folder, polars_python):
     env = _storey_environment()
     out = os.path.join(folder, "cold.parquet")
-    command = [sys.executable, "-m", "storey", "backfill", events, "--key", "user", "--time", "time"]
-    command += ["--features", FEATURES, "--out", out, "--overwrite", "--quiet"]
+    command = backfill_command(events, out)
     runs = {
         COMMAND: lambda: _process(command, env),
         SCRIPT: lambda: _process([sys.executable, "-c", backfill_script(events, out)], env),
