@@ -1,12 +1,13 @@
 """The backfill against polars, cold and warm, measured in one run (issue 4's target: at least
 twice polars' rows/s). Not an asv benchmark: polars is not a dependency of storey.
 
-    python asv_bench/compare_polars.py [--polars-python PATH] [--rounds 7]
+    python asv_bench/compare_polars.py [--polars-python PATH] [--rounds 7] [--events 1000000]
 
 PATH is the python of an environment with polars and pyarrow (default /tmp/polars-venv/bin/python;
 make one with `python3 -m venv /tmp/polars-venv && /tmp/polars-venv/bin/pip install polars
 pyarrow`). The events are those of asv_bench/benchmarks/bench_aggregation.py (1M events over 10k
-keys in one day), written to a Parquet file. The features: sum, count, avg, min and max of one
+keys in one day; --events sets how many, over the same keys and day), written to a Parquet
+file. The features: sum, count, avg, min and max of one
 field over sliding 1h/6h/24h windows with a 10m period, for every event, written to Parquet.
 Ours: `storey backfill` (the command), the same flow as a script (ParquetSource ->
 AggregateByKey -> ParquetTarget), and, warm only, DataframeSource -> AggregateByKey ->
@@ -22,7 +23,8 @@ ParquetTarget. Polars' (scan_parquet -> sink_parquet), written two ways: as a pe
 
 Each round runs every contestant once, one after the other (A B C D ..., A B C D ...), so that
 all see the same machine load. The best and median round are reported, and the ratios of
-polars' time to ours (above 1: ours is faster).
+polars' time to ours (above 1: ours is faster), and, for the cold runs, the largest maximum
+resident set size of each contestant's processes (what `/usr/bin/time -v` reports).
 """
 
 import argparse
@@ -38,12 +40,10 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks.bench_aggregation import (  # noqa: E402
-    AGGREGATIONS,
-    PERIOD,
-    WINDOWS,
     N,
     _aggregate,
     _frame,
+    backfill_command,
     backfill_script,
 )
 
@@ -109,7 +109,6 @@ POLARS_RUNS = {
 COMMAND = "storey backfill (the command)"
 SCRIPT = "storey ParquetSource -> ParquetTarget"
 DATAFRAME = "storey DataframeSource -> ParquetTarget"
-FEATURES = f"amount:{','.join(AGGREGATIONS)}@{','.join(WINDOWS)}/{PERIOD}"
 
 
 def _storey_environment():
@@ -120,10 +119,21 @@ def _storey_environment():
 
 
 def _process(argv, env=None, stdin=None):
-    """Seconds from the start of a new process running argv to its exit."""
-    start = time.perf_counter()
-    subprocess.run(argv, input=stdin, text=True, env=env, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    """Seconds from the start of a new process running argv to its exit, and its maximum resident
+    set size in bytes. GNU time starts it: a child forked from this process, which holds the
+    events and the warm runs, would count this process's size as its own."""
+    with tempfile.NamedTemporaryFile("r") as usage:
+        start = time.perf_counter()
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", usage.name, *argv],
+            input=stdin,
+            text=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        seconds = time.perf_counter() - start
+        return seconds, int(usage.read()) * 1024
 
 
 def _ours(flow_source, target):
@@ -135,8 +145,7 @@ def _ours(flow_source, target):
 def _cold_runs(events, folder, polars_python):
     env = _storey_environment()
     out = os.path.join(folder, "cold.parquet")
-    command = [sys.executable, "-m", "storey", "backfill", events, "--key", "user", "--time", "time"]
-    command += ["--features", FEATURES, "--out", out, "--overwrite", "--quiet"]
+    command = backfill_command(events, out)
     runs = {
         COMMAND: lambda: _process(command, env),
         SCRIPT: lambda: _process([sys.executable, "-c", backfill_script(events, out)], env),
@@ -165,10 +174,10 @@ def _warm_runs(events, folder, workers):
     return runs
 
 
-def _summary(name, times):
+def _summary(name, times, events):
     times = sorted(times)
     best, median = times[0], times[len(times) // 2]
-    print(f"  {name:46s} best {best:6.3f} s ({N / best / 1e3:5.0f}k rows/s)   median {median:6.3f} s")
+    print(f"  {name:46s} best {best:6.3f} s ({events / best / 1e3:5.0f}k rows/s)   median {median:6.3f} s")
     return best, median
 
 
@@ -190,11 +199,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--polars-python", default="/tmp/polars-venv/bin/python")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--events", type=int, default=N, help="events in the history (10k keys, one day)")
     args = parser.parse_args()
     load_before = _load()
     with tempfile.TemporaryDirectory() as folder:
         events = os.path.join(folder, "events.parquet")
-        _frame().to_parquet(events)
+        _frame(args.events).to_parquet(events)
         workers = {
             name: subprocess.Popen(
                 [args.polars_python, "-c", POLARS_WORKER, events, os.path.join(folder, kind), kind],
@@ -210,22 +220,28 @@ def main():
             for run in [*cold.values(), *warm.values()]:  # kernels compiled and cached, pages in
                 run()
             cold_times = {name: [] for name in cold}
+            cold_memory = {name: 0 for name in cold}
             warm_times = {name: [] for name in warm}
             for _ in range(args.rounds):
                 for name, run in cold.items():
-                    cold_times[name].append(run())
+                    seconds, memory = run()
+                    cold_times[name].append(seconds)
+                    cold_memory[name] = max(cold_memory[name], memory)
                 for name, run in warm.items():
                     warm_times[name].append(run())
         finally:
             for worker in workers.values():
                 worker.stdin.close()
                 worker.wait()
-    print(f"{N:,} events over 10k keys, {args.rounds} rounds, {os.cpu_count()} cores")
+    print(f"{args.events:,} events over 10k keys, {args.rounds} rounds, {os.cpu_count()} cores")
     print(f"load average (1, 5, 15 min) {load_before} before, {_load()} after")
     print("cold: a fresh process per run, timed from its start to its exit")
-    cold_results = {name: _summary(name, t) for name, t in cold_times.items()}
+    cold_results = {name: _summary(name, t, args.events) for name, t in cold_times.items()}
     print("warm: in a process that has run it before, timed inside it")
-    warm_results = {name: _summary(name, t) for name, t in warm_times.items()}
+    warm_results = {name: _summary(name, t, args.events) for name, t in warm_times.items()}
+    print("cold: the largest maximum resident set size of each contestant's processes")
+    for name, memory in cold_memory.items():
+        print(f"  {name:46s} {memory / 2**20:6.0f} MiB")
     _ratios("cold", cold_results)
     _ratios("warm", warm_results)
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,29 @@ def test_many_frames_and_many_batches_keep_row_order():
     assert max(log.sizes) <= BATCH_ROWS and len(log.sizes) >= 4
     events, _ = run_flow(DataframeSource([pd.DataFrame({"i": np.arange(n)}), pd.DataFrame({"i": [-1]})]))
     assert [e.body["i"] for e in events] == [*range(n), -1]
+
+
+def test_frames_from_an_iterator_are_taken_as_the_flow_goes_not_all_ahead():
+    # a history read in chunks (pd.read_csv(chunksize=...), a generator of frames) is held a few
+    # chunks at a time, whatever its length, while the flow is slower than the reading
+    taken = 0
+    leads = []
+
+    def chunks():
+        nonlocal taken
+        for start in range(0, 200 * 10, 10):
+            taken += 1
+            yield pd.DataFrame({"chunk": [start // 10] * 10})
+
+    def slow_step(body):
+        if body["chunk"] == 0:
+            time.sleep(0.3)  # the reading, were it unbounded, would take every chunk meanwhile
+        leads.append(taken - body["chunk"])
+        return body
+
+    count = build_flow([DataframeSource(chunks()), Map(slow_step), Reduce(0, lambda acc, b: acc + 1)])
+    assert count.run().await_termination() == 2000
+    assert max(leads) <= 8
 
 
 def test_empty_frames_and_no_frames_give_no_events():

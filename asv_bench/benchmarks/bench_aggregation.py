@@ -51,6 +51,9 @@ WINDOWS = ["1h", "6h", "24h"]
 PERIOD = "10m"
 AGGREGATIONS = ["sum", "count", "avg", "min", "max"]
 
+# the features above as `storey backfill --features` takes them
+FEATURES = f"amount:{','.join(AGGREGATIONS)}@{','.join(WINDOWS)}/{PERIOD}"
+
 # timeit, which runs a timeraw benchmark's code, turns the garbage collector off; a user's
 # process has it on
 GC_ON = "import gc; gc.enable()"
@@ -72,6 +75,17 @@ build_flow(
     ]
 ).run().await_termination()
 """
+
+
+def backfill_args(source, target):
+    """The backfill of `Backfill` as the command's arguments: `storey backfill ... --quiet`."""
+    argv = ["backfill", source, "--key", "user", "--time", "time", "--features", FEATURES]
+    return argv + ["--out", target, "--overwrite", "--quiet"]
+
+
+def backfill_command(source, target):
+    """The backfill of `Backfill` as a user runs the command, in a process of its own."""
+    return [sys.executable, "-m", "storey", *backfill_args(source, target)]
 
 
 # a live service's first event: the flow built, one event emitted, its features awaited

@@ -44,7 +44,8 @@ def _windows_past(state):
     """The slots of the keys whose windows are all past: for every aggregator, the key's latest
     bucket is a whole ring (its longest windows) behind the latest bucket of any key."""
     count = len(state.keys)
-    past = np.array([key is not None for key in state.keys], dtype=bool)
+    past = np.ones(count, dtype=bool)
+    past[state.free] = False  # released slots hold no key
     for group in state.groups:
         for layout in group.layouts:
             latest = group.istate[:count, layout.ioffset + H_B]
