@@ -59,7 +59,7 @@ def test_events_computed_while_the_compiled_kernels_load_get_the_compiled_featur
         return real(compiled)
 
     monkeypatch.setattr(by_key, "kernels", kernels)
-    monkeypatch.setattr(by_key, "loading", lambda kind: True)
+    monkeypatch.setattr(by_key, "loading", lambda kind, wait=0.0: True)
     assert _features(_events()) == compiled
     assert set(used) == {False}, "every one-event batch is computed by the interpreted kernels"
 

@@ -45,8 +45,10 @@ _EVERY_EVENT = EmitEveryEvent()
 # kernels release the GIL)
 _PARALLEL_MIN = 8192
 # while the compiled kernels load (load_in_background), batches of at most this many events are
-# computed by the interpreted kernels (about 100 µs an event), a live service's first events among them
+# computed by the interpreted kernels (about 100 µs an event), a live service's first events among
+# them, each batch after leaving the loading thread the GIL for at most _LOADER_TURN seconds
 _INTERPRETED_MAX = 64
+_LOADER_TURN = 0.001
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _helper = None
 _INT64 = np.dtype(np.int64)
@@ -288,7 +290,7 @@ class AggregateByKey(Flow):
         """The kernels for a batch of n events: the compiled ones, or the interpreted ones while
         the compiled ones are still loading and the batch is small."""
         if self._kernels is None:
-            if n <= _INTERPRETED_MAX and any(loading(kind) for kind in self._kinds):
+            if n <= _INTERPRETED_MAX and any(loading(kind, _LOADER_TURN) for kind in self._kinds):
                 return kernels(compiled=False)
             self._kernels = kernels()
         return self._kernels

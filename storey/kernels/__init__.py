@@ -128,11 +128,17 @@ def load_in_background(sliding=True, fixed=True):
         thread.start()
 
 
-def loading(kind):
-    """Whether load_in_background is loading the compiled kernel of `kind` ("sliding" or "fixed")
-    right now: a batch calling it would wait."""
+def loading(kind, wait=0.0):
+    """Whether load_in_background is still loading the compiled kernel of `kind` ("sliding" or
+    "fixed"), after waiting at most `wait` seconds for it to finish. The wait also lets the loading
+    thread run: a flow whose threads hand events to each other all the time would otherwise keep
+    it from the GIL for seconds."""
     thread = _BACKGROUND.get(kind)
-    return thread is not None and thread.is_alive()
+    if thread is None:
+        return False
+    if wait:
+        thread.join(wait)
+    return thread.is_alive()
 
 
 def _load_kinds(kinds):
