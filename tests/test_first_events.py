@@ -4,6 +4,7 @@ load, with the features the compiled kernels give."""
 import datetime as dt
 import json
 import math
+import pathlib
 import random
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import sys
 import storey.aggregations.by_key as by_key
 from storey import AggregateByKey, FieldAggregator, NoopDriver, Reduce, Table
 from storey.dtypes import FixedWindows, SlidingWindows
+from storey.kernels import loading
 from tests.support.step_runs import run
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -111,7 +113,7 @@ print(json.dumps({{"held": held, "features": [json.dumps(b, sort_keys=True) for 
 
 
 def test_a_fresh_process_gets_its_first_features_before_numba_has_loaded():
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    root = str(pathlib.Path(__file__).resolve().parents[1])
     code = _BLOCKED_NUMBA.format(root=root)
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
@@ -119,3 +121,39 @@ def test_a_fresh_process_gets_its_first_features_before_numba_has_loaded():
     found = json.loads(result.stdout)
     assert found["held"], "the first 20 features came while Numba's import was held"
     assert found["features"] == _features(_events())
+
+
+_EMITTING_WITHOUT_PAUSE = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.test_first_events import _aggregators, _events
+from storey import AggregateByKey, Complete, NoopDriver, SyncEmitSource, Table, build_flow
+from storey.kernels import loading
+
+step = AggregateByKey(_aggregators(), Table("t", NoopDriver()))
+flow = build_flow([SyncEmitSource(), step, Complete()]).run()
+events = _events(n=100)
+count = 0
+while loading("sliding") or loading("fixed"):
+    body, key, at = events[count % len(events)]
+    flow.emit(body, key=key, event_time=at).await_result()
+    count += 1
+flow.terminate()
+flow.await_termination()
+print(count)
+"""
+
+
+def test_a_flow_emitting_without_pause_gets_its_compiled_kernels_soon():
+    # the interpreted kernels serve a fresh process's events while the compiled ones load; a flow
+    # whose threads hand each other events all the time must not keep the loading thread from
+    # the GIL (it did for 100,000 events; the load needs a few hundred of them)
+    _features(_events(n=5))
+    while loading("sliding", wait=1.0) or loading("fixed", wait=1.0):
+        pass  # Numba's disk cache is filled: the child process loads, not compiles
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    code = _EMITTING_WITHOUT_PAUSE.format(root=root)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert int(result.stdout) < 20_000
