@@ -183,8 +183,8 @@ class _ArrowWithFeatures(Mapping):
 def _body_wins(columns, name, values, missing):
     """A feature column merged under an existing body column: the body's value where it has one."""
     body = columns[name]
-    body_absent = columns.absent.get(name)
-    if body_absent is None or not body_absent.any():
+    body_absent = columns.absent_rows(name)
+    if body_absent is None:
         return body, None
     merged = body.astype(object) if body.dtype != values.dtype else body.copy()
     take = body_absent

@@ -65,8 +65,8 @@ def _column_keys(batch, columns, name):
     if name not in columns:
         return [None] * batch.n
     values = columns.column_list(name)
-    absent = columns.absent.get(name)
-    if absent is not None and absent.any():
+    absent = columns.absent_rows(name)
+    if absent is not None:
         for i in np.flatnonzero(absent).tolist():
             values[i] = None
     return values
@@ -115,7 +115,7 @@ def _fill_from_list(step_name, aggregator, raw, values, valid):
 
 def _fill_from_column(step_name, aggregator, columns, name, values, valid):
     col = columns[name]
-    absent = columns.absent.get(name)
+    absent = columns.absent_rows(name)
     converter = columns.converters.get(name)
     if col.dtype.kind in "fiub":
         values[:] = col
@@ -130,7 +130,7 @@ def _fill_from_column(step_name, aggregator, columns, name, values, valid):
             f"{step_name}: cannot aggregate {what}: its values are {col.dtype} values, not numbers"
         )
     raw = columns.column_list(name)
-    if absent is not None and absent.any():
+    if absent is not None:
         for i in np.flatnonzero(absent).tolist():
             raw[i] = None
     _fill_from_list(step_name, aggregator, raw, values, valid)

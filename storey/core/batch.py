@@ -222,8 +222,8 @@ class EventBatch:
         if columns is not None and self._bodies is None:
             if name in columns:
                 col = columns[name]
-                absent = columns.absent.get(name)
-                if absent is not None and absent.any():
+                absent = columns.absent_rows(name)
+                if absent is not None:
                     col = col.astype(object)
                     col[absent] = None
                 return col

@@ -219,7 +219,7 @@ class ReduceToDataFrame(Flow):
 def _concat_column(parts, name):
     """One body field of every event, as the column dict bodies would have given."""
     arrays = [c[name] for c in parts]
-    plain = all(name not in c.converters and not _any_absent(c, name) for c in parts)
+    plain = all(name not in c.converters and c.absent_rows(name) is None for c in parts)
     if plain:
         kind = arrays[0].dtype.kind
         if all(a.dtype.kind == kind for a in arrays):
@@ -233,8 +233,3 @@ def _concat_column(parts, name):
     for c in parts:
         values.extend(c.row_values(name, missing=math.nan))
     return column_series(values)
-
-
-def _any_absent(columns, name):
-    absent = columns.absent.get(name)
-    return absent is not None and bool(absent.any())

@@ -47,8 +47,7 @@ def group_keys(batch, key):
 def _field_keys(batch, name):
     columns = batch.columns
     if columns is not None and name in columns:
-        absent = columns.absent.get(name)
-        if absent is None or not absent.any():
+        if columns.absent_rows(name) is None:
             return [hashable(k) for k in columns.column_list(name)], None
     keys = []
     try:

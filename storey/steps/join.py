@@ -223,8 +223,7 @@ class JoinWithTable(Flow):
         columns. None when the batch needs the row path (a missing key field, or attributes that
         would replace existing fields)."""
         field = self._key_field
-        absent = columns.absent.get(field)
-        if field not in columns or (absent is not None and absent.any()):
+        if field not in columns or columns.absent_rows(field) is not None:
             return None
         keys = columns.column_list(field)
         await self._table._ensure_loaded(keys)

@@ -59,8 +59,8 @@ def _level(batch, spec, positions):
             cols = batch.columns
             if spec.field in cols:
                 values = np.asarray(cols.data[spec.field])
-                absent = cols.absent.get(spec.field)
-                if absent is not None and absent.any():
+                absent = cols.absent_rows(spec.field)
+                if absent is not None:
                     values = values.astype(object)
                     values[absent] = None
                 elif values.dtype.kind != "O":

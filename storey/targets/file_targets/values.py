@@ -125,8 +125,7 @@ def source_arrow_column(cols, name):
     arrow_column = getattr(data, "arrow_column", None)
     if arrow_column is None or name not in data or name in data.overridden:
         return None
-    absent = cols.absent.get(name)
-    if absent is not None and absent.any():
+    if cols.absent_rows(name) is not None:
         return None
     column = arrow_column(name)
     if isinstance(column, pa.ChunkedArray):
