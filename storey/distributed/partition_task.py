@@ -6,7 +6,7 @@ therefore reach the flow in their single-process arrival order, with the same va
 times (the frames hold what the source made); the reader checks that sequence numbers only
 grow. The flow is the single-process one on fewer keys:
 
-    PieceSource -> ReportRows -> steps(table) (AggregateByKey, ...) -> ParquetTarget(OUT/part-N.parquet)
+    PieceSource -> CountRows -> steps(table) (AggregateByKey, ...) -> ParquetTarget(OUT/part-N.parquet)
 
 and the target writes its single file under a hidden temporary name, renamed to
 `part-N.parquet` only when the flow has ended well. A rerun of the task (its worker died)
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from storey.aggregations import AggregateByKey
+from storey.cli.progress import CountRows
 from storey.core.storage import get_filesystem
 from storey.flow import build_flow
 from storey.sources.file_sources.replay import ReplaySource
@@ -25,7 +26,7 @@ from storey.targets import ParquetTarget
 
 from .event_frames import decode
 from .piece_files import read_frames
-from .row_progress import ReportRows, RowReporter
+from .row_progress import RowReporter
 
 
 class PieceSource(ReplaySource):
@@ -72,7 +73,7 @@ def backfill_partition(job, partition, units):
     path = job.output_path(partition)
     steps = [
         PieceSource(job, partition, units),
-        ReportRows(reporter),
+        CountRows(reporter),
         *job.steps(table),
         ParquetTarget(path, storage_options=job.storage_options),
     ]

@@ -1,6 +1,6 @@
 """Rows done of rows total while the tasks run on the workers.
 
-Each task counts the rows its flow has passed (`RowReporter`, fed by the `ReportRows` step) and
+Each task counts the rows its flow has passed (`RowReporter`, fed by the `CountRows` step) and
 sends the count, every half second, as a Dask event on the run's topic (`Worker.log_event`).
 The client (`RowBars`) adds up the latest count of each task into a progress bar per phase, and
 the exact count when the task's result arrives. When Dask runs a task again after its worker
@@ -11,7 +11,6 @@ import threading
 import time
 
 from storey.cli.progress import Progress
-from storey.flow import Flow
 
 # seconds between two reports of one task
 _EVERY = 0.5
@@ -32,7 +31,8 @@ class RowReporter:
 
             self._worker = get_worker()
 
-    def add(self, n):
+    def update(self, n):
+        """Adds n rows (as a `Progress` bar is updated, so that `CountRows` feeds either)."""
         self.rows += n
         if self._worker is not None and time.monotonic() - self._sent >= _EVERY:
             self.send()
@@ -41,19 +41,6 @@ class RowReporter:
         if self._worker is not None:
             self._sent = time.monotonic()
             self._worker.log_event(self._topic, (self._phase, self._task, self.rows))
-
-
-class ReportRows(Flow):
-    """Passes batches on unchanged, adding their events to a `RowReporter`."""
-
-    def __init__(self, reporter, **kwargs):
-        kwargs.setdefault("name", "ReportRows")
-        super().__init__(**kwargs)
-        self._reporter = reporter
-
-    async def _do(self, batch):
-        self._reporter.add(batch.n)
-        await self._emit(batch)
 
 
 class RowBars:

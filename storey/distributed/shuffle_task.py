@@ -60,7 +60,7 @@ class SplitByKey(Flow):
             self.rows[partition] += pending[-1].n
             if sum(s.n for s in pending) >= self._frame_rows:
                 self._write(partition)
-        self._reporter.add(n)
+        self._reporter.update(n)
 
     def _write(self, partition):
         selections = self._pending.pop(partition, [])
