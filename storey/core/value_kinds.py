@@ -50,7 +50,12 @@ class PlainKind:
         return _is_none(values).astype(bool)
 
     def missing_mask(self, values):
-        if values.dtype.kind in "fcmMO":
+        kind = values.dtype.kind
+        if kind in "fc":
+            return np.isnan(values)
+        if kind in "mM":
+            return np.isnat(values)
+        if kind == "O":
             return np.asarray(pd.isna(values), dtype=bool)
         return np.zeros(len(values), dtype=bool)
 

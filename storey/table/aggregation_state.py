@@ -23,6 +23,7 @@ from .row_arrays import GrowingRows
 # used only on keys a source hands as Arrow arrays, when pyarrow is loaded already
 pa = LazyModule("pyarrow")
 pc = LazyModule("pyarrow.compute")
+arrow_arrays = LazyModule("storey.core.arrow_arrays")
 
 __all__ = [
     "AggregationState",
@@ -393,13 +394,13 @@ class AggregationState:
                 # the new keys made the table too big to look the batch up in
                 return self._slots_of_distinct(array)
             found = pc.index_in(array, value_set=known)
-        return found.to_numpy().astype(np.int64)
+        return arrow_arrays.to_numpy(found).astype(np.int64)
 
     def _slots_of_distinct(self, array):
         """Slots of an Arrow string array's keys, by looking up each distinct key once."""
         encoded = array.dictionary_encode()
         distinct = self.slots_of(encoded.dictionary.to_pylist())
-        return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+        return distinct[arrow_arrays.to_numpy(encoded.indices)]
 
     def _known_text(self, kind, n):
         """Every key, in slot order, as an Arrow array of `kind` (a string type): its positions
@@ -410,7 +411,7 @@ class AggregationState:
         known = self._text_keys.get(kind)
         count = 0 if known is None else len(known)
         if count < len(self.keys):
-            more = pa.array(self.keys[count:], kind)
+            more = arrow_arrays.text_array(self.keys[count:], kind)
             known = more if known is None else pa.concat_arrays([known, more])
             self._text_keys[kind] = known
         return known

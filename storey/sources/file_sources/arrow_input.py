@@ -8,12 +8,14 @@ writes the batch back can use `ArrowColumnData.record_batch` as it is.
 """
 
 from collections.abc import Mapping
+from datetime import UTC
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
+from ...core.arrow_arrays import from_numpy, to_numpy
 from ...core.columns import Columns
+from ...core.lazy import LazyModule
 from ...core.times import TimeOutOfRange, datetime64_ns
 from ...core.value_kinds import (
     PLAIN,
@@ -26,6 +28,7 @@ from ...core.value_kinds import (
     object_array,
 )
 
+pd = LazyModule("pandas")
 NAT = np.iinfo(np.int64).min
 
 
@@ -93,13 +96,13 @@ class ArrowColumnData(Mapping):
         column = self.arrow_column(name)
         if not nulls_are_none or not column.null_count:
             return np.zeros(len(column), dtype=bool)
-        return column.is_null().to_numpy(zero_copy_only=False)
+        return to_numpy(column.is_null())
 
     def filter(self, mask):
         """The rows where the boolean array `mask` is True."""
         cache = {name: values[mask] for name, values in self._cache.items()}
         return ArrowColumnData(
-            self.record_batch.filter(pa.array(mask)), self._plans, cache, self.overridden, self.where
+            self.record_batch.filter(from_numpy(mask)), self._plans, cache, self.overridden, self.where
         )
 
 
@@ -140,17 +143,17 @@ def filter_columns(columns, mask):
 
 
 def _numpy(arr):
-    return arr.to_numpy(zero_copy_only=False)
+    return to_numpy(arr)
 
 
 def _ints_as_floats(arr):
-    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return to_numpy(arr.cast(pa.float64()))
 
 
 def _ints(arr):
     if arr.null_count:
         return _ints_as_floats(arr)
-    return arr.to_numpy()
+    return to_numpy(arr)
 
 
 def _objects(arr):
@@ -173,7 +176,7 @@ def _ns_instants(arr):
     ints = arr.view(pa.int64())
     if arr.null_count:
         ints = ints.fill_null(NAT)
-    return ints.to_numpy(zero_copy_only=False).view("datetime64[ns]")
+    return to_numpy(ints).view("datetime64[ns]")
 
 
 def _durations(arr):
@@ -206,8 +209,13 @@ def _null_mask(arr):
 
 
 def arrow_tz(tz_name):
-    """The time zone object pandas uses for an arrow time zone name."""
+    """The time zone object pandas uses for an arrow time zone name (UTC's without pandas)."""
+    if tz_name in _UTC_NAMES:
+        return UTC
     return pd.DatetimeTZDtype("ns", tz_name).tz
+
+
+_UTC_NAMES = ("UTC", "utc", "+00:00")
 
 
 def column_plan(typ, int_nulls=True, pandas_type=None):

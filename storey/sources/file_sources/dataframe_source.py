@@ -1,7 +1,6 @@
 """DataframeSource: the rows of pandas DataFrames as events, in column form."""
 
-import pandas as pd
-
+from ...core.lazy import loaded
 from ...core.times import TimeOutOfRange
 from .event_fields import EventFields, check_time_unit
 from .frame_columns import FrameFields
@@ -40,7 +39,7 @@ class DataframeSource(ReplaySource):
             if value is not None:
                 self._describe(**{param: value})
         self._time_unit = check_time_unit(self.name, time_unit)
-        if isinstance(dfs, pd.DataFrame):
+        if _is_frame(dfs):
             dfs = [dfs]
         elif isinstance(dfs, dict | str | bytes) or not hasattr(dfs, "__iter__"):
             raise TypeError(
@@ -53,7 +52,7 @@ class DataframeSource(ReplaySource):
 
     def _batches(self, ids):
         for number, df in enumerate(self._dfs):
-            if not isinstance(df, pd.DataFrame):
+            if not _is_frame(df):
                 raise TypeError(
                     f"{self.name}: dfs must hold DataFrames, item {number} is a {type(df).__name__}"
                 )
@@ -93,3 +92,8 @@ class DataframeSource(ReplaySource):
             labels=labels,
             on_skipped=self._count_skipped,
         )
+
+
+def _is_frame(value):
+    pandas = loaded("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)

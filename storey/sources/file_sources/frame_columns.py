@@ -12,12 +12,14 @@ import collections
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ...core.columns import Columns
+from ...core.lazy import LazyModule
 from ...core.times import TimeOutOfRange, datetime64_ns
 from ...core.value_kinds import PLAIN, NullableKind, ObjectKind, TimedeltaKind, TimestampKind, object_array
+
+pd = LazyModule("pandas")
 
 _NULLABLE_SCALARS = {
     **{f"{p}Int{b}": getattr(np, f"{p.lower()}int{b}") for p in ("", "U") for b in (8, 16, 32, 64)},

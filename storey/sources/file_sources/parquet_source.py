@@ -5,17 +5,19 @@ import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ...core.checks import check_storage_options
+from ...core.lazy import LazyModule
 from ...core.times import to_ns
 from .arrow_input import column_plan, columns_from_arrow
 from .dataframe_source import BATCH_ROWS, DataframeSource
 from .event_fields import EventFields
 from .locations import arrow_filesystem, file_type
+from .parquet_file import ParquetFileDataset
 from .source_checks import check_paths
 
+ds = LazyModule("pyarrow.dataset")
 _INDEX_LEVEL = re.compile(r"__index_level_\d+__")
 # Hive partition names that hold the parts of a time, coarsest first.
 _TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
@@ -120,6 +122,11 @@ class ParquetSource(DataframeSource):
     def _open(self, path):
         fs, inner = arrow_filesystem(path, self._storage_options)
         kind = file_type(fs, inner, path, self.name)
+        try:
+            if kind != pafs.FileType.Directory and self._start is None and self._end is None:
+                return ParquetFileDataset(inner, fs)
+        except (pa.ArrowException, OSError) as ex:
+            raise _with_path(ex, self.name, path) from ex
         # pre-buffering reads a file's row groups ahead without bound (a whole 2 GB file): off
         options = ds.ParquetFragmentScanOptions(pre_buffer=False)
         fmt = ds.ParquetFileFormat(default_fragment_scan_options=options)

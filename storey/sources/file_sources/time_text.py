@@ -12,12 +12,14 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.lazy import LazyModule
 from ...core.value_kinds import DatetimeKind, ObjectKind, object_array
 from .arrow_input import ColumnPlan
+
+pd = LazyModule("pandas")
 
 _OFFSET = r"(?P<offset>Z|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$"
 

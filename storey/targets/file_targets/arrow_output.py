@@ -8,10 +8,11 @@ explicitly typed columns keep their type.
 """
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.arrow_arrays import from_numpy
+from ...core.lazy import LazyModule
 from .values import (
     arrow_tz,
     column_sample,
@@ -21,6 +22,8 @@ from .values import (
     time_info,
     time_ns,
 )
+
+pd = LazyModule("pandas")
 
 
 def spec_array(batch, spec):
@@ -85,7 +88,7 @@ def values_array(values, spec):
 
 def _from_values(values):
     if isinstance(values, np.ndarray) and values.dtype.kind != "O":
-        return pa.array(values)
+        return from_numpy(values)
     return pa.array(values, from_pandas=True)
 
 
@@ -94,8 +97,8 @@ def time_array(batch):
     tz, _ = time_info(batch)
     ns = time_ns(batch)
     if tz is None:
-        return pa.array(ns, pa.timestamp("ns"))
-    return pa.array(ns, pa.timestamp("ns", tz=arrow_tz(tz)))
+        return from_numpy(ns, pa.timestamp("ns"))
+    return from_numpy(ns, pa.timestamp("ns", tz=arrow_tz(tz)))
 
 
 def column_array(cols, name):
@@ -115,9 +118,9 @@ def column_array(cols, name):
         mask = np.isnan(arr)
         if absent is not None:
             mask |= absent
-        return pa.array(arr, mask=mask if mask.any() else None)
+        return from_numpy(arr, mask=mask)
     if kind in "iub":
-        return pa.array(arr, mask=absent)
+        return from_numpy(arr, mask=absent)
     if kind == "M":
         # in the column's own unit: a time nanoseconds cannot hold stays what it is
         unit, _ = np.datetime_data(arr.dtype)
@@ -130,7 +133,7 @@ def column_array(cols, name):
         sample = column_sample(cols, name)
         tzinfo = getattr(sample, "tzinfo", None)
         typ = pa.timestamp(unit, tz=None if tzinfo is None else arrow_tz(tzinfo))
-        return pa.array(arr.view(np.int64), typ, mask=mask if mask.any() else None)
+        return from_numpy(arr.view(np.int64), typ, mask=mask)
     if kind in "OU":
         return pa.array(arr, mask=absent, from_pandas=True)
     return _from_values(cols.row_values(name))

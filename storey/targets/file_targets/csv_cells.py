@@ -10,12 +10,14 @@ Python object per value wherever the column holds one plain type.
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.lazy import LazyModule
 from ...core.times import TimeOutOfRange, datetime64_ns
 from .values import column_sample, is_plain_value, source_arrow_column, time_info, time_ns
+
+pd = LazyModule("pandas")
 
 NAT = np.iinfo(np.int64).min
 _NS_PER_SECOND = 1_000_000_000

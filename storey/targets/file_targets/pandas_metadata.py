@@ -1,10 +1,13 @@
 """The 'pandas' schema metadata of a Parquet file, so that pandas reads back the index columns as
 the index and the columns with the dtypes the reference's files give them."""
 
+import functools
+import importlib.metadata
 import json
 
-import pandas as pd
 import pyarrow as pa
+
+from ...core.lazy import loaded
 
 
 def _types(typ, nullable):
@@ -30,6 +33,13 @@ def _types(typ, nullable):
     if pa.types.is_date(typ):
         return "date", "object", None
     return "object", "object", None
+
+
+@functools.cache
+def _pandas_version():
+    """pandas' version, without importing pandas (a flow that builds no DataFrame never does)."""
+    pandas = loaded("pandas")
+    return pandas.__version__ if pandas is not None else importlib.metadata.version("pandas")
 
 
 def with_pandas_metadata(table, index_names=()):
@@ -59,6 +69,6 @@ def with_pandas_metadata(table, index_names=()):
         ],
         "columns": columns,
         "creator": {"library": "pyarrow", "version": pa.__version__},
-        "pandas_version": pd.__version__,
+        "pandas_version": _pandas_version(),
     }
     return table.replace_schema_metadata({b"pandas": json.dumps(metadata).encode()})

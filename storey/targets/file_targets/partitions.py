@@ -9,9 +9,11 @@ import hashlib
 from datetime import timedelta
 
 import numpy as np
-import pandas as pd
 
+from ...core.lazy import LazyModule
 from .values import body_rows, field_values, time_info, time_ns
+
+pd = LazyModule("pandas")
 
 _MICROSECOND = timedelta(microseconds=1)
 _TIME_UNITS = {"date": "D", "year": "Y", "month": "M", "day": "D", "hour": "h", "minute": "m", "second": "s"}

@@ -1,0 +1,71 @@
+"""Arrow arrays as NumPy arrays and back, through their buffers.
+
+pyarrow's own conversions (`Array.to_numpy`, `pa.array`) import pandas the first time they run,
+0.3 s of a fresh process. These give the same arrays without it for the columns a backfill
+holds (numbers, booleans, times and text without nulls; numbers, booleans and times with a null
+mask), and leave everything else to pyarrow.
+"""
+
+import numpy as np
+import pyarrow as pa
+
+_FIXED_WIDTH = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.uint32(): np.uint32,
+    pa.uint64(): np.uint64,
+    pa.float32(): np.float32,
+    pa.float64(): np.float64,
+}
+_TEXT = (pa.string(), pa.large_string())
+
+
+def to_numpy(arr):
+    """`arr.to_numpy(zero_copy_only=False)` of an arrow Array."""
+    if arr.null_count:
+        return arr.to_numpy(zero_copy_only=False)
+    typ = arr.type
+    dtype = _FIXED_WIDTH.get(typ)
+    if dtype is not None:
+        # a read-only view of arrow's memory, as pyarrow gives
+        start = arr.offset * dtype().itemsize
+        return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=start)
+    if typ == pa.bool_():
+        bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset :].view(bool)
+    if typ in _TEXT:
+        out = np.empty(len(arr), dtype=object)
+        out[:] = arr.to_pylist()
+        return out
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def from_numpy(values, typ=None, mask=None):
+    """`pa.array(values, typ, mask=mask)` of a 1-D NumPy array: rows where `mask` is True are
+    null. `typ` may give a fixed-width type of the same width (int64 values as timestamps)."""
+    kind = values.dtype.kind
+    if kind not in "iufb" or not values.dtype.isnative or values.ndim != 1:
+        return pa.array(values, typ, mask=mask)
+    if typ is None:
+        typ = pa.from_numpy_dtype(values.dtype)
+    if kind == "b":
+        data = np.packbits(values, bitorder="little")
+    else:
+        data = np.ascontiguousarray(values)
+    validity = None
+    if mask is not None and mask.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=bool), bitorder="little"))
+    return pa.Array.from_buffers(typ, len(values), [validity, pa.py_buffer(data)])
+
+
+def text_array(strings, typ=pa.string()):
+    """`pa.array(strings, typ)` of a list of str, `typ` a string or large_string type."""
+    encoded = [s.encode() for s in strings]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64 if typ == pa.large_string() else np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = pa.py_buffer(b"".join(encoded))
+    return pa.Array.from_buffers(typ, len(encoded), [None, pa.py_buffer(offsets), data])
