@@ -93,11 +93,15 @@ def test_from_numpy_gives_what_pyarrow_gives(dtype, n, data):
     _same_arrow(from_numpy(values, mask=mask), pa.array(values, mask=mask))
 
 
-def test_from_numpy_types_int64_as_timestamps():
+def test_from_numpy_types_int64_as_timestamps_and_converts_other_values():
     ns = np.array([0, 1_700_000_000_123_456_789, -5], dtype=np.int64)
     typ = pa.timestamp("ns", tz="UTC")
     mask = np.array([False, False, True])
     assert from_numpy(ns, typ, mask).equals(pa.array(ns, typ, mask=mask))
+    assert from_numpy(ns, pa.duration("us")).equals(pa.array(ns, pa.duration("us")))
+    floats = np.array([1.0, 2.0, np.nan])
+    for typ in (pa.int64(), pa.float32()):
+        assert from_numpy(floats, typ, mask).equals(pa.array(floats, typ, mask=mask))
 
 
 @given(st.lists(st.text()), st.sampled_from([pa.string(), pa.large_string()]))

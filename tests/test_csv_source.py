@@ -225,6 +225,13 @@ def test_times_with_more_than_six_fraction_digits_drop_the_others(tmp_path):
     }
 
 
+def test_times_with_more_than_six_fraction_digits_and_an_empty_cell(tmp_path):
+    # the reference: the digits after the sixth dropped, the empty cell None (this crashed once)
+    text = "k,t,v\na,2024-01-01T00:00:00.123456789,1\nb,,2\n"
+    events, _ = run_flow(CSVSource(_file(tmp_path, text), key_field="k", parse_dates=["t"], **HEADER_DICT))
+    assert [e.body["t"] for e in events] == [dt.datetime(2024, 1, 1, 0, 0, 0, 123456), None]
+
+
 def test_first_field_index_is_a_valid_time_and_id_field(tmp_path):
     path = _file(tmp_path, "2020-01-01,x\n2020-01-02,y\n")
     events, _ = run_flow(CSVSource(path, time_field=0, id_field=1))

@@ -46,12 +46,15 @@ def to_numpy(arr):
 
 def from_numpy(values, typ=None, mask=None):
     """`pa.array(values, typ, mask=mask)` of a 1-D NumPy array: rows where `mask` is True are
-    null. `typ` may give a fixed-width type of the same width (int64 values as timestamps)."""
+    null. `typ` is the values' own type or, for int64 values, a timestamp or duration type."""
     kind = values.dtype.kind
     if kind not in "iufb" or not values.dtype.isnative or values.ndim != 1:
         return pa.array(values, typ, mask=mask)
+    own = pa.from_numpy_dtype(values.dtype)
     if typ is None:
-        typ = pa.from_numpy_dtype(values.dtype)
+        typ = own
+    elif typ != own and not (own == pa.int64() and (pa.types.is_timestamp(typ) or pa.types.is_duration(typ))):
+        return pa.array(values, typ, mask=mask)
     if kind == "b":
         data = np.packbits(values, bitorder="little")
     else:

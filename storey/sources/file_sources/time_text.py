@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.arrow_arrays import from_numpy, to_numpy
 from ...core.lazy import LazyModule
 from ...core.value_kinds import DatetimeKind, ObjectKind, object_array
 from .arrow_input import ColumnPlan
@@ -50,7 +51,7 @@ def _us_instants(arr):
     ints = arr.view(pa.int64())
     if arr.null_count:
         ints = ints.fill_null(np.iinfo(np.int64).min)
-    return ints.to_numpy(zero_copy_only=False).view("datetime64[us]")
+    return to_numpy(ints).view("datetime64[us]")
 
 
 class TimeParseError(ValueError):
@@ -95,10 +96,9 @@ def _cast_to_micros(strings, tz, sample):
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
         if unit == "ns":
-            ns = times.view(pa.int64()).to_numpy(zero_copy_only=False)
-            mask = times.is_null().to_numpy(zero_copy_only=False) if times.null_count else None
-            micros = np.floor_divide(np.where(mask, 0, ns) if mask is not None else ns, 1000)
-            times = pa.array(micros, pa.timestamp("us", tz=tz), mask=mask)
+            mask = to_numpy(times.is_null()) if times.null_count else None
+            micros = np.floor_divide(to_numpy(times.view(pa.int64()).fill_null(0)), 1000)
+            times = from_numpy(micros, pa.timestamp("us", tz=tz), mask=mask)
         return times
     return None
 
