@@ -941,3 +941,63 @@ def test_reference_precalculated_windows_start_again_with_any_window():
         57344,
         65536,
     ]
+
+
+_CACHED_LOAD = """
+import datetime as dt, json, sys
+from storey import AggregateByKey, Complete, NoopDriver, SyncEmitSource, Table, build_flow
+from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
+from storey.kernels import loading
+
+aggregators = [
+    FieldAggregator("s", "v", ["sum", "count", "max"], SlidingWindows(["1h", "6h"], "10m")),
+    FieldAggregator("f", "v", ["sum", "min"], FixedWindows(["1h"])),
+]
+steps = [SyncEmitSource(), AggregateByKey(aggregators, Table("t", NoopDriver())), Complete()]
+controller = build_flow(steps).run()
+assert not loading("sliding", wait=300) and not loading("fixed", wait=300)
+at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+step = dt.timedelta(minutes=25)
+features = [controller.emit({"v": v}, "k", at + v * step).await_result() for v in range(20)]
+controller.terminate()
+controller.await_termination()
+from storey.kernels import sliding, fixed
+hits = [sum(k.stats.cache_hits.values()) for k in (sliding.sliding_kernel, fixed.fixed_kernel)]
+print(json.dumps({"features": features, "hits": hits, "registries": "numba.np.linalg" in sys.modules}))
+"""
+
+
+def test_kernels_load_from_the_cache_without_numbas_registries(monkeypatch):
+    """A fresh process loads the cached kernels without loading every typing and lowering
+    registry Numba has (0.15-0.25 s of its start-up), and they compute what the kernels' sources
+    compute when interpreted."""
+    import datetime as dt
+    import json
+    import subprocess
+    import sys
+
+    import storey.aggregations.by_key as by_key
+    from storey import AggregateByKey, NoopDriver, Reduce, Table
+    from tests.support.step_runs import run
+
+    def fresh_process():
+        result = subprocess.run(
+            [sys.executable, "-c", _CACHED_LOAD], capture_output=True, text=True, check=True
+        )
+        return json.loads(result.stdout)
+
+    fresh_process()  # fills the cache if nothing has yet
+    loaded = fresh_process()
+    assert loaded["hits"] == [1, 1]
+    assert not loaded["registries"]
+
+    real = by_key.kernels
+    monkeypatch.setattr(by_key, "kernels", lambda compiled=True: real(False))
+    aggregators = [
+        FieldAggregator("s", "v", ["sum", "count", "max"], SlidingWindows(["1h", "6h"], "10m")),
+        FieldAggregator("f", "v", ["sum", "min"], FixedWindows(["1h"])),
+    ]
+    at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    events = [({"v": v}, "k", at + v * dt.timedelta(minutes=25)) for v in range(20)]
+    steps = [AggregateByKey(aggregators, Table("t", NoopDriver())), Reduce([], lambda a, b: a + [b])]
+    assert loaded["features"] == run("sync", steps, events)
