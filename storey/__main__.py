@@ -1,5 +1,5 @@
 """`python -m storey`: the storey command line (see `storey.cli`)."""
 
-from storey.cli import main
+from storey.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -14,6 +14,7 @@ import traceback
 
 from .. import __version__
 from .feature_spec import SpecError
+from .quick_exit import end_after_exit_handlers
 
 PROG = "storey"
 _TIME_PARTS = ("$key", "$date", "$year", "$month", "$day", "$hour", "$minute", "$second")
@@ -395,6 +396,14 @@ def describe(ex):
     if notes:
         line += f" ({'; '.join(notes)})"
     return line
+
+
+def run():
+    """The `storey` command (and `python -m storey`): `main` on the process's arguments, the
+    process then ending as soon as its exit handlers have run (see `quick_exit`)."""
+    status = main()
+    end_after_exit_handlers(status)
+    return status
 
 
 def main(argv=None):
