@@ -634,6 +634,34 @@ def test_query_sees_each_event_as_it_was_aggregated_whatever_the_batch():
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_last_aggregate_step_keeps_the_features_a_second_flow_queries(kind):
+    """A service that only keeps a table's features (AggregateByKey last in its flow, its events
+    going nowhere) leaves the table as a flow that passes them on does."""
+    rng = random.Random(5)
+    events = [
+        (
+            {"v": rng.choice([rng.uniform(-3, 3), None])},
+            f"k{rng.randrange(4)}",
+            T0 + dt.timedelta(minutes=7 * i),
+        )
+        for i in range(120)
+    ]
+    aggregators = [
+        fa("x", "v", ["sum", "count", "min", "last"], ["1h", "6h"], "10m"),
+        FieldAggregator("f", "v", ["max", "count"], FixedWindows(["1h"])),
+    ]
+    queries = [({}, f"k{k}", T0 + dt.timedelta(minutes=7 * 120 + 5)) for k in range(5)]
+    names = ["x_sum_1h", "x_count_6h", "x_min_6h", "x_last_1h", "f_max_1h", "f_count_1h"]
+    found = []
+    for tail in ([], [Reduce([], lambda acc, body: acc + [body])]):
+        t = table()
+        run(kind, [AggregateByKey(aggregators, t), *tail], events)
+        found.append(run(kind, [QueryByKey(names, t), Reduce([], lambda acc, body: acc + [body])], queries))
+    assert found[0] == found[1]
+    assert len(found[0]) == 5 and found[0][0]["x_count_6h"] > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_query_in_a_second_flow(kind):
     case = load_case("query_second_flow_options")
     t = table()

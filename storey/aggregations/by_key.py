@@ -345,6 +345,10 @@ class AggregateByKey(Flow):
         try:
             features = self._aggregate(batch, slots, counted.emitted)
             await table._aggregated(slots, groups)
+            if self._emits_every_event and not self._outlets and self._augmentation_fn is None:
+                # the last step of its flow (a service keeping a table's features): the events it
+                # would emit, features added, would go nowhere
+                return
             out = self._output(batch, keys, features)
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
