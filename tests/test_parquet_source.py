@@ -320,3 +320,26 @@ def test_map_sees_each_row_once_and_changes_reach_the_target(tmp_path):
         [ParquetSource(str(path)), Map(lambda b: {"v": b["v"] * 10}), ParquetTarget(str(out))]
     ).run().await_termination()
     assert pd.read_parquet(out)["v"].tolist() == [10, 20, 30]
+
+
+def test_a_flow_failing_mid_file_stops_reading_it(tmp_path):
+    """A file is read a batch ahead in a thread: when the flow fails, that reading stops and the
+    error is the flow's."""
+    import threading
+
+    n = 300_000
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"k": np.arange(n) % 7, "v": np.arange(n)}), path)
+
+    def fail_late(body):
+        if body["v"] == 70_000:
+            raise ValueError("row 70000")
+        return body
+
+    flow = build_flow([ParquetSource(str(path), key_field="k"), Map(fail_late)])
+    with pytest.raises(ValueError, match="row 70000"):
+        flow.run().await_termination()
+    for thread in threading.enumerate():
+        if thread.name.startswith("storey-parquet-read"):
+            thread.join(5)
+            assert not thread.is_alive()

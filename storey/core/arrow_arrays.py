@@ -9,6 +9,8 @@ mask), and leave everything else to pyarrow.
 import numpy as np
 import pyarrow as pa
 
+from .lazy import loaded
+
 _FIXED_WIDTH = {
     pa.int8(): np.int8,
     pa.int16(): np.int16,
@@ -38,6 +40,9 @@ def to_numpy(arr):
         bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
         return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset :].view(bool)
     if typ in _TEXT:
+        if loaded("pandas") is not None:
+            # pyarrow's is quicker, and loads nothing more now
+            return arr.to_numpy(zero_copy_only=False)
         out = np.empty(len(arr), dtype=object)
         out[:] = arr.to_pylist()
         return out

@@ -1,6 +1,8 @@
 """One Parquet file read with `pyarrow.parquet`, for the reads that need nothing of a dataset (no
 partitions, no row filter): `pyarrow.dataset` imports pandas, 0.3 s of a backfill's start-up."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pyarrow.parquet as pq
 
 
@@ -23,10 +25,16 @@ class ParquetFileDataset:
         return [self]
 
     def to_batches(self, columns, filter=None, batch_size=65_536, **_readahead):
+        """The record batches of `columns`, each decoded in a thread of its own while the one
+        before it is used."""
         _check_no_filter(filter)
         with self._open(self.metadata) as parquet_file:
-            for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns):
-                yield batch if batch.schema.names == columns else batch.select(columns)
+            batches = parquet_file.iter_batches(batch_size=batch_size, columns=columns)
+            with ThreadPoolExecutor(1, thread_name_prefix="storey-parquet-read") as reader:
+                coming = reader.submit(next, batches, None)
+                while (batch := coming.result()) is not None:
+                    coming = reader.submit(next, batches, None)
+                    yield batch if batch.schema.names == columns else batch.select(columns)
 
     def _open(self, metadata=None):
         # pre-buffering reads a file's row groups ahead without bound (a whole 2 GB file): off
