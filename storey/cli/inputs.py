@@ -148,8 +148,9 @@ def _parquet_input(source, fs, files, directory):
             import pyarrow.parquet as pq
 
             paths = [_with_protocol(fs, source, p) for p in files]
-            total = sum(pq.read_metadata(p, filesystem=fs).num_rows for p in files)
-            schema = pq.read_schema(files[0], filesystem=fs)
+            metadata = [pq.read_metadata(p, filesystem=fs) for p in files]
+            total = sum(m.num_rows for m in metadata)
+            schema = metadata[0].schema.to_arrow_schema()
     except (OSError, ValueError) as ex:
         raise InputError(f"cannot read {source} as Parquet: {_first_line(ex)}") from ex
     names = list(schema.names)

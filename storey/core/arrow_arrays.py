@@ -11,18 +11,6 @@ import pyarrow as pa
 
 from .lazy import loaded
 
-_FIXED_WIDTH = {
-    pa.int8(): np.int8,
-    pa.int16(): np.int16,
-    pa.int32(): np.int32,
-    pa.int64(): np.int64,
-    pa.uint8(): np.uint8,
-    pa.uint16(): np.uint16,
-    pa.uint32(): np.uint32,
-    pa.uint64(): np.uint64,
-    pa.float32(): np.float32,
-    pa.float64(): np.float64,
-}
 _TEXT = (pa.string(), pa.large_string())
 
 
@@ -31,10 +19,10 @@ def to_numpy(arr):
     if arr.null_count:
         return arr.to_numpy(zero_copy_only=False)
     typ = arr.type
-    dtype = _FIXED_WIDTH.get(typ)
-    if dtype is not None:
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         # a read-only view of arrow's memory, as pyarrow gives
-        start = arr.offset * dtype().itemsize
+        dtype = np.dtype(typ.to_pandas_dtype())
+        start = arr.offset * dtype.itemsize
         return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=start)
     if typ == pa.bool_():
         bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
