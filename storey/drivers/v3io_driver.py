@@ -13,7 +13,7 @@ from ..dtypes.event import V3ioError
 from ..table.aggregation_state import REFERENCE_FORM, describe
 from .driver import Driver, StoredKey
 from .v3io_items import ItemFormat, raw_aggregates, reference_schema_entry
-from .v3io_requests import check, with_retries
+from .v3io_requests import check, never_raise, with_retries
 from .v3io_streams import StreamWriter
 
 __all__ = ["NeedsV3ioAccess", "V3ioDriver", "split_v3io_path"]
@@ -90,12 +90,6 @@ def _remove_expression(names):
     return "; ".join(f"REMOVE `{name}`" for name in sorted(names))
 
 
-def _never():
-    from v3io.dataplane.transport import RaiseForStatus
-
-    return RaiseForStatus.never
-
-
 class V3ioDriver(NeedsV3ioAccess, Driver):
     """Database connection to V3IO.
 
@@ -169,10 +163,6 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
 
     def _describe(self):
         return f"V3ioDriver({self._webapi_url})"
-
-    def _is_transient(self, error):
-        # requests are tried again here (see with_retries): what reaches the table is final
-        return False
 
     # ---- tables
     def _formats(self, table):
@@ -281,7 +271,9 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         where = f"{container}{path}/{SCHEMA_FILE}"
         response = await with_retries(
             self,
-            lambda: self._client().object.get(container, f"{path}/{SCHEMA_FILE}", raise_for_status=_never()),
+            lambda: self._client().object.get(
+                container, f"{path}/{SCHEMA_FILE}", raise_for_status=never_raise()
+            ),
             f"Failed to read {where}",
         )
         if response.status_code == 404:
@@ -310,7 +302,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         response = await with_retries(
             self,
             lambda: self._client().object.put(
-                container, f"{path}/{SCHEMA_FILE}", body=body, raise_for_status=_never()
+                container, f"{path}/{SCHEMA_FILE}", body=body, raise_for_status=never_raise()
             ),
             f"Failed to write {where}",
         )
@@ -343,7 +335,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         response = await with_retries(
             self,
             lambda: self._client().kv.scan(
-                container, f"{path}/", attribute_names=["__name"], limit=1, raise_for_status=_never()
+                container, f"{path}/", attribute_names=["__name"], limit=1, raise_for_status=never_raise()
             ),
             where,
         )
@@ -366,7 +358,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
             async def request():
                 response = await with_retries(
                     self,
-                    lambda: self._client().kv.get(container, path, name, raise_for_status=_never()),
+                    lambda: self._client().kv.get(container, path, name, raise_for_status=never_raise()),
                     f"Failed to get item {name!r} of {where}",
                 )
                 if response.status_code == 404:
@@ -401,7 +393,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
             async def request():
                 response = await with_retries(
                     self,
-                    lambda: kv().update(container, path, name, raise_for_status=_never(), **update),
+                    lambda: kv().update(container, path, name, raise_for_status=never_raise(), **update),
                     failure,
                 )
                 check(response, failure)
@@ -435,7 +427,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
                 path,
                 shard_count,
                 retention_period_hours=retention_period_hours,
-                raise_for_status=_never(),
+                raise_for_status=never_raise(),
             ),
             where,
         )
@@ -451,7 +443,7 @@ class V3ioDriver(NeedsV3ioAccess, Driver):
         return await with_retries(
             self,
             lambda: self._client().kv.get(
-                container, table_path, str(key), attribute_names=attributes, raise_for_status=_never()
+                container, table_path, str(key), attribute_names=attributes, raise_for_status=never_raise()
             ),
             f"Failed to get item {str(key)!r} of table {container}{table_path}",
         )

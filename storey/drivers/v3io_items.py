@@ -113,7 +113,7 @@ def reference_schema_entry(layout):
         "period_millis": period_millis,
         "aggregates": raw_aggregates(aggregator.aggregations),
         "window_type": "FixedWindow" if layout.fixed else "SlidingWindow",
-        "max_window_millis": aggregator.windows.max_window_ns // 1_000_000,
+        "max_window_millis": aggregator.windows.max_window_millis,
     }
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from ..dtypes.event import V3ioError
 
-__all__ = ["TRANSIENT_STATUSES", "Unanswered", "answered", "body_text", "with_retries"]
+__all__ = ["TRANSIENT_STATUSES", "Unanswered", "answered", "check", "never_raise", "outcome", "with_retries"]
 
 # statuses that say "not now": the request was not carried out and may be sent again
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -40,15 +40,21 @@ def body_text(response):
     return str(body)
 
 
-def _outcome(response):
+def outcome(response):
+    """A response's status and body, as errors name them."""
     return f"status {response.status_code}: {body_text(response)}"
 
 
-async def with_retries(driver, call, what, idempotent=True):
+def never_raise():
+    """The client's `raise_for_status` setting that leaves every status to the caller."""
+    from v3io.dataplane.transport import RaiseForStatus
+
+    return RaiseForStatus.never
+
+
+async def with_retries(driver, call, what):
     """The response of `call()` once it is neither unanswered nor transient (any other status is
-    the caller's to judge); a `V3ioError` naming `what` when the budget runs out. A request that is
-    not `idempotent` is not sent again after it went unanswered: `Unanswered` is raised for the
-    caller to find out what happened."""
+    the caller's to judge); a `V3ioError` naming `what` when the budget runs out."""
     delay = driver._backoff_secs
     attempts = driver._retries + 1
     last = None
@@ -56,13 +62,11 @@ async def with_retries(driver, call, what, idempotent=True):
         try:
             response = await answered(call, driver._request_timeout_secs)
         except Unanswered as ex:
-            if not idempotent:
-                raise
             last = str(ex)
         else:
             if response.status_code not in TRANSIENT_STATUSES:
                 return response
-            last = _outcome(response)
+            last = outcome(response)
         if attempt + 1 < attempts:
             await asyncio.sleep(delay)
             delay *= 2
@@ -72,5 +76,5 @@ async def with_retries(driver, call, what, idempotent=True):
 def check(response, what, accepted=(200, 204)):
     """Raises a V3ioError naming `what` unless the response's status is accepted."""
     if response.status_code not in accepted:
-        raise V3ioError(f"{what}: {_outcome(response)}")
+        raise V3ioError(f"{what}: {outcome(response)}")
     return response

@@ -16,7 +16,7 @@ import os
 import struct
 
 from ..dtypes.event import V3ioError
-from .v3io_requests import TRANSIENT_STATUSES, Unanswered, answered, body_text, check, with_retries
+from .v3io_requests import TRANSIENT_STATUSES, Unanswered, answered, check, never_raise, outcome, with_retries
 
 __all__ = ["StreamWriter"]
 
@@ -57,8 +57,9 @@ class StreamWriter:
         reason = None
         for attempt in range(attempts):
             try:
+                client = driver._client()
                 put = functools.partial(
-                    driver._client().stream.put_records, container, path, pending, raise_for_status=_never()
+                    client.stream.put_records, container, path, pending, raise_for_status=never_raise()
                 )
                 response = await answered(put, driver._request_timeout_secs)
             except Unanswered as ex:
@@ -66,7 +67,7 @@ class StreamWriter:
                 pending = await self._unwritten(container, path, pending)
             else:
                 if response.status_code in TRANSIENT_STATUSES:
-                    reason = f"status {response.status_code}: {body_text(response)}"
+                    reason = outcome(response)
                 else:
                     check(response, f"Failed to put {len(pending)} records to stream {stream}", (200,))
                     pending, reason = self._settle(container, path, pending, response.output.records, stream)
@@ -113,7 +114,7 @@ class StreamWriter:
             response = await with_retries(
                 driver,
                 lambda: driver._client().stream.seek(
-                    container, path, shard, "LATEST", raise_for_status=_never()
+                    container, path, shard, "LATEST", raise_for_status=never_raise()
                 ),
                 f"Failed to seek shard {shard} of stream {container}{path}",
             )
@@ -144,7 +145,7 @@ class StreamWriter:
                     shard,
                     "SEQUENCE",
                     starting_sequence_number=value,
-                    raise_for_status=_never(),
+                    raise_for_status=never_raise(),
                 ),
                 f"Failed to seek {where}",
             )
@@ -161,7 +162,7 @@ class StreamWriter:
                 shard,
                 location,
                 limit=_SCAN_LIMIT,
-                raise_for_status=_never(),
+                raise_for_status=never_raise(),
             )
             response = await with_retries(
                 driver,
@@ -183,9 +184,3 @@ class StreamWriter:
 def _throttled(result):
     message = f"{result.error_code} {result.error_message}".lower()
     return any(word in message for word in ("throttl", "busy", "temporarily", "-11", "internal"))
-
-
-def _never():
-    from v3io.dataplane.transport import RaiseForStatus
-
-    return RaiseForStatus.never
