@@ -55,7 +55,7 @@ class Features:
                 per_event = [values[:, 0].tolist()]
             else:
                 per_event = values.T.tolist()
-            _nan_objects(per_event)
+            _nan_objects(per_event, values)
             for row, event_values in zip(rows, per_event):
                 row.update(zip(names, event_values))
             if np.count_nonzero(marks):
@@ -74,8 +74,9 @@ class Features:
             merge = _merger(self.names)
             if merge is not None:
                 values = [out if rows is None else out[rows] for _, out, _, rows in blocks]
-                per_event = (values[0] if len(values) == 1 else np.vstack(values)).T.tolist()
-                _nan_objects(per_event)
+                values = values[0] if len(values) == 1 else np.vstack(values)
+                per_event = values.T.tolist()
+                _nan_objects(per_event, values)
                 return merge(per_event, bodies)
         rows = self.dicts()
         for row, body in zip(rows, bodies):
@@ -111,16 +112,18 @@ class Features:
         return Columns(_ArrowWithFeatures(data, extra), columns.n, kept_absent, dict(columns.converters))
 
 
-def _nan_objects(lists):
-    """Makes every NaN of `lists` (lists of floats) the `math.nan` object, in place; one sum of
-    them when there is none (a NaN, or an infinity and its opposite, make the sum NaN)."""
-    total = sum(map(sum, lists))
-    if total == total:
+def _nan_objects(per_event, values):
+    """Makes every NaN of `per_event` (one list of floats per event, from `values`, features by
+    events) the `math.nan` object, in place (see `core.columns.float_values`)."""
+    if len(per_event) == 1:
+        # one event (a live emit): summing its few values finds a NaN sooner than NumPy would
+        total = sum(per_event[0])
+        if total != total:
+            per_event[0] = [math.nan if v != v else v for v in per_event[0]]
         return
-    for values in lists:
-        for i, v in enumerate(values):
-            if v != v:
-                values[i] = math.nan
+    features, events = np.nonzero(np.isnan(values))
+    for f, i in zip(features.tolist(), events.tolist()):
+        per_event[i][f] = math.nan
 
 
 _MERGERS = {}
