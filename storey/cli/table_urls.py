@@ -68,7 +68,7 @@ def parse_table_url(text):
         path = text[len("v3io:") :]
         if not path.startswith("///") or "#" in path or not path.strip("/").count("/"):
             raise TableUrlError(f"--table {text!r}: expected v3io:///CONTAINER/PATH/TO/TABLE")
-        return TableUrl(None, path.strip("/"), "V3ioDriver")
+        return TableUrl(None, path.strip("/"), DRIVERS["v3io"])
     database, _, name = text.partition("#")
     scheme = _scheme(database)
     if scheme not in DRIVERS or "://" not in database:

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from ...core.arrow_arrays import from_numpy
 from ...core.lazy import LazyModule
+from ...core.times import TIME_UNITS
 from .values import (
     arrow_tz,
     column_sample,
@@ -124,7 +125,7 @@ def column_array(cols, name):
     if kind == "M":
         # in the column's own unit: a time nanoseconds cannot hold stays what it is
         unit, _ = np.datetime_data(arr.dtype)
-        if unit not in ("s", "ms", "us", "ns"):
+        if unit not in TIME_UNITS:
             arr = arr.astype("datetime64[us]")
             unit = "us"
         mask = np.isnat(arr)
@@ -203,7 +204,8 @@ def same_time_chunks(chunks):
 
 
 # timestamp units, finest first
-_UNITS = ["ns", "us", "ms", "s"]
+# finest first
+_UNITS = TIME_UNITS[::-1]
 
 
 def finalize(arr):
