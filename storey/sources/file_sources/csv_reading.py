@@ -294,10 +294,7 @@ class CsvFile:
 
     def _check_header_text(self):
         """UnicodeDecodeError naming the file when its header line is not UTF-8 text."""
-        fs, inner = get_filesystem(self.path, self.storage_options)
-        with fs.open(inner, "rb", compression="infer") as f:
-            head = f.read(_SAMPLE_BYTES)
-        head = head.removeprefix(b"\xef\xbb\xbf")
+        head = self._head().removeprefix(b"\xef\xbb\xbf")
         head = head[_EMPTY_LINES.match(head).end() :]
         line = re.split(rb"\r|\n", head, maxsplit=1)[0]
         self._check_text(line, "header line", cut=len(line) == len(head) and len(head) >= _SAMPLE_BYTES - 4)
@@ -313,36 +310,33 @@ class CsvFile:
             reason = f"{ex.reason} ({self.step}: {self.path}, {where})"
             raise UnicodeDecodeError(ex.encoding, ex.object, ex.start, ex.end, reason) from None
 
+    def _head(self, size=_SAMPLE_BYTES):
+        """The first `size` bytes of the file (decompressed)."""
+        fs, inner = get_filesystem(self.path, self.storage_options)
+        with fs.open(inner, "rb", compression="infer") as f:
+            return f.read(size)
+
     def _header_lines(self):
         """The lines the header takes, with the empty lines before it (pyarrow skips empty lines,
         but counts them among the rows it is told to skip)."""
         if not self.header:
             return 0
         if self._header_line_count is None:
-            fs, inner = get_filesystem(self.path, self.storage_options)
-            with fs.open(inner, "rb", compression="infer") as f:
-                head = f.read(_SAMPLE_BYTES)
-            empty = _EMPTY_LINES.match(head.removeprefix(b"\xef\xbb\xbf")).group(0)
+            empty = _EMPTY_LINES.match(self._head().removeprefix(b"\xef\xbb\xbf")).group(0)
             self._header_line_count = 1 + empty.count(b"\n") + empty.replace(b"\r\n", b"\n").count(b"\r")
         return self._header_line_count
 
     def _check_first_block_text(self):
-        fs, inner = get_filesystem(self.path, self.storage_options)
-        with fs.open(inner, "rb", compression="infer") as f:
-            block = f.read(BLOCK_BYTES)
+        block = self._head(BLOCK_BYTES)
         try:
-            block.decode("utf-8")
-        except UnicodeDecodeError as ex:
-            cut = len(block) == BLOCK_BYTES
-            if not (cut and ex.reason == "unexpected end of data" and ex.end == len(block)):
-                raise self._not_utf8() from None
+            self._check_text(block, "", cut=len(block) == BLOCK_BYTES)
+        except UnicodeDecodeError:
+            raise self._not_utf8() from None
 
     def _check_no_row(self):
         """For a file in which pyarrow finds no row: nothing when it holds no text or one line
         without a line end (no row, as for the reference), else an error naming the file."""
-        fs, inner = get_filesystem(self.path, self.storage_options)
-        with fs.open(inner, "rb", compression="infer") as f:
-            head = f.read(_SAMPLE_BYTES)
+        head = self._head()
         text = head.removeprefix(b"\xef\xbb\xbf").strip(b" \t\r\n")
         if not text:
             return
@@ -363,12 +357,19 @@ class CsvFile:
             columns = range(len(record)) if column is None else [column] if len(record) > column else []
             return next((c for c in columns if _SURROGATE.search(record[c])), None)
 
-        row, line = self._find_row(lambda record: bad_field(record) is not None, first_row)
+        found = []
+
+        def holds_bad_field(record):
+            bad = bad_field(record)
+            if bad is not None:
+                found.append((record, bad))
+            return bad is not None
+
+        row, line = self._find_row(holds_bad_field, first_row)
         if row is None:
             field = "" if column is None else f", field {self.column_name(column)!r}"
             return CsvError(f"{self.step}: {self.path}{field}: not UTF-8 text")
-        record = self._record_at(row)
-        column = bad_field(record)
+        record, column = found[0]
         raw = record[column].encode("utf-8", "surrogateescape")
         try:
             raw.decode("utf-8")
@@ -378,11 +379,6 @@ class CsvFile:
             error.row = row
             return error
         return CsvError(f"{self.step}: {self.path}, row {row}: not UTF-8 text", row)
-
-    def _record_at(self, row):
-        found = []
-        self._find_row(lambda record: found.append(record) or len(found) == row)
-        return found[-1]
 
     def _located(self, ex):
         """An error naming the file and row for a pyarrow CSV error."""
