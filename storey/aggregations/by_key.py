@@ -37,6 +37,7 @@ from ..table.key_cache import resolve_table
 from ..table.keys import table_key
 from .features import Features
 from .keys_and_values import KeySource, fill_values
+from .one_event import OneEventArrays
 
 __all__ = ["AggregateByKey", "QueryByKey"]
 
@@ -257,6 +258,9 @@ class AggregateByKey(Flow):
         if self._planned != state.version:
             self._aggregators = list(state.aggregated)
             self._calls = self._plan(state)
+            one = OneEventArrays(len(self._aggregators), [call.group.n_features for call in self._calls])
+            one.features = self._features(1, one.outputs)
+            self._one_event = one
             self._planned = state.version
 
     def _plan(self, state):
@@ -342,14 +346,19 @@ class AggregateByKey(Flow):
             ex.add_note(f"raised in step {self.name}")
             raise
         counted = self._counted(keys)
+        # the last step of its flow (a service keeping a table's features): the events it would
+        # emit, features added, would go nowhere
+        leaf = self._emits_every_event and not self._outlets and self._augmentation_fn is None
         try:
             features = self._aggregate(batch, slots, counted.emitted)
-            await table._aggregated(slots, groups)
-            if self._emits_every_event and not self._outlets and self._augmentation_fn is None:
-                # the last step of its flow (a service keeping a table's features): the events it
-                # would emit, features added, would go nowhere
+            try:
+                # read before anything else runs: the features of one event are in arrays the
+                # next event's overwrite
+                out = None if leaf else self._output(batch, keys, features)
+            finally:
+                await table._aggregated(slots, groups)
+            if leaf:
                 return
-            out = self._output(batch, keys, features)
         except Exception as ex:
             ex.add_note(f"raised in step {self.name}")
             raise
@@ -360,18 +369,26 @@ class AggregateByKey(Flow):
 
     def _aggregate(self, batch, slots, emitted):
         n = batch.n
-        times = _kernel_times(self.name, batch)
-        # the last row: no value, for the table's aggregators that other steps aggregate
-        values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
-        valid = np.zeros((len(self._aggregators) + 1, n), dtype=np.uint8)
-        fill_values(self.name, self._aggregators, batch, values, valid)
-        outputs = []
-        for call in self._calls:
+        one = self._one_event if n == 1 and batch.columns is None else None
+        if one is not None:
+            one.fill(self.name, self._aggregators, batch)
+            times, values, valid, outputs = one.times, one.values, one.valid, one.outputs
+        else:
+            times = _kernel_times(self.name, batch)
+            # the last row: no value, for the table's aggregators that other steps aggregate
+            values = np.empty((len(self._aggregators) + 1, n), dtype=np.float64)
+            valid = np.zeros((len(self._aggregators) + 1, n), dtype=np.uint8)
+            fill_values(self.name, self._aggregators, batch, values, valid)
+            outputs = [
+                (
+                    np.empty((call.group.n_features, n), dtype=np.float64),
+                    np.zeros((call.group.n_features, n), dtype=np.uint8),
+                )
+                for call in self._calls
+            ]
+        found = self._loaded_kernels(n)
+        for call, (out, flags) in zip(self._calls, outputs):
             group = call.group
-            out = np.empty((group.n_features, n), dtype=np.float64)
-            flags = np.zeros((group.n_features, n), dtype=np.uint8)
-            outputs.append((out, flags))
-            found = self._loaded_kernels(n)
             update = found.fixed_update if group.fixed else found.sliding_update
             args = (
                 call.cfg,
@@ -387,7 +404,7 @@ class AggregateByKey(Flow):
                 flags,
             )
             _run_update(update, args, n, self._parallel)
-        return self._features(n, outputs)
+        return one.features if one is not None else self._features(n, outputs)
 
     def _features(self, n, outputs):
         """The step's features from the kernel calls' (out, flags), in the step's order."""

@@ -69,9 +69,13 @@ class Features:
 
     def merged_into(self, bodies):
         """New bodies: each event's features, then its body's fields (which win)."""
+        if self.n == 1:
+            merged = self._merged_into_one(bodies[0])
+            if merged is not None:
+                return [merged]
         blocks = self.blocks
         if not any(np.count_nonzero(flags) for _, _, flags, _ in blocks):
-            merge = _merger(self.names)
+            merge = _mergers(self.names)[0]
             if merge is not None:
                 values = [out if rows is None else out[rows] for _, out, _, rows in blocks]
                 values = values[0] if len(values) == 1 else np.vstack(values)
@@ -82,6 +86,29 @@ class Features:
         for row, body in zip(rows, bodies):
             row.update(body)
         return rows
+
+    def _merged_into_one(self, body):
+        """merged_into for one event (a live emit), in fewer steps; None when a feature is
+        flagged, or its names cannot be merged that way."""
+        blocks = self.blocks
+        if len(blocks) == 1 and blocks[0][3] is None:
+            _, out, flags, _ = blocks[0]
+            if any(flags.tobytes()):
+                return None
+            values = out[:, 0].tolist()
+        else:
+            values = []
+            for _, out, flags, rows in blocks:
+                if any(flags.tobytes()):
+                    return None
+                column = out[:, 0].tolist()
+                values.extend(column if rows is None else [column[row] for row in rows])
+        merge = _mergers(self.names)[1]
+        if merge is None:
+            return None
+        per_event = [values]
+        _nan_objects(per_event, None)
+        return merge(per_event[0], body)
 
     def add_to_columns(self, columns):
         """`columns` with the features added as columns (body columns of the same name win where
@@ -129,23 +156,27 @@ def _nan_objects(per_event, values):
 _MERGERS = {}
 
 
-def _merger(names):
-    """A function `(values, bodies) -> dicts`: per event a dict display of the features named
-    `names` (values[i][f]) followed by its body, `{'a_sum_1h': v0, ..., **body}`, about twice as
-    fast as filling dicts and updating them. None when the names cannot be written that way."""
-    merge = _MERGERS.get(names)
-    if merge is None and names not in _MERGERS:
+def _mergers(names):
+    """Functions that make each event's new body: a dict display of the features named `names`
+    followed by the body, `{'a_sum_1h': v0, ..., **body}`, about twice as fast as filling dicts and
+    updating them. (for a batch: `(values, bodies) -> dicts`, values[i][f]; for one event:
+    `(values, body) -> dict`), or (None, None) when the names cannot be written that way."""
+    found = _MERGERS.get(names)
+    if found is None:
+        found = (None, None)
         if names and len(names) <= 250 and all(type(name) is str for name in names):
             params = [f"v{i}" for i in range(len(names))]
             entries = "".join(f"{name!r}: {p}, " for name, p in zip(names, params, strict=True))
             targets = ", ".join(params)
-            merge = eval(
-                f"lambda values, bodies: [{{{entries}**b}} for ({targets},), b in zip(values, bodies)]"
+            one_entries = "".join(f"{name!r}: values[{i}], " for i, name in enumerate(names))
+            found = (
+                eval(f"lambda values, bodies: [{{{entries}**b}} for ({targets},), b in zip(values, bodies)]"),
+                eval(f"lambda values, body: {{{one_entries}**body}}"),
             )
         if len(_MERGERS) > 1000:
             _MERGERS.clear()
-        _MERGERS[names] = merge
-    return merge
+        _MERGERS[names] = found
+    return found
 
 
 class _ArrowWithFeatures(Mapping):

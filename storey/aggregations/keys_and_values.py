@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.lazy import loaded
 
-__all__ = ["KeySource", "fill_values"]
+__all__ = ["KeySource", "fill_values", "one_value"]
 
 
 class KeySource:
@@ -102,8 +102,7 @@ def _fill_from_list(step_name, aggregator, raw, values, valid):
     if _counts_only(aggregator):
         # counted whatever they are: the values themselves are never read
         values[:] = 0.0
-        pandas = loaded("pandas")
-        missing = None if pandas is None else pandas.NA
+        missing = _pandas_na()
         valid[:] = [value is not None and value is not missing for value in raw]
         return
     for i, value in enumerate(raw):
@@ -173,6 +172,36 @@ def fill_values(step_name, aggregators, batch, values, valid):
             for i, body in enumerate(bodies):
                 if row_valid[i] and not keep(body):
                     row_valid[i] = 0
+
+
+def one_value(step_name, aggregator, body):
+    """The aggregator's value for one event (its row body), as fill_values takes it: a number (any
+    value when the aggregator only counts), or None when the event has none or its aggr_filter
+    rejects it."""
+    field = aggregator.field
+    if isinstance(field, str):
+        value = body.get(field) if isinstance(body, dict) else _not_a_dict(step_name, body)
+    else:
+        value = field(body)
+    kind = type(value)
+    if kind is not float and kind is not int and kind is not bool:
+        if _counts_only(aggregator):
+            # counted whatever it is, unless it is none
+            if value is None or value is _pandas_na():
+                return None
+            value = 0.0
+        else:
+            value = _as_float(step_name, aggregator, value)
+        if value is None:
+            return None
+    keep = aggregator.aggr_filter
+    return value if keep is None or keep(body) else None
+
+
+def _pandas_na():
+    """pandas.NA (a missing value) when pandas is loaded, else None."""
+    pandas = loaded("pandas")
+    return None if pandas is None else pandas.NA
 
 
 def _what(aggregator):

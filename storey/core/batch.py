@@ -17,7 +17,7 @@ import numpy as np
 
 from ..dtypes.event import Event
 from .columns import Columns
-from .times import to_ns_array
+from .times import to_ns, to_ns_array
 
 # The request metadata of an event, as `EventBatch.meta` holds it (None stands for these defaults).
 # A meta dict may also hold "origin_state" (the step whose failure sent the event to a recovery
@@ -245,6 +245,12 @@ class EventBatch:
         if self._times is None:
             self._times = to_ns_array(self._time_values)
         return self._times
+
+    def time_ns(self, i):
+        """The time of event i as int64 epoch nanoseconds (UTC), without converting the others."""
+        if self._times is not None:
+            return int(self._times[i])
+        return to_ns(self._time_values[i])
 
     @property
     def time_values(self):
