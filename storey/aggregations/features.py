@@ -21,10 +21,12 @@ class Features:
     output rows `out[rows]` (float64 [feature, event]) and their flags (ABSENT: the event has no
     such feature; INT: the value is an int `max_value`)."""
 
-    __slots__ = ("n", "blocks", "names")
+    __slots__ = ("n", "blocks", "names", "_merge_one")
 
     def __init__(self, n):
         self.n = n
+        # the function merging one event's features into its body, once looked up
+        self._merge_one = None
         # (names, out, flags, rows)
         self.blocks = []
         # every block's names, in order
@@ -35,6 +37,7 @@ class Features:
         if names:
             self.blocks.append((names, out, flags, rows))
             self.names += tuple(names)
+            self._merge_one = None
 
     def columns(self):
         """(name, values, flags) of each feature."""
@@ -103,9 +106,11 @@ class Features:
                     return None
                 column = out[:, 0].tolist()
                 values.extend(column if rows is None else [column[row] for row in rows])
-        merge = _mergers(self.names)[1]
+        merge = self._merge_one
         if merge is None:
-            return None
+            merge = self._merge_one = _mergers(self.names)[1]
+            if merge is None:
+                return None
         per_event = [values]
         _nan_objects(per_event, None)
         return merge(per_event[0], body)

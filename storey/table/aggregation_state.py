@@ -360,9 +360,9 @@ class AggregationState:
         """The slot of each key (an int64 array), giving new keys new slots."""
         if type(keys) is list and len(keys) == 1:
             # one live event
-            slot = self.slots.get(table_key(keys[0]))
-            if slot is not None:
-                return np.array([slot], dtype=np.int64)
+            key = table_key(keys[0])
+            slot = self.slots.get(key)
+            return np.array([self._new_slot(key) if slot is None else slot], dtype=np.int64)
         as_arrow = getattr(keys, "arrow", None)
         if as_arrow is not None:
             found = self._slots_of_arrow(as_arrow())
