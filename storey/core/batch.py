@@ -77,6 +77,14 @@ class IdSequence:
         prefixes = {b: self._prefix_of(b) for b in range(first, last + 1)}
         return LazyIds(prefixes, range(start, end))
 
+    def reserve_one(self):
+        """reserve(1), in fewer steps (a live event)."""
+        serial = self.serial
+        self.serial = serial + 1
+        if serial >> _ID_BLOCK_BITS != self.block:
+            self._prefix_of(serial >> _ID_BLOCK_BITS)
+        return LazyIds(self.current, (serial,))
+
     def next_id(self):
         serial = self.serial
         self.serial += 1
@@ -409,17 +417,18 @@ class EventBatch:
 
     def _with_body_forms(self, bodies, columns):
         """The same events, their bodies held as these rows and/or columns."""
+        # positional (the constructor's order): made for every batch, some 0.2 us sooner
         return EventBatch(
             self.n,
-            bodies=bodies,
-            columns=columns,
-            keys=self._keys,
-            times=self._times,
-            time_values=self._time_values,
-            time_style=self._time_style,
-            ids=self._ids,
-            awaitables=self.awaitables,
-            meta=self.meta,
+            bodies,
+            columns,
+            self._keys,
+            self._times,
+            self._time_values,
+            self._time_style,
+            self._ids,
+            self.awaitables,
+            self.meta,
         )
 
     def branch_copy(self):

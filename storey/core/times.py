@@ -45,16 +45,12 @@ def out_of_range(value, index=None, what="event time"):
 
 def to_ns(value):
     """Epoch nanoseconds (UTC) of one event time; TimeOutOfRange outside TIME_RANGE."""
-    # a pandas Timestamp is a datetime too, of a subclass
-    pandas = loaded("pandas") if type(value) is not datetime else None
-    if pandas is not None and isinstance(value, pandas.Timestamp):
-        if value.unit != "ns":
-            # a Timestamp of coarser unit may lie beyond what nanoseconds hold: read it exactly
-            return to_ns(value.to_pydatetime())
-        if value.tzinfo is None:
-            return value.value
-        return value.tz_convert("UTC").value if value.tz is not None else value.value
     if isinstance(value, datetime):
+        if type(value) is not datetime:
+            # a pandas Timestamp is a datetime too, of a subclass
+            pandas = loaded("pandas")
+            if pandas is not None and isinstance(value, pandas.Timestamp):
+                return _timestamp_ns(value)
         epoch = _EPOCH_NAIVE if value.tzinfo is None else _EPOCH_AWARE
         ns = ((value - epoch) // _MICRO) * 1000
         if not MIN_NS <= ns <= MAX_NS:
@@ -63,6 +59,15 @@ def to_ns(value):
     if isinstance(value, np.datetime64):
         return int(datetime64_ns(np.asarray([value]))[0])
     raise TypeError(f"event time must be a datetime, got {type(value).__name__}: {value!r}")
+
+
+def _timestamp_ns(value):
+    if value.unit != "ns":
+        # a Timestamp of coarser unit may lie beyond what nanoseconds hold: read it exactly
+        return to_ns(value.to_pydatetime())
+    if value.tzinfo is None:
+        return value.value
+    return value.tz_convert("UTC").value if value.tz is not None else value.value
 
 
 def to_ns_array(values):

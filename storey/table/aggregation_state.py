@@ -20,6 +20,8 @@ from ..kernels.registry import AGGREGATIONS, FIRST, LAST, MAX, MIN, SQR, STAT_NA
 from .keys import table_key
 from .row_arrays import GrowingRows
 
+_INT64 = np.dtype(np.int64)
+
 # used only on keys a source hands as Arrow arrays, when pyarrow is loaded already
 pa = LazyModule("pyarrow")
 pc = LazyModule("pyarrow.compute")
@@ -362,7 +364,7 @@ class AggregationState:
             # one live event
             key = table_key(keys[0])
             slot = self.slots.get(key)
-            return np.array([self._new_slot(key) if slot is None else slot], dtype=np.int64)
+            return np.array([self._new_slot(key) if slot is None else slot], dtype=_INT64)
         as_arrow = getattr(keys, "arrow", None)
         if as_arrow is not None:
             found = self._slots_of_arrow(as_arrow())
