@@ -64,8 +64,9 @@ class GrowingRows:
             )
         except (OSError, ValueError, OverflowError):
             return  # no room to reserve: rows are copied to grow
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            mapping.madvise(mmap.MADV_HUGEPAGE)
+        # no MADV_HUGEPAGE: where the kernel defragments for such mappings (transparent huge
+        # pages' defrag "madvise"), the first write to each 2 MB stalled for up to 5-15 ms while it
+        # compacted memory; a live flow meeting new keys hit one every few hundred keys
         used = old.shape[0]
         if used:
             view = np.frombuffer(mapping, dtype=self.dtype, count=used * self.width).reshape(used, self.width)
