@@ -15,6 +15,7 @@ pd = LazyModule("pandas")
 _EPOCH_AWARE = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MICRO = timedelta(microseconds=1)
+_INT64 = np.dtype(np.int64)
 
 # The instants int64 epoch nanoseconds hold (the smallest int64 is NaT).
 MIN_NS = int(np.iinfo(np.int64).min) + 1
@@ -73,14 +74,16 @@ def _timestamp_ns(value):
 def to_ns_array(values):
     """Epoch nanoseconds (UTC) of a list of event times; TimeOutOfRange names the first one
     outside TIME_RANGE and its index."""
-    out = np.empty(len(values), dtype=np.int64)
-    for i, value in enumerate(values):
-        try:
-            out[i] = to_ns(value)
-        except TimeOutOfRange as ex:
-            ex.index = i
-            raise
-    return out
+    try:
+        return np.array([to_ns(value) for value in values], dtype=_INT64)
+    except TimeOutOfRange:
+        for i, value in enumerate(values):
+            try:
+                to_ns(value)
+            except TimeOutOfRange as ex:
+                ex.index = i
+                raise
+        raise
 
 
 def datetime64_ns(values):

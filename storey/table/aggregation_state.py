@@ -382,7 +382,7 @@ class AggregationState:
                     key = keys[i]
                     slot = slots.get(key)
                     found[i] = self._new_slot(key) if slot is None else slot
-        return np.array(found, dtype=np.int64)
+        return np.array(found, dtype=_INT64)
 
     def _slots_of_arrow(self, array):
         """Slots of keys that a source hands as an Arrow string array: only new keys become
