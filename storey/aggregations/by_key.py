@@ -55,18 +55,14 @@ _helper = None
 _INT64 = np.dtype(np.int64)
 
 
-def _run_update(update, args, n, parallel):
-    """Runs a kernel update over a batch of n events, on two cores when allowed and the batch is
-    big enough."""
+def _run_update_in_two(update, args):
+    """Runs a kernel update over a batch on two cores, each taking half of the keys."""
     global _helper
-    if parallel and n >= _PARALLEL_MIN:
-        if _helper is None:
-            _helper = ThreadPoolExecutor(1, thread_name_prefix="storey-aggregation")
-        other = _helper.submit(update, *args, 1, 2)
-        update(*args, 0, 2)
-        other.result()
-    else:
-        update(*args, 0, 1)
+    if _helper is None:
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="storey-aggregation")
+    other = _helper.submit(update, *args, 1, 2)
+    update(*args, 0, 2)
+    other.result()
 
 
 def _kernel_times(step, batch):
@@ -403,7 +399,10 @@ class AggregateByKey(Flow):
                 out,
                 flags,
             )
-            _run_update(update, args, n, self._parallel)
+            if n >= _PARALLEL_MIN and self._parallel:
+                _run_update_in_two(update, args)
+            else:
+                update(*args, 0, 1)
         return one.features if one is not None else self._features(n, outputs)
 
     def _features(self, n, outputs):
