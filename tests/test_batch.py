@@ -303,3 +303,18 @@ def test_len_and_repr():
     batch = _batch(2)
     assert len(batch) == 2
     assert repr(batch) == "EventBatch(n=2, rows=True, columns=False)"
+
+
+def test_ids_reserved_one_at_a_time_continue_the_same_sequence():
+    # a live flow reserves one id per awaited event: the same ids as reserving them together
+    one_by_one, together = IdSequence(), IdSequence()
+    one_by_one.reserve(1020)
+    together.reserve(1020)
+    singles = [one_by_one.reserve_one().to_list()[0] for _ in range(10)]
+    singles.append(one_by_one.next_id())
+    expected = together.reserve(11).to_list()
+    assert [s.rsplit("-", 1)[1] for s in singles] == [e.rsplit("-", 1)[1] for e in expected]
+    assert singles[3].endswith("-1023") and singles[4].endswith("-0000")
+    prefixes = [s.rsplit("-", 1)[0] for s in singles]
+    assert prefixes[0] == prefixes[3] != prefixes[4] == prefixes[-1]
+    assert len(set(singles)) == 11
