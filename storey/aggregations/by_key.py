@@ -349,7 +349,8 @@ class AggregateByKey(Flow):
             features = self._aggregate(batch, slots, counted.emitted)
             try:
                 # read before anything else runs: the features of one event are in arrays the
-                # next event's overwrite
+                # next event's overwrite (another task may run this step while the table
+                # flushes). So an augmentation_fn has run when a write-through flush fails.
                 out = None if leaf else self._output(batch, keys, features)
             finally:
                 await table._aggregated(slots, groups)
@@ -382,7 +383,8 @@ class AggregateByKey(Flow):
                 )
                 for call in self._calls
             ]
-        found = self._loaded_kernels(n)
+        # a step without aggregators calls no kernel, and loads none
+        found = self._loaded_kernels(n) if self._calls else None
         for call, (out, flags) in zip(self._calls, outputs):
             group = call.group
             update = found.fixed_update if group.fixed else found.sliding_update
