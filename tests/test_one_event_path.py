@@ -2,6 +2,7 @@
 and take a path of their own there (arrays kept from event to event): what they get must be what
 the same events get in batches of many."""
 
+import asyncio
 import datetime as dt
 import math
 
@@ -9,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storey import AggregateByKey, Complete, NoopDriver, Reduce, SyncEmitSource, Table, build_flow
+from storey import (
+    AggregateByKey,
+    AsyncEmitSource,
+    Complete,
+    NoopDriver,
+    Reduce,
+    SyncEmitSource,
+    Table,
+    build_flow,
+)
 from storey.dtypes import FieldAggregator, FixedWindows, SlidingWindows
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -77,14 +87,23 @@ def _bodies(drawn):
     return out
 
 
-def _one_at_a_time(drawn, capped, two_steps):
-    controller = build_flow(
-        [SyncEmitSource(), *_steps(Table("t", NoopDriver()), capped, two_steps), Complete()]
-    ).run()
-    results = [controller.emit(dict(body), key, when).await_result() for body, key, when in drawn]
-    controller.terminate()
-    controller.await_termination()
-    return results
+def _one_at_a_time(drawn, capped, two_steps, emitter):
+    steps = [*_steps(Table("t", NoopDriver()), capped, two_steps), Complete()]
+    if emitter == "sync":
+        controller = build_flow([SyncEmitSource(), *steps]).run()
+        results = [controller.emit(dict(body), key, when).await_result() for body, key, when in drawn]
+        controller.terminate()
+        controller.await_termination()
+        return results
+
+    async def emit_all():
+        controller = build_flow([AsyncEmitSource(), *steps]).run()
+        results = [await controller.emit(dict(body), key, when) for body, key, when in drawn]
+        await controller.terminate()
+        await controller.await_termination()
+        return results
+
+    return asyncio.run(emit_all())
 
 
 def _in_batches(drawn, capped, two_steps):
@@ -111,10 +130,10 @@ def _same(a, b):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events, st.booleans(), st.booleans())
-def test_events_one_at_a_time_get_what_they_get_in_a_batch(drawn, capped, two_steps):
+@given(events, st.booleans(), st.booleans(), st.sampled_from(["sync", "async"]))
+def test_events_one_at_a_time_get_what_they_get_in_a_batch(drawn, capped, two_steps, emitter):
     drawn = _bodies(drawn)
-    _same(_one_at_a_time(drawn, capped, two_steps), _in_batches(drawn, capped, two_steps))
+    _same(_one_at_a_time(drawn, capped, two_steps, emitter), _in_batches(drawn, capped, two_steps))
 
 
 def test_a_value_that_is_not_a_number_fails_the_awaited_event_naming_the_step():
