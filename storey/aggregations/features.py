@@ -93,19 +93,12 @@ class Features:
     def _merged_into_one(self, body):
         """merged_into for one event (a live emit), in fewer steps; None when a feature is
         flagged, or its names cannot be merged that way."""
-        blocks = self.blocks
-        if len(blocks) == 1 and blocks[0][3] is None:
-            _, out, flags, _ = blocks[0]
+        values = []
+        for _, out, flags, rows in self.blocks:
             if any(flags.tobytes()):
                 return None
-            values = out[:, 0].tolist()
-        else:
-            values = []
-            for _, out, flags, rows in blocks:
-                if any(flags.tobytes()):
-                    return None
-                column = out[:, 0].tolist()
-                values.extend(column if rows is None else [column[row] for row in rows])
+            column = out[:, 0].tolist()
+            values.extend(column if rows is None else [column[row] for row in rows])
         merge = self._merge_one
         if merge is None:
             merge = self._merge_one = _mergers(self.names)[1]
